@@ -1,0 +1,73 @@
+"""The ``kdtui`` command line. Each subcommand parses flags and hands off to the backend.
+
+Heavy imports (torch, transformers, textual) happen inside the handlers so that
+``kdtui --help`` and ``kdtui sql`` start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from kdtui import __version__
+from kdtui.errors import KdtuiError
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _add_store_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--store", help="store folder (default: $KDTUI_STORE or ./store)")
+    parser.add_argument("--logs", help="logs folder (default: $KDTUI_LOGS or ./logs)")
+
+
+def _cmd_extract(args: argparse.Namespace) -> int:
+    from kdtui.backend.extract_jsonl import extract_file
+
+    summary = extract_file(Path(args.input), Path(args.out) if args.out else None, args.protocol, args.field)
+    # The summary goes to stderr so that stdout can carry the JSON lines.
+    for line in summary.lines():
+        print(line, file=sys.stderr)
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kdtui",
+        description="A terminal workstation for LLM knowledge-distillation research.",
+    )
+    parser.add_argument("--version", action="version", version=f"kdtui {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    extract = sub.add_parser("extract", help="extract numeric answers from a JSON-lines file")
+    extract.add_argument("input", help="JSON lines with a response field")
+    extract.add_argument("--protocol", choices=["default", "seed"], default="default",
+                         help="default: kdtui's cascade; seed: the study's four rules")
+    extract.add_argument("--field", default="response", help="the field holding the response text")
+    extract.add_argument("--out", help="write JSON lines here (default: stdout)")
+    extract.set_defaults(handler=_cmd_extract)
+
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``kdtui`` console script."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    handler: Handler | None = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return 0
+    try:
+        return handler(args)
+    except KdtuiError as exc:
+        print(f"kdtui: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("kdtui: interrupted; finished work is saved, rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
