@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from kdtui import __version__
-from kdtui.errors import KdtuiError
+from kdtui.errors import KdtuiError, first_line
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -48,6 +49,9 @@ def _parser() -> argparse.ArgumentParser:
     extract.add_argument("--out", help="write JSON lines here (default: stdout)")
     extract.set_defaults(handler=_cmd_extract)
 
+    from kdtui import cli_commands
+
+    cli_commands.register(sub, _add_store_flags)
     return parser
 
 
@@ -67,6 +71,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("kdtui: interrupted; finished work is saved, rerun the same command to resume", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug, not bad input: keep the traceback, show one line
+        from kdtui.settings import logs_dir
+
+        log = logs_dir(getattr(args, "logs", None)) / "crash.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("a", encoding="utf-8") as fh:
+            fh.write(f"--- kdtui {' '.join(sys.argv[1:])}\n{traceback.format_exc()}\n")
+        print(f"kdtui: internal error: {type(exc).__name__}: {first_line(exc)} "
+              f"(traceback in {log}; please report it)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -1,0 +1,84 @@
+"""Terminal output for CLI commands: progress with rate and ETA, tables, leaderboard bars."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from kdtui.backend.evaluate import EvalProgress
+from kdtui.backend.store import QueryResult
+
+console = Console(stderr=True)
+# Piped output is not wrapped at 80 columns: tables stay one row per line.
+out = Console(width=None if sys.stdout.isatty() else 160)
+
+
+@contextmanager
+def eval_progress(label: str) -> Iterator[Any]:
+    """A progress bar fed with :class:`EvalProgress` updates."""
+    columns = [
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"), TextColumn("ETA"), TimeRemainingColumn(),
+    ]
+    with Progress(*columns, console=console, transient=False, disable=not console.is_terminal) as bar:
+        task: TaskID | None = None
+
+        def update(state: EvalProgress) -> None:
+            nonlocal task
+            rate = f"{state.items_per_s:.2f} q/s {state.tokens_per_s:.0f} tok/s"
+            if task is None:
+                task = bar.add_task(label, total=state.total, completed=state.done, rate=rate)
+            bar.update(task, completed=state.done, rate=rate)
+            if not console.is_terminal:
+                eta = "?" if state.eta_s is None else f"{state.eta_s:.0f}s"
+                print(f"{label}: {state.done}/{state.total} {rate} ETA {eta}", file=sys.stderr, flush=True)
+
+        yield update
+
+
+def interval_bar(low: float, high: float, point: float, width: int = 20) -> str:
+    """A one-line drawing of a 95% interval on [0, 1]: ─── for the interval, ● for the point."""
+    cells = [" "] * width
+    lo = max(0, min(width - 1, int(low * width)))
+    hi = max(0, min(width - 1, int(high * width)))
+    for i in range(lo, hi + 1):
+        cells[i] = "─"
+    cells[max(0, min(width - 1, int(point * width)))] = "●"
+    return "▕" + "".join(cells) + "▏"
+
+
+def print_leaderboard(result: QueryResult) -> None:
+    table = Table(title="Leaderboard (GSM8K accuracy, Wilson 95% interval)")
+    for column in ("run", "kind", "prompt", "n", "accuracy", "95% CI", "", "pending"):
+        table.add_column(column, justify="right" if column in ("n", "accuracy", "pending") else "left",
+                         no_wrap=True)
+    index = {c: i for i, c in enumerate(result.columns)}
+    for row in result.rows:
+        acc, low, high = row[index["accuracy"]], row[index["ci_low"]], row[index["ci_high"]]
+        table.add_row(
+            str(row[index["name"]]), str(row[index["kind"]]), str(row[index["prompt"]] or ""),
+            str(row[index["n"]]), f"{acc:.1%}", f"{max(low, 0.0):.1%}–{min(high, 1.0):.1%}",
+            interval_bar(low, high, acc),
+            str(row[index["pending_review"]]),
+        )
+    if not result.rows:
+        out.print("no evaluated runs yet; run `kdtui eval` or `kdtui demo`")
+        return
+    out.print(table)
+
+
+def print_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], note: str | None = None) -> None:
+    table = Table()
+    for column in columns:
+        table.add_column(column, no_wrap=True, overflow="ellipsis", max_width=60)
+    for row in rows:
+        table.add_row(*("NULL" if v is None else str(v) for v in row))
+    out.print(table)
+    if note:
+        console.print(note)
