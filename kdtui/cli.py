@@ -33,12 +33,34 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_tui(args: argparse.Namespace) -> int:
+    from kdtui.app import run_app
+    from kdtui.settings import store_dir
+
+    return run_app(store_dir(args.store))
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    import shlex
+
+    from textual_serve.server import Server
+
+    from kdtui.settings import store_dir
+
+    command = shlex.join([sys.executable, "-m", "kdtui.cli", "tui", "--store", str(store_dir(args.store).resolve())])
+    print(f"kdtui: serving the TUI at http://{args.host}:{args.port} (ctrl+c stops)", file=sys.stderr)
+    Server(command, host=args.host, port=args.port, title="kdtui").serve()
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kdtui",
         description="A terminal workstation for LLM knowledge-distillation research.",
     )
     parser.add_argument("--version", action="version", version=f"kdtui {__version__}")
+    parser.add_argument("--store", dest="global_store",
+                        help="store folder for the TUI (default: $KDTUI_STORE or ./store)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     extract = sub.add_parser("extract", help="extract numeric answers from a JSON-lines file")
@@ -48,6 +70,16 @@ def _parser() -> argparse.ArgumentParser:
     extract.add_argument("--field", default="response", help="the field holding the response text")
     extract.add_argument("--out", help="write JSON lines here (default: stdout)")
     extract.set_defaults(handler=_cmd_extract)
+
+    tui = sub.add_parser("tui", help="open the TUI on the store (also: bare `kdtui`)")
+    _add_store_flags(tui)
+    tui.set_defaults(handler=_cmd_tui)
+
+    serve = sub.add_parser("serve", help="serve the TUI in a browser tab (textual-serve)")
+    _add_store_flags(serve)
+    serve.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(handler=_cmd_serve)
 
     from kdtui import cli_commands
 
@@ -60,9 +92,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     handler: Handler | None = getattr(args, "handler", None)
-    if handler is None:
-        parser.print_help()
-        return 0
+    if handler is None:  # bare `kdtui` opens the TUI
+        args.store = args.global_store
+        handler = _cmd_tui
     try:
         return handler(args)
     except KdtuiError as exc:

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from kdtui.backend.evaluate import EvalProgress
 from kdtui.backend.store import QueryResult
+from kdtui.render import interval_bar
 
 console = Console(stderr=True)
 # Piped output is not wrapped at 80 columns: tables stay one row per line.
@@ -40,17 +41,6 @@ def eval_progress(label: str) -> Iterator[Any]:
                 print(f"{label}: {state.done}/{state.total} {rate} ETA {eta}", file=sys.stderr, flush=True)
 
         yield update
-
-
-def interval_bar(low: float, high: float, point: float, width: int = 20) -> str:
-    """A one-line drawing of a 95% interval on [0, 1]: ─── for the interval, ● for the point."""
-    cells = [" "] * width
-    lo = max(0, min(width - 1, int(low * width)))
-    hi = max(0, min(width - 1, int(high * width)))
-    for i in range(lo, hi + 1):
-        cells[i] = "─"
-    cells[max(0, min(width - 1, int(point * width)))] = "●"
-    return "▕" + "".join(cells) + "▏"
 
 
 def print_leaderboard(result: QueryResult) -> None:

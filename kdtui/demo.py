@@ -45,8 +45,6 @@ def run_demo(args: argparse.Namespace) -> int:
     console.print(f"store: {store.path}  — try: kdtui sql \"SELECT rule, count(*) FROM predictions GROUP BY 1\"")
     if args.no_tui:
         return 0
-    try:
-        from kdtui.app import run_app
-    except ImportError:
-        return 0
+    from kdtui.app import run_app
+
     return run_app(root)

@@ -25,7 +25,7 @@ import json
 import os
 import random
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -342,6 +342,39 @@ class Store:
                 return QueryResult(columns, cursor.fetchall())
             rows = cursor.fetchmany(max_rows + 1)
         return QueryResult(columns, rows[:max_rows], truncated=len(rows) > max_rows)
+
+    def query_arrow(self, sql: str, max_rows: int,
+                    on_connect: Callable[[duckdb.DuckDBPyConnection], None] | None = None) -> tuple[Any, bool]:
+        """Read-only SQL into an Arrow table of at most ``max_rows`` rows, and whether more exist.
+
+        ``on_connect`` receives the live connection so another thread can
+        ``interrupt()`` a long query.
+        """
+        import pyarrow as pa
+
+        statements = check_read_only(sql)
+        with self.read() as con:
+            if on_connect is not None:
+                on_connect(con)
+            try:
+                for statement in statements[:-1]:
+                    con.execute(statement)
+                reader = con.sql(statements[-1]).to_arrow_reader(min(max_rows + 1, 100_000))
+                batches, count = [], 0
+                for batch in reader:
+                    batches.append(batch)
+                    count += batch.num_rows
+                    if count > max_rows:
+                        break
+            except duckdb.InterruptException:
+                raise KdtuiError("query cancelled") from None
+            except duckdb.Error as exc:
+                raise KdtuiError(f"query failed: {first_line(exc)}") from None
+            finally:
+                if on_connect is not None:
+                    on_connect(None)  # type: ignore[arg-type]
+            table = pa.Table.from_batches(batches, schema=reader.schema)
+        return table.slice(0, max_rows), count > max_rows
 
     def leaderboard(self) -> QueryResult:
         return self.query("SELECT * FROM leaderboard ORDER BY accuracy DESC, name", read_only_check=False)

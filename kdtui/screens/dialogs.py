@@ -1,0 +1,77 @@
+"""Small modal dialogs shared by the screens."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.suggester import SuggestFromList
+from textual.widgets import Input, Label, Static
+
+
+class InputScreen(ModalScreen[str | None]):
+    """Ask for one line of text; Enter returns it, Escape returns None."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, prompt: str, placeholder: str = "", value: str = "",
+                 suggestions: list[str] | None = None) -> None:
+        super().__init__()
+        self.prompt, self.placeholder, self.value = prompt, placeholder, value
+        self.suggestions = suggestions or []
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="input-box"):
+            yield Label(self.prompt)
+            suggester = SuggestFromList(self.suggestions, case_sensitive=False) if self.suggestions else None
+            yield Input(value=self.value, placeholder=self.placeholder, suggester=suggester, id="dialog-input")
+            if self.suggestions:
+                shown = ", ".join(self.suggestions[:8]) + (" …" if len(self.suggestions) > 8 else "")
+                yield Label(Text(f"→ completes: {shown}", style="dim"))
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.dismiss(event.value)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class DetailScreen(ModalScreen[None]):
+    """A read-only view of one long text (a prediction in full)."""
+
+    BINDINGS = [Binding("escape,q,enter", "close", "Close")]
+
+    def __init__(self, title: str, body: Text | str) -> None:
+        super().__init__()
+        self.title_text, self.body = title, body
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="detail-box") as box:
+            box.border_title = self.title_text
+            yield Static(self.body)
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+
+async def replace_grid(old: Any, table: Any, cursor_type: Any = "cell") -> Any:
+    """Swap a fast data grid for one showing ``table`` (an Arrow table), keeping id and focus.
+
+    The grid draws only the rows on screen, so a 10k-row result paints at once.
+    """
+    from textual_fastdatatable import ArrowBackend, DataTable
+
+    focused = old.has_focus
+    parent = old.parent
+    siblings = list(parent.children)
+    following = siblings[siblings.index(old) + 1] if siblings.index(old) + 1 < len(siblings) else None
+    grid = DataTable(backend=ArrowBackend(table), id=old.id, cursor_type=cursor_type, max_column_content_width=60)
+    await old.remove()
+    await parent.mount(grid, before=following)
+    if focused:
+        grid.focus()
+    return grid

@@ -1,0 +1,221 @@
+"""The Textual app driven by Pilot on a real store: keys in, store and widgets checked."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual.widgets import DataTable, Static, TextArea
+
+from kdtui.app import KdtuiApp
+from kdtui.backend.store import Store
+from kdtui.screens.leaderboard import LeaderboardScreen
+from kdtui.screens.triage import TriageScreen
+from tests.tui_store import build_store
+
+SIZE = (100, 30)
+
+
+@pytest.fixture
+def tui_store(tmp_path: Path) -> Store:
+    return build_store(tmp_path / "store")
+
+
+async def settle(pilot: Any, seconds: float = 0.3) -> None:
+    """Let workers finish and their messages land."""
+    for _ in range(3):
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause(seconds / 3)
+
+
+def status(app: KdtuiApp, widget_id: str) -> str:
+    return str(app.screen.query_one(widget_id, Static).render())
+
+
+def accuracy(store: Store, run: str) -> float:
+    return float(store.query("SELECT accuracy FROM leaderboard WHERE name = ?", [run]).rows[0][0])
+
+
+async def test_leaderboard_lists_runs_sorted_and_compares_to_baseline(tui_store: Store) -> None:
+    app = KdtuiApp(tui_store.root)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, LeaderboardScreen)
+        table = screen.query_one("#board", DataTable)
+        assert table.row_count == 3
+        assert [r.name for r in screen._ordered()] == ["base", "teacher-kd", "no-distil"]
+        assert "60.0%" in str(table.get_row_at(0)[1])
+        await pilot.press("b")  # base becomes the baseline
+        await settle(pilot)
+        rows = {r.name: r for r in screen.rows}
+        assert rows["base"].delta == 0.0
+        assert rows["no-distil"].delta == pytest.approx(-0.6)
+        assert rows["no-distil"].p_value == pytest.approx(2 / 2**6)  # 6 discordant pairs, all one way
+        assert "baseline: base" in status(app, "#lb-status")
+        await pilot.press("o")  # next sort column: 95% CI
+        assert "sorted by 95% CI" in status(app, "#lb-status")
+        await pilot.press("g")
+        assert "grouped by strategy" in status(app, "#lb-status")
+
+
+async def test_triage_decisions_persist_and_move_the_leaderboard(tui_store: Store) -> None:
+    before = accuracy(tui_store, "base")
+    app = KdtuiApp(tui_store.root)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("f2")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, TriageScreen)
+        assert len(screen.items) == 12
+        first = screen.current
+        assert first is not None and first.run_name == "base" and first.item_id == "q02"
+        assert "gold: hidden" in str(screen.query_one("#candidates", Static).render())
+        await pilot.press("g")
+        assert "gold: 7" in str(screen.query_one("#candidates", Static).render())
+        await pilot.press("1")  # accept candidate 1 (7: right)
+        await settle(pilot)
+        assert screen.current is not None and screen.current.item_id != "q02"
+        assert "1 done / 11 remaining" in status(app, "#tr-status")
+        await pilot.press("n")  # q04: no answer
+        await settle(pilot)
+    log = tui_store.query("SELECT item_id, value, previous_value FROM triage ORDER BY id").rows
+    assert log[0] == ("q02", 7.0, 7.0)
+    assert log[1] == ("q04", None, 0.75)
+    assert accuracy(tui_store, "base") >= before
+    # a new app (as after a dropped SSH session) no longer queues decided items
+    app = KdtuiApp(tui_store.root)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f2")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, TriageScreen)
+        remaining = {(i.run_name, i.item_id) for i in screen.items}
+        assert ("base", "q02") not in remaining and ("base", "q04") not in remaining
+
+
+async def test_typed_value_and_undo_restore_previous_value(tui_store: Store) -> None:
+    app = KdtuiApp(tui_store.root)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f2")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, TriageScreen)
+        target = screen.current
+        assert target is not None
+        await pilot.press("0", "1", "3", "enter")  # a leading 0/./- always types a value: 013 = 13
+        await settle(pilot)
+        final = tui_store.query("SELECT final_value, triaged FROM predictions_final p JOIN runs r ON r.id = p.run_id "
+                                "WHERE r.name = ? AND item_id = ?", [target.run_name, target.item_id]).rows
+        assert final == [(13.0, True)]
+        await pilot.press("u")
+        await settle(pilot)
+        final = tui_store.query("SELECT final_value, triaged FROM predictions_final p JOIN runs r ON r.id = p.run_id "
+                                "WHERE r.name = ? AND item_id = ?", [target.run_name, target.item_id]).rows
+        assert final == [(target.value, False)]
+        assert screen.current is not None and screen.current.item_id == target.item_id
+        assert tui_store.query("SELECT count(*) FILTER (WHERE undone) FROM triage").rows == [(1,)]
+
+
+async def test_leaderboard_reflects_a_decision_immediately(tui_store: Store) -> None:
+    app = KdtuiApp(tui_store.root)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, LeaderboardScreen)
+        before = {r.name: r.correct for r in screen.rows}
+        await pilot.press("f2")
+        await settle(pilot)
+        triage = app.screen
+        assert isinstance(triage, TriageScreen) and triage.current is not None
+        assert triage.current.item_id == "q02" and triage.current.gold == 7.0
+        await pilot.press("e")  # typed value through the dialog: a wrong 8
+        await pilot.press("8", "enter")
+        await settle(pilot)
+        await pilot.press("f1")
+        await settle(pilot, 1.5)  # the file watcher also refreshes on its own
+        after = {r.name: r.correct for r in screen.rows}
+        assert after["base"] == before["base"] - 1
+
+
+async def test_sql_console_refuses_writes_and_runs_reads(tui_store: Store) -> None:
+    app = KdtuiApp(tui_store.root)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f4")
+        await settle(pilot)
+        editor = app.screen.query_one("#editor", TextArea)
+        editor.text = "DELETE FROM runs"
+        await pilot.press("f5")
+        await settle(pilot)
+        assert "refused: DELETE" in status(app, "#sql-status")
+        assert tui_store.query("SELECT count(*) FROM runs").rows == [(3,)]
+        editor.text = "SELECT name FROM runs ORDER BY name"
+        await pilot.press("f5")
+        await settle(pilot)
+        assert "3 rows" in status(app, "#sql-status")
+        await pilot.press("ctrl+up")
+        assert editor.text == "DELETE FROM runs"  # history, newest last
+
+
+async def test_long_query_can_be_cancelled(tui_store: Store) -> None:
+    app = KdtuiApp(tui_store.root)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f4")
+        await settle(pilot)
+        app.screen.query_one("#editor", TextArea).text = (
+            "SELECT count(*) FROM range(100000000000) a WHERE a.range % 7 = 3")
+        await pilot.press("f5")
+        await pilot.pause(1.0)
+        assert "running" in status(app, "#sql-status")
+        await pilot.press("escape")
+        await settle(pilot)
+        assert "query cancelled" in status(app, "#sql-status")
+
+
+async def test_predictions_browser_filters_and_opens_triage(tui_store: Store) -> None:
+    app = KdtuiApp(tui_store.root)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("enter")  # drill into the first run (base)
+        await settle(pilot)
+        assert "Predictions · base · 10 rows" in status(app, "#pr-status")
+        screen = app.screen
+        screen.filter.needs_review = True  # as the review Select does
+        screen.load()
+        await settle(pilot)
+        assert "4 rows" in status(app, "#pr-status")
+        await pilot.press("enter")
+        await settle(pilot)
+        assert "Question" in str(app.screen.query_one(Static).render())
+        await pilot.press("escape")
+        await pilot.press("t")
+        await settle(pilot)
+        triage = app.screen
+        assert isinstance(triage, TriageScreen)
+        assert triage.current is not None and triage.current.run_name == "base"
+
+
+async def test_errors_show_as_notifications_not_crashes(tmp_path: Path) -> None:
+    bad = tmp_path / "store"
+    bad.mkdir()
+    (bad / "kdtui.duckdb").write_bytes(b"not a database" * 50)
+    app = KdtuiApp(bad)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert any("cannot open store" in n.message for n in app._notifications)
+
+
+def test_backend_never_imports_textual() -> None:
+    backend = Path(__file__).resolve().parent.parent / "kdtui" / "backend"
+    offenders = []
+    for path in backend.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            offenders += [f"{path.name}: {n}" for n in names if n.split(".")[0] in ("textual", "textual_fastdatatable",
+                                                                                      "kdtui.screens", "kdtui.app")]
+            offenders += [f"{path.name}: {n}" for n in names if n.startswith(("kdtui.screens", "kdtui.app"))]
+    assert offenders == []
