@@ -13,6 +13,7 @@ from kdtui.app import KdtuiApp
 from kdtui.backend.store import Store
 from kdtui.screens.leaderboard import LeaderboardScreen
 from kdtui.screens.triage import TriageScreen
+from tests.pilot_helpers import settle
 from tests.tui_store import build_store
 
 SIZE = (100, 30)
@@ -21,13 +22,6 @@ SIZE = (100, 30)
 @pytest.fixture
 def tui_store(tmp_path: Path) -> Store:
     return build_store(tmp_path / "store")
-
-
-async def settle(pilot: Any, seconds: float = 0.3) -> None:
-    """Let workers finish and their messages land."""
-    for _ in range(3):
-        await pilot.app.workers.wait_for_complete()
-        await pilot.pause(seconds / 3)
 
 
 def status(app: KdtuiApp, widget_id: str) -> str:

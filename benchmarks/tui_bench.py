@@ -1,0 +1,125 @@
+"""TUI responsiveness on a big store: 1M predictions, 10k of them needing review.
+
+    python benchmarks/tui_bench.py [--predictions 1000000] [--review 10000] [--keys 50] [--screenshots DIR]
+
+Targets (issue 4): first screen <= 1.5 s; keypress to next item in triage <= 100 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from kdtui.app import KdtuiApp
+from kdtui.backend.store import Store
+from kdtui.screens.triage import TriageScreen
+
+
+def build(root: Path, predictions: int, review: int, runs: int = 10) -> Store:
+    store = Store(root)
+    per_run = predictions // runs
+    every = max(1, predictions // review)
+    for r in range(runs):
+        run_id = store.ensure_run(f"run-{r}", "eval", {"model": "m", "prompt": "plain", "strategy": f"s{r % 4}"})
+        with store.write() as con:
+            con.execute(
+                "INSERT INTO predictions (run_id, item_id, question, gold, prompt, response, n_new_tokens, "
+                "finish_reason, value, rule, needs_review, correct, candidates) "
+                "SELECT ?, 'q' || lpad(i::VARCHAR, 7, '0'), 'How many apples does Janet have?', 18, 'p', "
+                "'She has 9 * 2 = 18 apples. ## Step 2: check', 40, 'length', "
+                "CASE WHEN i % 3 = 0 THEN 17 ELSE 18 END, 'last_number', "
+                "(i + ?) % ? = 0, i % 3 <> 0, [18.0, 17.0, 9.0] FROM range(?) t(i)",
+                [run_id, r, every, per_run],
+            ).fetchall()
+    return store
+
+
+async def measure(root: Path, keys: int, shots: Path | None) -> tuple[float, float, list[float], list[float]]:
+    start = time.perf_counter()
+    app = KdtuiApp(root)
+    async with app.run_test(size=(100, 30)) as pilot:
+        table = app.screen.query_one("#board")
+        while getattr(table, "row_count", 0) == 0:
+            await pilot.pause(0.01)
+        first_screen = time.perf_counter() - start
+        if shots:
+            app.save_screenshot(str(shots / "leaderboard.svg"))
+        start = time.perf_counter()
+        await pilot.press("f2")
+        screen = app.screen
+        assert isinstance(screen, TriageScreen)
+        while not screen.items:
+            await pilot.pause(0.01)
+        queue_load = time.perf_counter() - start
+        if shots:
+            app.save_screenshot(str(shots / "triage.svg"))
+        # Latency = key press until the next item is drawn into the widgets (the
+        # screen paints on the next frame). Keys come 50 ms apart, a fast typist;
+        # every press writes a decision to the store in a worker meanwhile.
+        shown: list[float] = []
+        show_item = screen.show_item
+
+        def timed_show_item() -> None:
+            show_item()
+            shown.append(time.perf_counter())
+
+        screen.show_item = timed_show_item  # type: ignore[method-assign]
+        latencies, round_trips = [], []
+        for _ in range(keys):
+            count = len(shown)
+            start = time.perf_counter()
+            await pilot.press("1")
+            while len(shown) == count:
+                await pilot.pause(0.001)
+            latencies.append(shown[count] - start)
+            round_trips.append(time.perf_counter() - start)
+            await pilot.pause(0.05)
+        for name, key in (("predictions", "f3"), ("sql", "f4")):
+            await pilot.press(key)
+            await pilot.pause(1.0)
+            if key == "f4":
+                await pilot.press("f5")
+                await pilot.pause(1.5)
+            if shots:
+                app.save_screenshot(str(shots / f"{name}.svg"))
+        await app.workers.wait_for_complete()
+    return first_screen, queue_load, latencies, round_trips
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--predictions", type=int, default=1_000_000)
+    parser.add_argument("--review", type=int, default=10_000)
+    parser.add_argument("--keys", type=int, default=50)
+    parser.add_argument("--screenshots", type=Path)
+    args = parser.parse_args()
+    if args.screenshots:
+        args.screenshots.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "store"
+        start = time.perf_counter()
+        store = build(root, args.predictions, args.review)
+        built = time.perf_counter() - start
+        pending = store.query("SELECT count(*) FROM predictions WHERE needs_review").rows[0][0]
+        first, queue, latencies, round_trips = asyncio.run(measure(root, args.keys, args.screenshots))
+        decided = store.query("SELECT count(*) FROM triage").rows[0][0]
+    p50 = statistics.median(latencies)
+    p95 = sorted(latencies)[int(0.95 * (len(latencies) - 1))]
+    print(f"store: {args.predictions:,} predictions, {pending:,} needing review (built in {built:.1f}s); "
+          f"{decided} decisions written during the run")
+    print(f"{'measure':40s} {'value':>9s} {'target':>8s} {'ratio':>7s}")
+    for label, value, target in (("time to first screen (leaderboard)", first, 1.5),
+                                 ("triage queue load (10k items)", queue, None),
+                                 ("keypress to next item, median", p50, 0.1),
+                                 ("keypress to next item, p95", p95, 0.1),
+                                 ("  incl. Pilot's wait for idle, median", statistics.median(round_trips), None)):
+        ratio = f"{value / target:.2f}" if target else ""
+        print(f"{label:40s} {value * 1000:7.0f}ms {'' if target is None else f'{target * 1000:.0f}ms':>8s} {ratio:>7s}")
+
+
+if __name__ == "__main__":
+    main()
