@@ -81,9 +81,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.set_defaults(handler=_cmd_serve)
 
-    from kdtui import cli_commands
+    from kdtui import cli_capture, cli_commands
 
     cli_commands.register(sub, _add_store_flags)
+    cli_capture.register(sub, _add_store_flags)
     return parser
 
 

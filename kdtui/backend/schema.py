@@ -93,6 +93,19 @@ _V1_VIEWS = [
     FROM runs r JOIN rates c ON c.run_id = r.id""",
 ]
 
+_V2_CAPTURES = [
+    """CREATE TABLE captures (
+        name VARCHAR PRIMARY KEY,
+        teacher VARCHAR, backend VARCHAR, strategy VARCHAR, mode VARCHAR, format VARCHAR,
+        k INTEGER, temperatures DOUBLE[],
+        n_examples BIGINT, n_tokens BIGINT, bytes BIGINT, bytes_per_token DOUBLE,
+        mean_topk_mass DOUBLE, mean_entropy DOUBLE, entropy_hist BIGINT[],
+        status VARCHAR, path VARCHAR,
+        created_at TIMESTAMP DEFAULT current_timestamp, updated_at TIMESTAMP DEFAULT current_timestamp
+    )""",
+]
+
 MIGRATIONS: list[list[str]] = [
     _V1_TABLES + _V1_VIEWS,
+    _V2_CAPTURES,
 ]

@@ -248,6 +248,29 @@ class Store:
                 "UPDATE runs SET status = ?, updated_at = current_timestamp WHERE id = ?", [status, run_id]
             )
 
+    # ----------------------------------------------------------------- captures
+
+    def register_capture(self, name: str, manifest: dict[str, Any], folder: Path) -> None:
+        """Insert or refresh the captures row of one capture from its manifest."""
+        shards = manifest["shards"]
+        tokens = int(manifest["n_tokens"])
+        size = sum(int(s["bytes"]) for s in shards)
+        hist = [sum(int(s.get("entropy_hist", [0] * 16)[i]) for s in shards) for i in range(16)]
+        mass = sum(float(s.get("topk_mass_sum", 0.0)) for s in shards)
+        entropy = sum(float(s.get("entropy_sum", 0.0)) for s in shards)
+        values = [
+            name, manifest["teacher"], manifest["backend"], manifest["strategy"]["name"], manifest["mode"],
+            manifest["format"], manifest["k"], manifest["temperatures"], manifest["n_examples"], tokens, size,
+            size / tokens if tokens else None, mass / tokens if tokens else None,
+            entropy / tokens if tokens else None, hist, manifest["status"], str(folder),
+        ]
+        with self.write() as con:
+            con.execute("DELETE FROM captures WHERE name = ?", [name])
+            con.execute(
+                "INSERT INTO captures (name, teacher, backend, strategy, mode, format, k, temperatures, n_examples, "
+                "n_tokens, bytes, bytes_per_token, mean_topk_mass, mean_entropy, entropy_hist, status, path) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
+
     # -------------------------------------------------------------- predictions
 
     def add_predictions(self, run_id: int, rows: Sequence[dict[str, Any]],

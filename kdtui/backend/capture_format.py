@@ -1,0 +1,247 @@
+"""How captured teacher distributions are stored: compact shards plus a manifest.
+
+``topk`` keeps, per target position, the k most likely token ids with their
+log-probabilities normalised over the FULL vocabulary (fp16 or bf16), and the exact
+log-normaliser log Z_T = logsumexp(z / T) at every configured temperature (fp32).
+With log Z_1 the raw logits of the top-k are recovered (z = logp + log Z_1), so the
+tempered top-k probabilities and the mass outside the top-k are exact at every
+stored temperature.  ``dense`` keeps full logits.
+
+Token ids use the fewest bits the vocabulary allows: uint16 below 65,536; above,
+the low 16 bits as uint16 plus the high bits as packed bit planes (1 extra bit =
+1/8 byte per id for Llama 3's 128,256 tokens), i.e. 4.125 bytes per (id, value).
+
+Each shard is a safetensors file holding CSR tensors (per-example offsets into the
+position axis) and format metadata in its header; it is written to a temp file and
+renamed, and its size and sha256 go into ``manifest.json`` (also replaced atomically).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from kdtui.errors import KdtuiError
+
+FORMAT_VERSION = "kdtui-capture/1"
+
+
+# ------------------------------------------------------------------ compression
+
+
+def compress_topk(logits: torch.Tensor, k: int, temperatures: list[float]) -> dict[str, torch.Tensor]:
+    """Top-k and log-normalisers of ``logits`` [n, V] on their own device (GPU stays GPU).
+
+    ``temperatures[0]`` must be 1.0: it anchors the stored log-probabilities.
+    """
+    z = logits.float()
+    lognorm = torch.stack([torch.logsumexp(z / t, dim=-1) for t in temperatures], dim=-1)
+    top = torch.topk(z, min(k, z.shape[-1]), dim=-1)
+    logp = z.log_softmax(dim=-1)
+    entropy = -(logp.exp() * logp).sum(dim=-1)
+    return {"ids": top.indices, "logprobs": top.values - lognorm[:, :1], "lognorm": lognorm, "entropy": entropy}
+
+
+def tempered_topk(logprobs: torch.Tensor, lognorm: torch.Tensor, t_index: int, temperature: float) -> torch.Tensor:
+    """Exact log-probabilities of the stored top-k at a stored temperature."""
+    z = logprobs.float() + lognorm[:, :1].float()
+    return z / temperature - lognorm[:, t_index : t_index + 1].float()
+
+
+def tail_mass(logprobs: torch.Tensor, lognorm: torch.Tensor, t_index: int, temperature: float) -> torch.Tensor:
+    """Probability outside the stored top-k at a stored temperature, per position."""
+    return (1 - tempered_topk(logprobs, lognorm, t_index, temperature).exp().sum(dim=-1)).clamp(min=0)
+
+
+# ------------------------------------------------------------------ id packing
+
+
+def id_bits(vocab_size: int) -> int:
+    return max(1, math.ceil(math.log2(max(vocab_size, 2))))
+
+
+def pack_ids(ids: np.ndarray, vocab_size: int) -> dict[str, np.ndarray]:
+    """Ids as uint16, plus packed high-bit planes when the vocabulary needs more than 16 bits."""
+    flat = ids.astype(np.int64).ravel()
+    out: dict[str, np.ndarray] = {"lo": (flat & 0xFFFF).astype(np.uint16)}
+    for plane in range(id_bits(vocab_size) - 16):
+        out[f"hi{plane}"] = np.packbits(((flat >> (16 + plane)) & 1).astype(np.uint8))
+    return out
+
+
+def unpack_ids(parts: dict[str, np.ndarray], count: int) -> np.ndarray:
+    ids = parts["lo"].astype(np.int64)
+    plane = 0
+    while f"hi{plane}" in parts:
+        ids |= np.unpackbits(parts[f"hi{plane}"])[:count].astype(np.int64) << (16 + plane)
+        plane += 1
+    return ids
+
+
+# --------------------------------------------------------------------- examples
+
+
+@dataclass
+class CapturedExample:
+    """One example's teacher context, its targets, and the stored distributions."""
+
+    index: int
+    context: list[int]
+    target_start: int
+    targets: list[int]
+    ids: np.ndarray | None = None          # [n, k] (topk)
+    logprobs: torch.Tensor | None = None   # [n, k] (topk)
+    lognorm: np.ndarray | None = None      # [n, T] (topk)
+    logits: torch.Tensor | None = None     # [n, V] (dense)
+    entropy: np.ndarray | None = None      # [n]
+    text: str = ""
+
+
+def _value_dtype(name: str) -> torch.dtype:
+    if name not in ("float16", "bfloat16"):
+        raise KdtuiError(f"unknown value dtype {name!r}; use float16 or bfloat16")
+    return torch.float16 if name == "float16" else torch.bfloat16
+
+
+def _ids_tensors(prefix: str, ids: np.ndarray, vocab_size: int) -> dict[str, torch.Tensor]:
+    return {f"{prefix}_{name}": torch.from_numpy(array) for name, array in pack_ids(ids, vocab_size).items()}
+
+
+def encode_shard(examples: list[CapturedExample], fmt: str, vocab_size: int, value_dtype: str,
+                 metadata: dict[str, str]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Tensors and header metadata of one shard (CSR over target positions)."""
+    dtype = _value_dtype(value_dtype)
+    counts = [len(e.targets) for e in examples]
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    ctx_offsets = np.concatenate([[0], np.cumsum([len(e.context) for e in examples])]).astype(np.int64)
+    texts = [e.text.encode("utf-8") for e in examples]
+    text_offsets = np.concatenate([[0], np.cumsum([len(t) for t in texts])]).astype(np.int64)
+    tensors: dict[str, torch.Tensor] = {
+        "offsets": torch.from_numpy(offsets),
+        "example_index": torch.tensor([e.index for e in examples], dtype=torch.int64),
+        "target_start": torch.tensor([e.target_start for e in examples], dtype=torch.int32),
+        "context_offsets": torch.from_numpy(ctx_offsets),
+        "text_offsets": torch.from_numpy(text_offsets),
+        "text": torch.frombuffer(bytearray(b"".join(texts) or b"\0"), dtype=torch.uint8),
+        "entropy": torch.from_numpy(np.concatenate([e.entropy for e in examples if e.entropy is not None]
+                                                   or [np.zeros(0)]).astype(np.float16)),
+    }
+    tensors |= _ids_tensors("context", np.concatenate([np.asarray(e.context, dtype=np.int64) for e in examples]),
+                            vocab_size)
+    tensors |= _ids_tensors("targets", np.concatenate([np.asarray(e.targets, dtype=np.int64) for e in examples]),
+                            vocab_size)
+    if fmt == "topk":
+        tensors |= _ids_tensors("topk_ids", np.concatenate([e.ids for e in examples if e.ids is not None]),
+                                vocab_size)
+        tensors["topk_logprobs"] = torch.cat([e.logprobs for e in examples if e.logprobs is not None]).to(dtype)
+        tensors["lognorm"] = torch.from_numpy(np.concatenate([e.lognorm for e in examples if e.lognorm is not None])
+                                              .astype(np.float32))
+    else:
+        tensors["logits"] = torch.cat([e.logits for e in examples if e.logits is not None]).to(dtype)
+    meta = dict(metadata) | {"format_version": FORMAT_VERSION, "format": fmt, "vocab_size": str(vocab_size),
+                             "value_dtype": value_dtype, "n_examples": str(len(examples)),
+                             "n_tokens": str(int(offsets[-1]))}
+    return {name: t.contiguous() for name, t in tensors.items()}, meta
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_atomic_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    tmp.replace(path)
+
+
+def write_shard(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, str]) -> dict[str, Any]:
+    """Write a shard atomically; returns its manifest entry (file, size, sha256)."""
+    from safetensors.torch import save
+
+    write_atomic_bytes(path, save(tensors, metadata=meta))
+    return {"file": path.name, "bytes": path.stat().st_size, "sha256": sha256_file(path),
+            "n_examples": int(meta["n_examples"]), "n_tokens": int(meta["n_tokens"])}
+
+
+@dataclass
+class Shard:
+    """A shard read back and verified."""
+
+    meta: dict[str, str]
+    tensors: dict[str, torch.Tensor]
+    vocab_size: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.vocab_size = int(self.meta["vocab_size"])
+
+    def _ids(self, prefix: str) -> np.ndarray:
+        parts = {name.removeprefix(prefix + "_"): t.numpy() for name, t in self.tensors.items()
+                 if name.startswith(prefix + "_")}
+        return unpack_ids(parts, parts["lo"].shape[0])
+
+    def examples(self) -> list[CapturedExample]:
+        offsets = self.tensors["offsets"].tolist()
+        ctx_offsets = self.tensors["context_offsets"].tolist()
+        text_offsets = self.tensors["text_offsets"].tolist()
+        context, targets = self._ids("context"), self._ids("targets")
+        raw_text = self.tensors["text"].numpy().tobytes()
+        fmt = self.meta["format"]
+        if fmt == "topk":
+            n_tokens = offsets[-1]
+            topk_ids = self._ids("topk_ids").reshape(n_tokens, -1) if n_tokens else np.zeros((0, 0), np.int64)
+        out = []
+        for i, index in enumerate(self.tensors["example_index"].tolist()):
+            a, b = offsets[i], offsets[i + 1]
+            example = CapturedExample(
+                index=index, context=context[ctx_offsets[i]:ctx_offsets[i + 1]].tolist(),
+                target_start=int(self.tensors["target_start"][i]), targets=targets[a:b].tolist(),
+                entropy=self.tensors["entropy"][a:b].float().numpy(),
+                text=raw_text[text_offsets[i]:text_offsets[i + 1]].decode("utf-8"),
+            )
+            if fmt == "topk":
+                example.ids = topk_ids[a:b]
+                example.logprobs = self.tensors["topk_logprobs"][a:b]
+                example.lognorm = self.tensors["lognorm"][a:b].numpy()
+            else:
+                example.logits = self.tensors["logits"][a:b]
+            out.append(example)
+        return out
+
+
+def read_shard(path: Path, entry: dict[str, Any] | None = None) -> Shard:
+    """Load a shard, checking size and sha256 against its manifest entry."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load
+
+    if not path.is_file():
+        raise KdtuiError(f"missing capture shard {path}; rerun the capture to rebuild it")
+    if entry is not None:
+        size = path.stat().st_size
+        if size != entry["bytes"] or sha256_file(path) != entry["sha256"]:
+            raise KdtuiError(f"corrupt capture shard {path} ({size} bytes, checksum mismatch); delete it and rerun "
+                             "the same capture to recreate it")
+    data = path.read_bytes()
+    try:
+        tensors = load(data)
+        header_len = int.from_bytes(data[:8], "little")
+        meta = json.loads(data[8:8 + header_len]).get("__metadata__", {})
+    except (SafetensorError, ValueError, json.JSONDecodeError) as exc:
+        raise KdtuiError(f"corrupt capture shard {path} ({exc}); delete it and rerun the same capture") from None
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise KdtuiError(f"{path} is not a kdtui capture shard (format {meta.get('format_version')!r})")
+    return Shard(meta, tensors)
