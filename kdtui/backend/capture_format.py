@@ -169,11 +169,24 @@ def write_atomic_bytes(path: Path, data: bytes) -> None:
     tmp.replace(path)
 
 
+def _canonical(blob: bytes) -> bytes:
+    """The same safetensors file with its JSON header in sorted key order.
+
+    safetensors serialises metadata from a hash map, so two identical captures
+    could differ in header byte order; a resumed capture must be byte-identical.
+    Data offsets are relative to the end of the header, so they stay valid.
+    """
+    length = int.from_bytes(blob[:8], "little")
+    header = json.dumps(json.loads(blob[8:8 + length]), sort_keys=True, separators=(",", ":")).encode()
+    header += b" " * (-len(header) % 8)  # the format pads the header to 8 bytes
+    return len(header).to_bytes(8, "little") + header + blob[8 + length:]
+
+
 def write_shard(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, str]) -> dict[str, Any]:
     """Write a shard atomically; returns its manifest entry (file, size, sha256)."""
     from safetensors.torch import save
 
-    write_atomic_bytes(path, save(tensors, metadata=meta))
+    write_atomic_bytes(path, _canonical(save(tensors, metadata=meta)))
     return {"file": path.name, "bytes": path.stat().st_size, "sha256": sha256_file(path),
             "n_examples": int(meta["n_examples"]), "n_tokens": int(meta["n_tokens"])}
 

@@ -1,0 +1,183 @@
+"""Teacher capture on a tiny real model: round trips, exact tails, resume, corruption, memory."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from kdtui.backend.capture import CaptureConfig, run_capture
+from kdtui.backend.capture_format import pack_ids, read_shard, tail_mass, tempered_topk, unpack_ids
+from kdtui.backend.store import Store
+from kdtui.backend.teachers import load_teacher
+from kdtui.errors import KdtuiError
+
+KDTUI = [sys.executable, "-m", "kdtui.cli"]
+
+
+def _config(tiny_model: Path, **overrides: object) -> CaptureConfig:
+    base: dict[str, object] = dict(name="c", teacher=str(tiny_model), data="synthetic", limit=5, k=8,
+                                   examples_per_shard=2, batch_size=2, max_new_tokens=6, strategy="teacher")
+    return CaptureConfig.model_validate(base | overrides)
+
+
+def _examples(store: Store, manifest: dict) -> list:
+    folder = store.root / "captures" / manifest["name"]
+    out = []
+    for entry in manifest["shards"]:
+        out += read_shard(folder / entry["file"], entry).examples()
+    return out
+
+
+@pytest.mark.parametrize("mode", ["prompt", "answer", "generate"])
+@pytest.mark.parametrize("fmt", ["topk", "dense"])
+def test_every_mode_round_trips(tiny_model: Path, store_dir: Path, mode: str, fmt: str) -> None:
+    store = Store(store_dir)
+    manifest = run_capture(_config(tiny_model, name=f"{mode}-{fmt}", mode=mode, format=fmt), store)
+    examples = _examples(store, manifest)
+    assert [e.index for e in examples] == [0, 1, 2, 3, 4]
+    assert manifest["n_tokens"] == sum(len(e.targets) for e in examples) > 0
+    teacher = load_teacher("hf", str(tiny_model))
+    for example in examples:
+        # the targets are the context from target_start: a student can align on them
+        assert example.context[example.target_start:] == example.targets
+        logits = teacher.forward([example.context], [(example.target_start - 1, len(example.context) - 1)])[0]
+        if mode == "generate":
+            greedy = logits.argmax(-1).tolist()
+            assert greedy == example.targets  # teacher-forced replay of its own greedy output
+            assert example.text == teacher.decode(example.targets)
+        if fmt == "dense":
+            assert example.logits is not None
+            torch.testing.assert_close(example.logits.float(), logits.float(), atol=2e-3, rtol=1e-3)
+        else:
+            top = torch.topk(logits.float(), 8)
+            assert np.array_equal(example.ids, top.indices.numpy())
+            expected = top.values - torch.logsumexp(logits.float(), -1, keepdim=True)
+            torch.testing.assert_close(example.logprobs.float(), expected, atol=4e-3, rtol=1e-3)
+    row = store.query("SELECT mode, format, n_tokens, status FROM captures WHERE name = ?", [f"{mode}-{fmt}"]).rows
+    assert row == [(mode, fmt, manifest["n_tokens"], "done")]
+
+
+def test_tail_mass_from_the_stored_normaliser_is_exact(tiny_model: Path, store_dir: Path) -> None:
+    store = Store(store_dir)
+    cfg = _config(tiny_model, temperatures=[1.0, 5.942267335064758, 2.0])
+    examples = _examples(store, run_capture(cfg, store))
+    teacher = load_teacher("hf", str(tiny_model))
+    for example in examples[:3]:
+        logits = teacher.forward([example.context], [(example.target_start - 1, len(example.context) - 1)])[0]
+        lognorm = torch.from_numpy(example.lognorm)
+        for t_index, temperature in enumerate(cfg.temperatures):
+            full = torch.softmax(logits.float() / temperature, -1)
+            true_tail = 1 - full.gather(-1, torch.from_numpy(example.ids)).sum(-1)
+            stored_tail = tail_mass(example.logprobs, lognorm, t_index, temperature)
+            torch.testing.assert_close(stored_tail, true_tail, atol=2e-3, rtol=0)
+            # and the tempered top-k probabilities themselves
+            stored = tempered_topk(example.logprobs, lognorm, t_index, temperature).exp()
+            torch.testing.assert_close(stored, full.gather(-1, torch.from_numpy(example.ids)), atol=1e-3, rtol=5e-3)
+
+
+@pytest.mark.parametrize("vocab", [400, 65536, 128256, 262144])
+def test_ids_pack_in_the_fewest_bits(vocab: int) -> None:
+    ids = np.random.default_rng(0).integers(0, vocab, size=(37, 16))
+    parts = pack_ids(ids, vocab)
+    assert np.array_equal(unpack_ids(parts, ids.size).reshape(ids.shape), ids)
+    bits = sum(p.nbytes for p in parts.values()) * 8 / ids.size
+    assert bits <= {400: 16, 65536: 16, 128256: 17.1, 262144: 18.1}[vocab]
+
+
+def _capture_args(tiny_model: Path, store_dir: Path) -> list[str]:
+    return ["capture", "--teacher", str(tiny_model), "--name", "resume", "--data", "synthetic", "--limit", "24",
+            "--k", "8", "--examples-per-shard", "3", "--batch-size", "2", "--mode", "generate",
+            "--max-new-tokens", "24", "--store", str(store_dir)]
+
+
+def test_resume_after_sigkill_gives_identical_shards(tiny_model: Path, tmp_path: Path) -> None:
+    reference = tmp_path / "reference"
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
+    done = subprocess.run([*KDTUI, *_capture_args(tiny_model, reference)], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([*KDTUI, *_capture_args(tiny_model, killed)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    manifest = killed / "captures" / "resume" / "manifest.json"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if manifest.is_file() and len(json.loads(manifest.read_text())["shards"]) >= 2:
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    partial = len(json.loads(manifest.read_text())["shards"])
+    assert 2 <= partial < 8, "the capture should have been killed part-way"
+    again = subprocess.run([*KDTUI, *_capture_args(tiny_model, killed)], env=env, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    ref_files = sorted((reference / "captures" / "resume").glob("shard-*.safetensors"))
+    new_files = sorted((killed / "captures" / "resume").glob("shard-*.safetensors"))
+    assert [p.name for p in ref_files] == [p.name for p in new_files] and len(ref_files) == 8
+    for a, b in zip(ref_files, new_files, strict=True):
+        assert a.read_bytes() == b.read_bytes(), a.name
+    assert not list((killed / "captures" / "resume").glob("*.tmp"))
+
+
+def test_truncated_shard_is_named_in_a_clear_error(tiny_model: Path, store_dir: Path) -> None:
+    store = Store(store_dir)
+    manifest = run_capture(_config(tiny_model), store)
+    shard = store.root / "captures" / "c" / manifest["shards"][1]["file"]
+    shard.write_bytes(shard.read_bytes()[:-100])
+    with pytest.raises(KdtuiError, match=rf"corrupt capture shard .*{shard.name}.*checksum mismatch"):
+        _examples(store, manifest)
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    proc = subprocess.run([*KDTUI, "capture", "inspect", "c", "--against", str(tiny_model), "--sample", "5",
+                           "--store", str(store_dir)], env=env, capture_output=True, text=True)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "corrupt capture shard" in proc.stderr and shard.name in proc.stderr
+
+
+def test_tokenizer_mismatch_is_refused(tiny_model: Path, store_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    teacher = tmp_path / "teacher"
+    shutil.copytree(tiny_model, teacher)
+    store = Store(store_dir)
+    run_capture(_config(teacher, limit=2), store)
+    # the teacher folder now carries a different tokenizer: same size, two tokens swapped
+    tokenizer = json.loads((teacher / "tokenizer.json").read_text())
+    vocab = tokenizer["model"]["vocab"]
+    first, second = sorted(vocab, key=vocab.get)[10:12]
+    vocab[first], vocab[second] = vocab[second], vocab[first]
+    (teacher / "tokenizer.json").write_text(json.dumps(tokenizer))
+    with pytest.raises(KdtuiError, match="tokenizer mismatch for capture 'c'"):
+        run_capture(_config(teacher, limit=4), store)
+    from kdtui.backend.capture_inspect import fidelity
+
+    with pytest.raises(KdtuiError, match="tokenizer mismatch"):
+        fidelity(store.root, "c", str(teacher))
+
+
+def _peak_rss_kb(tiny_model: Path, root: Path, limit: int) -> int:
+    code = (
+        "import resource, sys\n"
+        "from kdtui.backend.capture import CaptureConfig, run_capture\n"
+        "from kdtui.backend.store import Store\n"
+        f"cfg = CaptureConfig(name='m', teacher={str(tiny_model)!r}, data='synthetic', limit={limit}, k=64,\n"
+        "                    format='dense', examples_per_shard=16, batch_size=8, mode='answer')\n"
+        f"run_capture(cfg, Store({str(root)!r}))\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env=dict(os.environ, HF_HUB_OFFLINE="1"))
+    return int(out.stdout.strip().splitlines()[-1])
+
+
+def test_memory_stays_flat(tiny_model: Path, tmp_path: Path) -> None:
+    small = _peak_rss_kb(tiny_model, tmp_path / "a", 64)
+    large = _peak_rss_kb(tiny_model, tmp_path / "b", 256)
+    assert large <= 1.2 * small, (small, large)
