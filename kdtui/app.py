@@ -15,6 +15,7 @@ from textual.binding import Binding
 from textual.reactive import reactive
 
 from kdtui.backend.store import Store
+from kdtui.screens.captures import CapturesScreen
 from kdtui.screens.leaderboard import LeaderboardScreen
 from kdtui.screens.predictions import PredictionsScreen
 from kdtui.screens.sql import SqlScreen
@@ -24,7 +25,7 @@ POLL_SECONDS = 1.0
 
 
 class KdtuiApp(App[None]):
-    """Leaderboard, triage queue, predictions browser and SQL console over one store."""
+    """Leaderboard, triage queue, predictions browser, SQL console and captures over one store."""
 
     TITLE = "kdtui"
     CSS_PATH = "app.tcss"
@@ -33,6 +34,7 @@ class KdtuiApp(App[None]):
         "triage": TriageScreen,
         "predictions": PredictionsScreen,
         "sql": SqlScreen,
+        "captures": CapturesScreen,
     }
     DEFAULT_MODE = "leaderboard"
     BINDINGS = [
@@ -40,6 +42,7 @@ class KdtuiApp(App[None]):
         Binding("f2", "switch_mode('triage')", "Triage"),
         Binding("f3", "switch_mode('predictions')", "Predictions"),
         Binding("f4", "switch_mode('sql')", "SQL"),
+        Binding("f6", "switch_mode('captures')", "Captures"),
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
 

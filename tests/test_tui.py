@@ -212,3 +212,22 @@ def test_backend_never_imports_textual() -> None:
                                                                                       "kdtui.screens", "kdtui.app")]
             offenders += [f"{path.name}: {n}" for n in names if n.startswith(("kdtui.screens", "kdtui.app"))]
     assert offenders == []
+
+
+async def test_captures_screen_lists_captures_with_histograms(tiny_model: Path, tmp_path: Path) -> None:
+    from kdtui.backend.capture import CaptureConfig, run_capture
+
+    store = Store(tmp_path / "store")
+    for strategy in ("base", "teacher"):
+        run_capture(CaptureConfig(name=f"tiny-{strategy}", teacher=str(tiny_model), strategy=strategy,
+                                  data="synthetic", limit=3, k=16), store)
+    app = KdtuiApp(store.root)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f6")
+        await settle(pilot)
+        table = app.screen.query_one("#captures", DataTable)
+        assert table.row_count == 2
+        first = [str(c) for c in table.get_row_at(0)]
+        assert first[0] == "tiny-base" and first[2] == "base" and first[4] == "top-16"
+        assert first[9].strip()  # the entropy histogram is drawn
+        assert "2 captures" in status(app, "#cap-status")
