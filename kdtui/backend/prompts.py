@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import tomllib
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, field_validator
 
+from kdtui.backend.config import load_named_presets
 from kdtui.errors import KdtuiError
 
 
@@ -43,32 +42,9 @@ class PromptTemplate(BaseModel):
         return str(rendered)
 
 
-def _parse(text: str, source: str) -> dict[str, PromptTemplate]:
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise KdtuiError(f"{source}: not valid TOML ({exc})") from None
-    prompts: dict[str, PromptTemplate] = {}
-    for index, raw in enumerate(data.get("prompt", [])):
-        try:
-            prompt = PromptTemplate.model_validate(raw)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise KdtuiError(f"{source}: prompt #{index + 1}: {where}: {first['msg']}") from None
-        prompts[prompt.name] = prompt
-    return prompts
-
-
 def load_prompts(extra: Path | None = None) -> dict[str, PromptTemplate]:
     """The built-in prompts, overridden and extended by ``extra``."""
-    builtin = resources.files("kdtui").joinpath("presets/prompts.toml").read_text(encoding="utf-8")
-    prompts = _parse(builtin, "built-in prompts")
-    if extra is not None:
-        if not extra.is_file():
-            raise KdtuiError(f"no such prompts file: {extra}")
-        prompts.update(_parse(extra.read_text(encoding="utf-8"), str(extra)))
-    return prompts
+    return load_named_presets("prompts.toml", "prompt", PromptTemplate, extra)
 
 
 def get_prompt(name: str, extra: Path | None = None) -> PromptTemplate:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import tomllib
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
+from kdtui.backend.config import load_named_presets
 from kdtui.errors import KdtuiError
 
 
@@ -39,27 +38,7 @@ class Strategy(BaseModel):
 
 def load_strategies(extra: Path | None = None) -> dict[str, Strategy]:
     """Built-in strategies, extended or overridden by ``extra``."""
-    sources = [("built-in strategies", resources.files("kdtui").joinpath("presets/strategies.toml")
-                .read_text(encoding="utf-8"))]
-    if extra is not None:
-        if not extra.is_file():
-            raise KdtuiError(f"no such strategies file: {extra}")
-        sources.append((str(extra), extra.read_text(encoding="utf-8")))
-    strategies: dict[str, Strategy] = {}
-    for source, text in sources:
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise KdtuiError(f"{source}: not valid TOML ({exc})") from None
-        for index, raw in enumerate(data.get("strategy", [])):
-            try:
-                strategy = Strategy.model_validate(raw)
-            except ValidationError as exc:
-                first = exc.errors()[0]
-                raise KdtuiError(f"{source}: strategy #{index + 1}: {'.'.join(map(str, first['loc']))}: "
-                                 f"{first['msg']}") from None
-            strategies[strategy.name] = strategy
-    return strategies
+    return load_named_presets("strategies.toml", "strategy", Strategy, extra)
 
 
 def get_strategy(name: str, extra: Path | None = None) -> Strategy:

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from kdtui.errors import KdtuiError
-
-if TYPE_CHECKING:
-    from kdtui.app import KdtuiApp
+from kdtui.screens.base import StoreScreen
 
 SPARK = " ▁▂▃▄▅▆▇█"
 COLUMNS = ["capture", "teacher", "strategy", "mode", "format", "tokens", "size", "B/token", "top-k mass",
@@ -38,7 +35,7 @@ def human_bytes(size: float) -> str:
     return f"{size:.1f} PB"
 
 
-class CapturesScreen(Screen[None]):
+class CapturesScreen(StoreScreen):
     """One row per capture, with an entropy histogram to compare strategies at a glance."""
 
     BINDINGS = [Binding("r", "refresh", "Refresh")]
@@ -47,15 +44,6 @@ class CapturesScreen(Screen[None]):
         def __init__(self, rows: list[tuple[Any, ...]]) -> None:
             super().__init__()
             self.rows = rows
-
-    class Failed(Message):
-        def __init__(self, error: str) -> None:
-            super().__init__()
-            self.error = error
-
-    @property
-    def kdtui(self) -> KdtuiApp:
-        return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -66,13 +54,7 @@ class CapturesScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.query_one("#captures", DataTable).add_columns(*COLUMNS)
-        self.watch(self.kdtui, "store_version", self._store_changed, init=False)
-        self.load()
-
-    def _store_changed(self, _version: int) -> None:
-        self.load()
-
-    def on_screen_resume(self) -> None:
+        self.watch_store()
         self.load()
 
     @work(thread=True, exclusive=True, group="captures")
@@ -99,9 +81,8 @@ class CapturesScreen(Screen[None]):
         self.query_one("#cap-status", Static).update(
             f"{len(message.rows)} captures · kdtui capture --teacher PATH --strategy NAME --name NAME adds one")
 
-    @on(Failed)
-    def _failed(self, message: Failed) -> None:
-        self.kdtui.report_error(message.error)
+    def reload(self) -> None:
+        self.load()
 
     def action_refresh(self) -> None:
         self.load()

@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from kdtui.backend.queries import LeaderRow, leaderboard
 from kdtui.errors import KdtuiError
 from kdtui.render import histogram_bar, interval_bar
-
-if TYPE_CHECKING:
-    from kdtui.app import KdtuiApp
+from kdtui.screens.base import StoreScreen
 
 COLUMNS = ["run", "acc", "95% CI", "interval", "Δ base", "p", "n", "pending", "strategy", "prompt", "kind"]
 SORT_KEYS = {
@@ -34,7 +31,7 @@ def _short(text: str, width: int) -> str:
     return text if len(text) <= width else "…" + text[-(width - 1):]
 
 
-class LeaderboardScreen(Screen[None]):
+class LeaderboardScreen(StoreScreen):
     """Runs ranked by accuracy, with Wilson intervals and McNemar tests against a baseline."""
 
     BINDINGS = [
@@ -51,11 +48,6 @@ class LeaderboardScreen(Screen[None]):
             super().__init__()
             self.rows = rows
 
-    class Failed(Message):
-        def __init__(self, error: str) -> None:
-            super().__init__()
-            self.error = error
-
     def __init__(self) -> None:
         super().__init__()
         self.rows: list[LeaderRow] = []
@@ -63,10 +55,6 @@ class LeaderboardScreen(Screen[None]):
         self.sort_column = "acc"
         self.sort_descending = True
         self.grouped = False
-
-    @property
-    def kdtui(self) -> KdtuiApp:
-        return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -80,13 +68,7 @@ class LeaderboardScreen(Screen[None]):
         table = self.query_one("#board", DataTable)
         for column in COLUMNS:
             table.add_column(column, key=column)
-        self.watch(self.kdtui, "store_version", self._store_changed, init=False)
-        self.load()
-
-    def _store_changed(self, _version: int) -> None:
-        self.load()
-
-    def on_screen_resume(self) -> None:
+        self.watch_store()
         self.load()
 
     @work(thread=True, exclusive=True, group="leaderboard")
@@ -95,9 +77,6 @@ class LeaderboardScreen(Screen[None]):
             self.post_message(self.Loaded(leaderboard(self.kdtui.store, self.baseline)))
         except KdtuiError as exc:
             self.post_message(self.Failed(str(exc)))
-
-    def on_leaderboard_screen_failed(self, message: Failed) -> None:
-        self.kdtui.report_error(message.error)
 
     def on_leaderboard_screen_loaded(self, message: Loaded) -> None:
         self.rows = message.rows
@@ -187,6 +166,9 @@ class LeaderboardScreen(Screen[None]):
     def action_group(self) -> None:
         self.grouped = not self.grouped
         self.render_rows()
+
+    def reload(self) -> None:
+        self.load()
 
     def action_refresh(self) -> None:
         self.load()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.text import Text
 from textual import on, work
@@ -10,7 +10,6 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.message import Message
-from textual.screen import Screen
 from textual.widgets import Footer, Header, Select, Static
 from textual_fastdatatable import DataTable
 
@@ -22,16 +21,14 @@ from kdtui.backend.queries import (
     triage_item,
 )
 from kdtui.errors import KdtuiError
+from kdtui.screens.base import StoreScreen
 from kdtui.screens.dialogs import DetailScreen, replace_grid
-
-if TYPE_CHECKING:
-    from kdtui.app import KdtuiApp
 
 LIMIT = 5000
 RULES = ["boxed", "first_line", "gsm8k_marker", "answer_phrase", "last_number", "none"]
 
 
-class PredictionsScreen(Screen[None]):
+class PredictionsScreen(StoreScreen):
     """Every prediction, filterable; Enter shows one in full, t opens it in triage."""
 
     AUTO_FOCUS = "#predictions"
@@ -51,20 +48,11 @@ class PredictionsScreen(Screen[None]):
             super().__init__()
             self.title, self.body = title, body
 
-    class Failed(Message):
-        def __init__(self, error: str) -> None:
-            super().__init__()
-            self.error = error
-
     def __init__(self) -> None:
         super().__init__()
         self.filter = PredictionFilter()
         self.rows: list[tuple[Any, ...]] = []
         self.known_runs: list[str] = []
-
-    @property
-    def kdtui(self) -> KdtuiApp:
-        return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -78,13 +66,7 @@ class PredictionsScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.watch(self.kdtui, "store_version", self._store_changed, init=False)
-        self.load()
-
-    def _store_changed(self, _version: int) -> None:
-        self.load()
-
-    def on_screen_resume(self) -> None:
+        self.watch_store()
         self.load()
 
     def show_run(self, run: str | None) -> None:
@@ -119,10 +101,6 @@ class PredictionsScreen(Screen[None]):
         count = f"first {len(self.rows):,} (more exist)" if message.more else f"{len(self.rows):,}"
         scope = self.filter.run or "all runs"
         self.query_one("#pr-status", Static).update(f"Predictions · {scope} · {count} rows · enter: view · t: triage")
-
-    @on(Failed)
-    def _failed(self, message: Failed) -> None:
-        self.kdtui.report_error(message.error)
 
     @on(Select.Changed)
     def _filter_changed(self, event: Select.Changed) -> None:
@@ -182,6 +160,9 @@ class PredictionsScreen(Screen[None]):
         row = self._selected()
         if row is not None:
             self.kdtui.open_triage(int(row[9]), str(row[1]))
+
+    def reload(self) -> None:
+        self.load()
 
     def action_refresh(self) -> None:
         self.load()

@@ -13,25 +13,24 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
-from textual.screen import Screen
 from textual.widgets import Footer, Header, Static, TextArea, Tree
 from textual_fastdatatable import DataTable
 
 from kdtui.backend.queries import schema
 from kdtui.errors import KdtuiError
+from kdtui.screens.base import StoreScreen
 from kdtui.screens.dialogs import InputScreen, replace_grid
 
 if TYPE_CHECKING:
     import duckdb
 
-    from kdtui.app import KdtuiApp
 
 MAX_ROWS = 10_000
 HISTORY_FILE = "sql_history.jsonl"
 STARTER = "SELECT name, n, accuracy, ci_low, ci_high, pending_review\nFROM leaderboard\nORDER BY accuracy DESC"
 
 
-class SqlScreen(Screen[None]):
+class SqlScreen(StoreScreen):
     """An editor, a result grid, the schema, history, cancel and export."""
 
     BINDINGS = [
@@ -52,11 +51,6 @@ class SqlScreen(Screen[None]):
             super().__init__()
             self.tables = tables
 
-    class Failed(Message):
-        def __init__(self, error: str) -> None:
-            super().__init__()
-            self.error = error
-
     def __init__(self) -> None:
         super().__init__()
         self.running: duckdb.DuckDBPyConnection | None = None
@@ -64,10 +58,6 @@ class SqlScreen(Screen[None]):
         self.last_table: Any = None
         self.history: list[str] = []
         self.history_index = 0
-
-    @property
-    def kdtui(self) -> KdtuiApp:
-        return self.app  # type: ignore[return-value]
 
     @property
     def history_path(self) -> Path:
@@ -163,10 +153,9 @@ class SqlScreen(Screen[None]):
         shown = f"first {rows:,} of more than {rows:,} rows" if message.more else f"{rows:,} rows"
         self.query_one("#sql-status", Static).update(f"{shown} in {message.seconds:.2f}s")
 
-    @on(Failed)
-    def _failed(self, message: Failed) -> None:
-        self.query_one("#sql-status", Static).update(f"[red]{message.error}[/]")
-        self.kdtui.report_error(message.error)
+    def show_error(self, error: str) -> None:
+        self.query_one("#sql-status", Static).update(f"[red]{error}[/]")
+        self.kdtui.report_error(error)
 
     # ------------------------------------------------------------------ history
 

@@ -6,8 +6,6 @@ key is pressed (in a worker thread); the screen moves on at once.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -15,16 +13,13 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.events import Key
 from textual.message import Message
-from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
 from kdtui.backend.queries import TriageItem, run_names, triage_item, triage_queue
 from kdtui.errors import KdtuiError
 from kdtui.extract import answers_match, scan_numbers
+from kdtui.screens.base import StoreScreen
 from kdtui.screens.dialogs import InputScreen
-
-if TYPE_CHECKING:
-    from kdtui.app import KdtuiApp
 
 TYPING_CHARS = set("0123456789.-")
 
@@ -35,7 +30,7 @@ def format_value(value: float | None) -> str:
     return f"{value:g}" if abs(value) < 1e15 else f"{value:.6g}"
 
 
-class TriageScreen(Screen[None]):
+class TriageScreen(StoreScreen):
     """One prediction at a time: accept a candidate, type a value, or mark no answer."""
 
     BINDINGS = [
@@ -72,11 +67,6 @@ class TriageScreen(Screen[None]):
             super().__init__()
             self.item = item
 
-    class Failed(Message):
-        def __init__(self, error: str) -> None:
-            super().__init__()
-            self.error = error
-
     def __init__(self) -> None:
         super().__init__()
         self.items: list[TriageItem] = []
@@ -87,10 +77,6 @@ class TriageScreen(Screen[None]):
         self.decisions: list[int] = []  # this session's decisions, newest last, for undo
         self.generation = 0  # a load superseded by a newer one is dropped
         self.focus_request: tuple[int, str] | None = None  # kept until a load has shown it
-
-    @property
-    def kdtui(self) -> KdtuiApp:
-        return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -143,10 +129,6 @@ class TriageScreen(Screen[None]):
         if message.focus is None and self.items and self.items[self.index].triaged:
             self._advance()
         self.show_item()
-
-    @on(Failed)
-    def _failed(self, message: Failed) -> None:
-        self.kdtui.report_error(message.error)
 
     @property
     def current(self) -> TriageItem | None:
@@ -347,5 +329,5 @@ class TriageScreen(Screen[None]):
         self.app.push_screen(InputScreen("Filter by run (empty: all runs)", suggestions=message.names,
                                          value=self.run_filter or ""), chosen)
 
-    def on_screen_resume(self) -> None:
+    def reload(self) -> None:
         self.load()
