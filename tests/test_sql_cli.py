@@ -40,7 +40,7 @@ def test_exports(store_root: Path, tmp_path: Path) -> None:
         proc = _kdtui("sql", query, "--format", fmt, "--out", str(out), "--store", str(store_root))
         assert proc.returncode == 0, proc.stderr
     with (tmp_path / "board.csv").open() as fh:
-        assert list(csv.reader(fh))[0] == ["name", "n", "accuracy"]
+        assert next(iter(csv.reader(fh))) == ["name", "n", "accuracy"]
     assert [r["name"] for r in json.loads((tmp_path / "board.json").read_text())] == ["base", "no-distil",
                                                                                       "teacher-kd"]
     assert duckdb.sql(f"SELECT count(*) FROM '{tmp_path / 'board.parquet'}'").fetchall() == [(3,)]
