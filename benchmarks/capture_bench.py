@@ -50,7 +50,7 @@ def bare_forward_seconds(teacher_path: str, n: int, batch_size: int) -> float:
 
 
 STUDY_SCRIPT = """
-import resource, sys, time, torch
+import sys, time, torch
 from safetensors.torch import save_file
 from kdtui.backend.capture import build_example
 from kdtui.backend.data import load_problems
@@ -62,22 +62,24 @@ kept = {}
 for i, p in enumerate(problems):  # the notebooks: one question at a time, every logit kept in RAM
     e = build_example(teacher, strategy, p, "prompt", i)
     kept[f"logits_{i}"] = teacher.forward([e.context], [(0, len(e.context))])[0].to(torch.float16).contiguous()
+rss = [l for l in open("/proc/self/status") if l.startswith("VmRSS")][0].split()[1]
 save_file(kept, sys.argv[3])
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print(rss)
 """
 
 KDTUI_SCRIPT = """
-import resource, sys
+import sys
 from kdtui.backend.capture import CaptureConfig, run_capture
 from kdtui.backend.store import Store
 cfg = CaptureConfig(name="rss", teacher=sys.argv[1], strategy="teacher", data="synthetic", limit=int(sys.argv[2]),
                     k=64, examples_per_shard=16)
 run_capture(cfg, Store(sys.argv[3]))
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print([l for l in open("/proc/self/status") if l.startswith("VmRSS")][0].split()[1])
 """
 
 
-def peak_rss_mb(script: str, *args: str) -> float:
+def rss_mb(script: str, *args: str) -> float:
+    """Resident memory at the end of the work (before the study's final save), in MB."""
     out = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, check=True,
                          env=dict(os.environ, HF_HUB_OFFLINE="1"))
     return int(out.stdout.strip().splitlines()[-1]) / 1024
@@ -146,11 +148,11 @@ def main() -> None:
         rows.append(("kdtui capture top-64 loop (forward+top-k+write), s", f"{seconds['loop']:.2f}"))
         rows.append(("  capture overhead vs bare forward (target <= 15%)", f"{seconds['loop'] / bare - 1:+.1%}"))
         study_file = Path(tmp) / "study.safetensors"
-        study_rss = peak_rss_mb(STUDY_SCRIPT, teacher, str(args.rss_n), str(study_file))
-        kdtui_rss = peak_rss_mb(KDTUI_SCRIPT, teacher, str(args.rss_n), str(Path(tmp) / "store3"))
+        study_rss = rss_mb(STUDY_SCRIPT, teacher, str(args.rss_n), str(study_file))
+        kdtui_rss = rss_mb(KDTUI_SCRIPT, teacher, str(args.rss_n), str(Path(tmp) / "store3"))
         manifest = json.loads((Path(tmp) / "store3" / "captures" / "rss" / "manifest.json").read_text())
         kdtui_bytes = sum(s["bytes"] for s in manifest["shards"])
-        rows.append((f"peak RSS MB, {args.rss_n} questions: study (dense in RAM) / kdtui top-64",
+        rows.append((f"RSS MB after {args.rss_n} questions: study (dense in RAM) / kdtui top-64",
                      f"{study_rss:.0f} / {kdtui_rss:.0f}"))
         rows.append(("bytes on disk: study / kdtui top-64 (ratio)",
                      f"{study_file.stat().st_size:,} / {kdtui_bytes:,} "
