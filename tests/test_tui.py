@@ -27,6 +27,11 @@ def status(app: KdtuiApp, widget_id: str) -> str:
     return str(app.screen.query_one(widget_id, Static).render())
 
 
+def final_state(store: Store, run: str, item_id: str) -> list[tuple[object, ...]]:
+    return store.query("SELECT final_value, triaged FROM predictions_final p JOIN runs r ON r.id = p.run_id "
+                       "WHERE r.name = ? AND item_id = ?", [run, item_id]).rows
+
+
 def accuracy(store: Store, run: str) -> float:
     return float(store.query("SELECT accuracy FROM leaderboard WHERE name = ?", [run]).rows[0][0])
 
@@ -101,13 +106,11 @@ async def test_typed_value_and_undo_restore_previous_value(tui_store: Store) -> 
         assert target is not None
         await pilot.press("0", "1", "3", "enter")  # a leading 0/./- always types a value: 013 = 13
         await settle(pilot)
-        final = tui_store.query("SELECT final_value, triaged FROM predictions_final p JOIN runs r ON r.id = p.run_id "
-                                "WHERE r.name = ? AND item_id = ?", [target.run_name, target.item_id]).rows
+        final = final_state(tui_store, target.run_name, target.item_id)
         assert final == [(13.0, True)]
         await pilot.press("u")
         await settle(pilot)
-        final = tui_store.query("SELECT final_value, triaged FROM predictions_final p JOIN runs r ON r.id = p.run_id "
-                                "WHERE r.name = ? AND item_id = ?", [target.run_name, target.item_id]).rows
+        final = final_state(tui_store, target.run_name, target.item_id)
         assert final == [(target.value, False)]
         assert screen.current is not None and screen.current.item_id == target.item_id
         assert tui_store.query("SELECT count(*) FILTER (WHERE undone) FROM triage").rows == [(1,)]

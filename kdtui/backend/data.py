@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 from kdtui.backend import synthetic
 from kdtui.errors import KdtuiError, first_line
 from kdtui.extract import gold_answer
+from kdtui.jsonl import jsonl_objects
 
 SYNTHETIC = "synthetic"
 SYNTHETIC_SIZE = 1000
@@ -38,21 +38,9 @@ def hub_reachable(timeout: float = 2.0) -> bool:
 def _check_jsonl(path: Path) -> None:
     """Name the first malformed line: datasets' own error does not."""
     with path.open(encoding="utf-8") as fh:
-        try:
-            for line_no, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise KdtuiError(f"{path}:{line_no}: not valid JSON ({exc.msg}); fix or remove that line") \
-                        from None
-                if not isinstance(record, dict) or "question" not in record or "answer" not in record:
-                    raise KdtuiError(
-                        f"{path}:{line_no}: needs 'question' and 'answer' fields (GSM8K format)"
-                    )
-        except UnicodeDecodeError as exc:
-            raise KdtuiError(f"{path}: not UTF-8 text ({exc.reason})") from None
+        for line_no, record in jsonl_objects(fh, str(path)):
+            if "question" not in record or "answer" not in record:
+                raise KdtuiError(f"{path}:{line_no}: needs 'question' and 'answer' fields (GSM8K format)")
 
 
 def _from_records(records: list[dict[str, str]], prefix: str, offset: int, source: str) -> list[Problem]:

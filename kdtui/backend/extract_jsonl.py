@@ -10,6 +10,7 @@ from typing import IO, Any
 
 from kdtui.errors import KdtuiError
 from kdtui.extract import answers_match, extract_answer
+from kdtui.jsonl import jsonl_objects
 
 
 @dataclass
@@ -60,17 +61,7 @@ def _as_number(raw: Any, line_no: int, field: str) -> float | None:
 def extract_stream(src: IO[str], dst: IO[str], protocol: str, field: str, source_name: str) -> ExtractSummary:
     """Extract answers from every line of ``src``; write enriched lines to ``dst``."""
     summary = ExtractSummary()
-    for line_no, line in enumerate(src, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise KdtuiError(
-                f"{source_name}:{line_no}: not valid JSON ({exc.msg}); fix or remove that line"
-            ) from None
-        if not isinstance(record, dict):
-            raise KdtuiError(f"{source_name}:{line_no}: expected a JSON object, got {type(record).__name__}")
+    for line_no, record in jsonl_objects(src, source_name):
         response = record.get(field)
         if not isinstance(response, str):
             raise KdtuiError(
@@ -106,18 +97,13 @@ def extract_file(path: Path, out: Path | None, protocol: str, field: str) -> Ext
     if not path.is_file():
         raise KdtuiError(f"no such input file: {path}")
     if out is None:
-        try:
-            with path.open(encoding="utf-8") as src:
-                return extract_stream(src, sys.stdout, protocol, field, str(path))
-        except UnicodeDecodeError as exc:
-            raise KdtuiError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        with path.open(encoding="utf-8") as src:
+            return extract_stream(src, sys.stdout, protocol, field, str(path))
     tmp = out.with_name(out.name + ".part")
     try:
         with path.open(encoding="utf-8") as src, tmp.open("w", encoding="utf-8") as dst:
             summary = extract_stream(src, dst, protocol, field, str(path))
         tmp.replace(out)
-    except UnicodeDecodeError as exc:
-        raise KdtuiError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     finally:
         tmp.unlink(missing_ok=True)
     return summary

