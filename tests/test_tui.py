@@ -80,6 +80,9 @@ async def test_triage_decisions_persist_and_move_the_leaderboard(tui_store: Stor
         assert "1 done / 11 remaining" in status(app, "#tr-status")
         await pilot.press("n")  # q04: no answer
         await settle(pilot)
+        await pilot.press("e", "9", "enter")  # through the dialog: the screen resumes and reloads its queue
+        await settle(pilot)
+        assert "3 done / 9 remaining" in status(app, "#tr-status")  # the session's decisions still count
     log = tui_store.query("SELECT item_id, value, previous_value FROM triage ORDER BY id").rows
     assert log[0] == ("q02", 7.0, 7.0)
     assert log[1] == ("q04", None, 0.75)

@@ -123,7 +123,12 @@ class TriageScreen(StoreScreen):
         if message.focus == self.focus_request:
             self.focus_request = None
         current = self.current
-        self.items = message.items
+        # Items decided on this screen stay in the queue (counted as done), whatever the
+        # store said: a reload can overtake the worker still writing the last decision.
+        decided = {(i.run_id, i.item_id): i for i in self.items
+                   if i.triaged and (not self.run_filter or i.run_name == self.run_filter)}
+        fresh = [decided.pop((i.run_id, i.item_id), i) for i in message.items]
+        self.items = sorted([*fresh, *decided.values()], key=lambda i: (i.run_id, i.item_id))
         target = message.focus or ((current.run_id, current.item_id) if current else None)
         self.index = next((i for i, it in enumerate(self.items) if (it.run_id, it.item_id) == target), 0)
         if message.focus is None and self.items and self.items[self.index].triaged:
