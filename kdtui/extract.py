@@ -78,10 +78,6 @@ _SEED_PHRASE_RE = re.compile(r"the\s+(?:final\s+|correct\s+)?answer\s+is", re.IG
 _BOXED_RE = re.compile(r"(?:\\b|\x08)oxed\s*\{")
 _BRACE_RE = re.compile(r"[{}]")
 _SENTENCE_SPLIT_RE = re.compile(r"[^\n.!?]*(?:[.!?]+|\n|$)")
-_QUESTION_START_RE = re.compile(
-    r"^\s*(?:how|what|if|when|a|an|the|there|in|on|at|each|\w+\s+(?:has|had|is|was|buys|bought|wants))\b",
-    re.IGNORECASE,
-)
 _BOX_SCAN_LIMIT = 400
 _MAX_BOXES = 16
 _WINDOW = 20_000

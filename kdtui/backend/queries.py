@@ -124,20 +124,11 @@ PREDICTION_LIST_COLUMNS = ["run", "item", "gold", "answer", "correct", "rule", "
 
 def predictions(store: Store, flt: PredictionFilter, limit: int = 5000) -> tuple[list[tuple[Any, ...]], bool]:
     """Rows for the predictions browser (capped at ``limit``) and whether more exist."""
-    where: list[str] = ["TRUE"]
-    params: list[Any] = []
-    if flt.run:
-        where.append("r.name = ?")
-        params.append(flt.run)
-    if flt.correct is not None:
-        where.append("p.final_correct = ?")
-        params.append(flt.correct)
-    if flt.rule:
-        where.append("p.rule = ?")
-        params.append(flt.rule)
-    if flt.needs_review is not None:
-        where.append("p.needs_review = ?")
-        params.append(flt.needs_review)
+    clauses = [("r.name = ?", flt.run or None), ("p.final_correct = ?", flt.correct),
+               ("p.rule = ?", flt.rule or None), ("p.needs_review = ?", flt.needs_review)]
+    active = [(sql, value) for sql, value in clauses if value is not None]
+    where = ["TRUE", *(sql for sql, _ in active)]
+    params: list[Any] = [value for _, value in active]
     result = store.query(
         "SELECT r.name, p.item_id, p.gold, p.final_value, p.final_correct, p.rule, p.pending_review, "
         "p.n_new_tokens, left(replace(p.response, chr(10), ' '), 80), p.run_id "

@@ -1,20 +1,8 @@
-"""Small statistics for comparing runs: Wilson intervals and McNemar's exact test."""
+"""Paired comparison of runs: McNemar's exact test (Wilson intervals live in the leaderboard view)."""
 
 from __future__ import annotations
 
 import math
-
-Z95 = 1.959963984540054
-
-
-def wilson(correct: int, n: int, z: float = Z95) -> tuple[float, float]:
-    """Wilson score interval for a proportion (95% by default); (0, 1) when n == 0."""
-    if n == 0:
-        return 0.0, 1.0
-    p = correct / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def mcnemar_exact(only_a: int, only_b: int) -> float:
