@@ -23,13 +23,14 @@ from pathlib import Path
 
 import torch
 
-from kdtui.backend.capture import CaptureConfig, build_example, run_capture
-from kdtui.backend.capture_format import CapturedExample, compress_topk, encode_shard
-from kdtui.backend.capture_inspect import fidelity
-from kdtui.backend.data import load_problems
-from kdtui.backend.store import Store
-from kdtui.backend.strategies import get_strategy
-from kdtui.backend.teachers import load_teacher
+from kdtui.captures.format import CapturedExample, compress_topk, encode_shard
+from kdtui.captures.inspect import fidelity
+from kdtui.config.capture import CaptureConfig
+from kdtui.data.gsm8k import load_problems
+from kdtui.data.strategies import get_strategy
+from kdtui.models.teachers import load_teacher
+from kdtui.recipes.capture import build_example, run_capture
+from kdtui.store import Store
 
 DEFAULT_TEACHER = Path("store/models/SmolLM2-135M-Instruct")
 T_STUDY = 5.942267335064758
@@ -52,10 +53,10 @@ def bare_forward_seconds(teacher_path: str, n: int, batch_size: int) -> float:
 STUDY_SCRIPT = """
 import sys, time, torch
 from safetensors.torch import save_file
-from kdtui.backend.capture import build_example
-from kdtui.backend.data import load_problems
-from kdtui.backend.strategies import get_strategy
-from kdtui.backend.teachers import load_teacher
+from kdtui.recipes.capture import build_example
+from kdtui.data.gsm8k import load_problems
+from kdtui.data.strategies import get_strategy
+from kdtui.models.teachers import load_teacher
 teacher = load_teacher("hf", sys.argv[1]); strategy = get_strategy("teacher")
 problems = load_problems("synthetic", int(sys.argv[2]))
 kept = {}
@@ -69,8 +70,9 @@ print(rss)
 
 KDTUI_SCRIPT = """
 import sys
-from kdtui.backend.capture import CaptureConfig, run_capture
-from kdtui.backend.store import Store
+from kdtui.config.capture import CaptureConfig
+from kdtui.recipes.capture import run_capture
+from kdtui.store import Store
 cfg = CaptureConfig(name="rss", teacher=sys.argv[1], strategy="teacher", data="synthetic", limit=int(sys.argv[2]),
                     k=64, examples_per_shard=16)
 run_capture(cfg, Store(sys.argv[3]))

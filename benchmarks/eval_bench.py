@@ -13,11 +13,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from kdtui.backend.config import EvalConfig
-from kdtui.backend.data import load_problems
-from kdtui.backend.evaluate import run_eval
-from kdtui.backend.models import load_model
-from kdtui.backend.store import Store
+from kdtui.config.eval import EvalConfig
+from kdtui.data.gsm8k import load_problems
+from kdtui.models.loading import load_model
+from kdtui.recipes.evaluate import run_eval
+from kdtui.store import Store
 
 DEFAULT_MODEL = Path("store/models/SmolLM2-135M-Instruct")
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import duckdb
 
-from kdtui.backend.store import Store
+from kdtui.store import Store
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -39,10 +39,10 @@ def main() -> None:
     results: list[tuple[str, float, str, str]] = []
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(Path(tmp) / "a")
-        run = store.ensure_run("bench", "eval", {"model": "m", "prompt": "plain"})
+        run = store.runs.start("bench", "eval", {"model": "m", "prompt": "plain"})
         rows = _rows(args.rows)
         start = time.perf_counter()
-        store.add_predictions(run, rows)
+        store.predictions.add(run, rows)
         results.append((f"insert {args.rows:,} predictions", time.perf_counter() - start, "<= 5 s", "s"))
 
         big = Store(Path(tmp) / "b")
@@ -64,7 +64,7 @@ def main() -> None:
         results.append(("bare DuckDB connect + close (baseline)", bare, "", "s"))
         start = time.perf_counter()
         for i in range(20):
-            store.add_predictions(run, _rows(100, args.rows + i * 100))
+            store.predictions.add(run, _rows(100, args.rows + i * 100))
         session = (time.perf_counter() - start) / 20
         results.append(("locked session: connect + 100-row insert + close", session, "", "s"))
 

@@ -14,9 +14,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from kdtui.app import KdtuiApp
-from kdtui.backend.store import Store
-from kdtui.screens.triage import TriageScreen
+from kdtui.store import Store
+from kdtui.tui.app import KdtuiApp
+from kdtui.tui.screens.triage import TriageScreen
 
 
 def build(root: Path, predictions: int, review: int, runs: int = 10) -> Store:
@@ -24,7 +24,7 @@ def build(root: Path, predictions: int, review: int, runs: int = 10) -> Store:
     per_run = predictions // runs
     every = max(1, predictions // review)
     for r in range(runs):
-        run_id = store.ensure_run(f"run-{r}", "eval", {"model": "m", "prompt": "plain", "strategy": f"s{r % 4}"})
+        run_id = store.runs.start(f"run-{r}", "eval", {"model": "m", "prompt": "plain", "strategy": f"s{r % 4}"})
         with store.write() as con:
             con.execute(
                 "INSERT INTO predictions (run_id, item_id, question, gold, prompt, response, n_new_tokens, "

@@ -1,4 +1,10 @@
-"""The one exception type users see: a one-line message that names the fix."""
+"""The one exception type users see: a one-line message that names the fix; bugs go to crash.log."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from pathlib import Path
 
 
 class KdtuiError(Exception):
@@ -11,3 +17,18 @@ def first_line(exc: BaseException) -> str:
         if line.strip():
             return line.strip()
     return type(exc).__name__
+
+
+def log_crash(exc: BaseException, logs: Path | None = None) -> str:
+    """Append the current traceback to ``logs/crash.log``; returns a one-line summary naming the log."""
+    from kdtui.config.paths import logs_dir
+
+    log = (logs or logs_dir()) / "crash.log"
+    summary = f"{type(exc).__name__}: {first_line(exc)}"
+    try:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("a", encoding="utf-8") as fh:
+            fh.write(f"--- kdtui {' '.join(sys.argv[1:])}\n{traceback.format_exc()}\n")
+    except OSError:
+        return f"{summary} (no crash log: {log.parent} is not writable)"
+    return f"{summary} (traceback in {log})"

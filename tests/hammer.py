@@ -10,7 +10,8 @@ import json
 import sys
 import time
 
-from kdtui.backend.store import Store
+from kdtui.store import Store
+from kdtui.store.reads import leaderboard
 
 
 def main() -> None:
@@ -20,19 +21,19 @@ def main() -> None:
     errors: list[str] = []
     done = 0
     if role == "write":
-        run_id = store.ensure_run(run, "eval", {"model": "hammer"})
+        run_id = store.runs.start(run, "eval", {"model": "hammer"})
         while time.monotonic() < stop:
             rows = [dict(item_id=f"{done + i}", question="q", gold=1.0, prompt="p", response="1",
                          n_new_tokens=1, finish_reason="eos", value=1.0, rule="first_line",
                          needs_review=False, correct=True, candidates=[1.0]) for i in range(50)]
             try:
-                done += store.add_predictions(run_id, rows)
+                done += store.predictions.add(run_id, rows)
             except Exception as exc:  # counted, and the test requires none
                 errors.append(repr(exc))
     else:
         while time.monotonic() < stop:
             try:
-                store.leaderboard()
+                leaderboard(store)
                 done += 1
             except Exception as exc:
                 errors.append(repr(exc))

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from kdtui.backend.store import Store
+from kdtui.store import Store
 
 SECONDS = float(os.environ.get("KDTUI_CONCURRENCY_SECONDS", "30"))
 REPO = Path(__file__).resolve().parent.parent

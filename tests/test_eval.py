@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from kdtui.backend.config import EvalConfig
-from kdtui.backend.evaluate import run_eval
-from kdtui.backend.store import Store
+from kdtui.config.eval import EvalConfig
+from kdtui.recipes.evaluate import run_eval
+from kdtui.store import Store
 
 KDTUI = [sys.executable, "-m", "kdtui.cli"]
 

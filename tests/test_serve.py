@@ -9,6 +9,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from tests.tui_store import build_store
+
 
 def _free_port() -> int:
     with socket.socket() as sock:
@@ -18,7 +20,8 @@ def _free_port() -> int:
 
 def test_serve_binds_loopback_and_serves_the_page(tmp_path: Path) -> None:
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "kdtui.cli", "serve", "--store", str(tmp_path / "store"),
+    store = build_store(tmp_path / "store").root
+    proc = subprocess.Popen([sys.executable, "-m", "kdtui.cli", "serve", "--store", str(store),
                              "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline, body = time.monotonic() + 30, ""

@@ -9,9 +9,10 @@ from typing import Any
 import duckdb
 import pytest
 
-from kdtui.backend.schema import MIGRATIONS
-from kdtui.backend.store import ReadOnlyViolation, Store, check_read_only
 from kdtui.errors import KdtuiError
+from kdtui.store import NotAStore, ReadOnlyViolation, Store, UserQuery, check_read_only
+from kdtui.store.reads import LeaderRow, leaderboard
+from kdtui.store.schema import MIGRATIONS
 
 
 def _rows(n: int, correct_every: int = 2, review_every: int = 0, start: int = 0) -> list[dict[str, Any]]:
@@ -38,8 +39,11 @@ def test_migrations_create_schema_once(store_dir: Path) -> None:
     assert store.migrate() == len(MIGRATIONS)
     assert Store(store_dir).migrate() == len(MIGRATIONS)  # idempotent, new process view
     assert store.schema_version() == len(MIGRATIONS)
-    tables = {r[0] for r in store.query("SELECT table_name FROM information_schema.tables").rows}
-    assert {"runs", "predictions", "triage", "predictions_final", "leaderboard", "schema_version"} <= tables
+    tables = {r["table_name"] for r in store.query("SELECT table_name FROM information_schema.tables").records()}
+    assert {"runs", "predictions", "triage", "predictions_final", "leaderboard", "schema_version", "runs_live"} \
+        <= tables
+    versions = [r["version"] for r in store.query("SELECT version FROM schema_version ORDER BY 1").records()]
+    assert versions == list(range(1, len(MIGRATIONS) + 1))
 
 
 def test_newer_schema_is_refused(store_dir: Path) -> None:
@@ -61,62 +65,60 @@ def test_not_a_database_is_a_clear_error(store_dir: Path) -> None:
 @pytest.mark.parametrize(("k", "n"), [(5, 10), (0, 10), (10, 10), (404, 1319), (1, 3)])
 def test_leaderboard_wilson_interval(store_dir: Path, k: int, n: int) -> None:
     store = Store(store_dir)
-    run = store.ensure_run("r", "eval", {"model": "m", "prompt": "plain"})
+    run = store.runs.start("r", "eval", {"model": "m", "prompt": "plain"})
     rows = _rows(n)
     for index, row in enumerate(rows):  # exactly k correct
         row.update(correct=index < k, value=10.0 if index < k else 3.0)
-    store.add_predictions(run, rows)
-    board = store.leaderboard()
-    record = dict(zip(board.columns, board.rows[0], strict=True))
+    store.predictions.add(run, rows)
+    [record] = leaderboard(store)
     low, high = _wilson(k, n)
-    assert record["n"] == n and record["correct"] == k
-    assert record["accuracy"] == pytest.approx(k / n)
-    assert record["ci_low"] == pytest.approx(low, abs=1e-12)
-    assert record["ci_high"] == pytest.approx(high, abs=1e-12)
+    assert record.n == n and record.correct == k
+    assert record.accuracy == pytest.approx(k / n)
+    assert record.ci_low == pytest.approx(low, abs=1e-12)
+    assert record.ci_high == pytest.approx(high, abs=1e-12)
     if (k, n) == (5, 10):  # the textbook value
-        assert (round(record["ci_low"], 4), round(record["ci_high"], 4)) == (0.2366, 0.7634)
+        assert (round(record.ci_low, 4), round(record.ci_high, 4)) == (0.2366, 0.7634)
 
 
 def test_predictions_are_unique_per_run_and_item(store_dir: Path) -> None:
     store = Store(store_dir)
-    run = store.ensure_run("r", "eval", {})
-    assert store.add_predictions(run, _rows(10)) == 10
-    assert store.add_predictions(run, _rows(15)) == 5
-    assert store.done_items(run) == {f"q{i}" for i in range(15)}
-    other = store.ensure_run("r2", "eval", {})
-    assert store.add_predictions(other, _rows(3)) == 3
-    assert store.ensure_run("r", "eval", {}) == run
+    run = store.runs.start("r", "eval", {})
+    assert store.predictions.add(run, _rows(10)) == 10
+    assert store.predictions.add(run, _rows(15)) == 5
+    assert store.predictions.done_items(run) == {f"q{i}" for i in range(15)}
+    other = store.runs.start("r2", "eval", {})
+    assert store.predictions.add(other, _rows(3)) == 3
+    assert store.runs.start("r", "eval", {}) == run
 
 
 def test_run_kind_mismatch(store_dir: Path) -> None:
     store = Store(store_dir)
-    store.ensure_run("r", "eval", {})
+    store.runs.start("r", "eval", {})
     with pytest.raises(KdtuiError, match="exists as a eval run"):
-        store.ensure_run("r", "capture", {})
+        store.runs.start("r", "capture", {})
 
 
 def test_triage_overrides_extraction_and_undo_restores(store_dir: Path) -> None:
     store = Store(store_dir)
-    run = store.ensure_run("r", "eval", {})
-    store.add_predictions(run, _rows(4, correct_every=2, review_every=1))  # q0,q2 right; all need review
+    run = store.runs.start("r", "eval", {})
+    store.predictions.add(run, _rows(4, correct_every=2, review_every=1))  # q0,q2 right; all need review
 
     def board() -> dict[str, Any]:
-        result = store.leaderboard()
-        return dict(zip(result.columns, result.rows[0], strict=True))
+        return store.query("SELECT correct, pending_review, triaged FROM leaderboard").records()[0]
 
     assert (board()["correct"], board()["pending_review"]) == (2, 4)
-    first = store.decide(run, "q1", 10.0)       # fix a wrong one
+    first = store.triage.decide(run, "q1", 10.0)       # fix a wrong one
     assert (board()["correct"], board()["pending_review"], board()["triaged"]) == (3, 3, 1)
-    second = store.decide(run, "q1", None)      # change of mind: no answer
+    second = store.triage.decide(run, "q1", None)      # change of mind: no answer
     assert board()["correct"] == 2
     log = store.query("SELECT id, value, previous_value, undone, undoes FROM triage ORDER BY id").rows
     assert log == [(first, 10.0, 3.0, False, None), (second, None, 10.0, False, None)]
-    assert store.undo(second) == 10.0           # back to the first decision
+    assert store.triage.undo(second) == 10.0           # back to the first decision
     assert board()["correct"] == 3
-    assert store.undo(first) == 3.0             # back to the extraction
+    assert store.triage.undo(first) == 3.0             # back to the extraction
     assert (board()["correct"], board()["pending_review"], board()["triaged"]) == (2, 4, 0)
     with pytest.raises(KdtuiError, match="already undone"):
-        store.undo(first)
+        store.triage.undo(first)
     # append-only: four rows, none changed
     assert store.query("SELECT count(*), count(*) FILTER (WHERE undone) FROM triage").rows == [(4, 2)]
 
@@ -134,14 +136,63 @@ def test_writes_are_refused(sql: str) -> None:
 
 def test_reads_are_allowed(store_dir: Path) -> None:
     store = Store(store_dir)
-    assert check_read_only("SELECT 1; SELECT 2") == ["SELECT 1", " SELECT 2"] or True
-    result = store.query("SELECT 41 + 1 AS answer")
+    assert [s.strip().rstrip(";") for s in check_read_only("SELECT 1; SELECT 2")] == ["SELECT 1", "SELECT 2"]
+    result = UserQuery(store, "SELECT 41 + 1 AS answer").rows()
     assert result.columns == ["answer"] and result.rows == [(42,)]
-    assert store.query("SELECT * FROM range(10)", max_rows=3).truncated
+    capped = UserQuery(store, "SELECT * FROM range(10)").rows(max_rows=3)
+    assert capped.truncated and len(capped.rows) == 3
+    assert UserQuery(store, "SELECT * FROM range(3)").rows(max_rows=3).truncated is False
 
 
 def test_bad_sql_is_a_clear_error(store_dir: Path) -> None:
-    with pytest.raises(KdtuiError, match=r"SQL does not parse|query failed"):
-        Store(store_dir).query("SELEC nonsense")
-    with pytest.raises(KdtuiError, match="query failed"):
-        Store(store_dir).query("SELECT * FROM no_such_table")
+    Store(store_dir).migrate()
+    with pytest.raises(KdtuiError, match=r"SQL does not parse: Parser Error"):
+        UserQuery(Store(store_dir), "SELEC nonsense")
+    with pytest.raises(KdtuiError, match="query failed: Catalog Error"):
+        UserQuery(Store(store_dir), "SELECT * FROM no_such_table").rows()
+
+
+def test_read_only_store_refuses_missing_foreign_and_file_paths(tmp_path: Path) -> None:
+    missing = tmp_path / "typo"
+    with pytest.raises(NotAStore, match="no kdtui store at"):
+        leaderboard(Store(missing, create=False))
+    assert not missing.exists()  # nothing created
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    con = duckdb.connect(str(foreign / "kdtui.duckdb"))
+    con.execute("CREATE TABLE mine (a INT)")
+    con.close()
+    before = (foreign / "kdtui.duckdb").read_bytes()
+    for create in (False, True):  # not even a writer migrates someone else's database
+        with pytest.raises(NotAStore, match="a DuckDB file but not a kdtui store"):
+            Store(foreign, create=create).ensure_schema()
+    assert (foreign / "kdtui.duckdb").read_bytes() == before
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    with pytest.raises(NotAStore, match="is a file; point --store at the folder"):
+        Store(a_file).ensure_schema()
+
+
+def test_reader_of_a_current_store_never_takes_the_exclusive_lock(store_dir: Path) -> None:
+    """A migrated store is checked with a shared read: a reader runs while a writer's lock is held elsewhere."""
+    Store(store_dir).migrate()
+    import fcntl
+
+    # Hold the store lock shared, as another reader would: an exclusive migrate would wait, a check does not.
+    fd = open(store_dir / "kdtui.duckdb.lock", "a+")  # noqa: SIM115
+    fcntl.flock(fd, fcntl.LOCK_SH)
+    try:
+        reader = Store(store_dir, busy_timeout=2)
+        assert [r.name for r in leaderboard(reader)] == []
+    finally:
+        fd.close()
+
+
+def test_rows_come_by_column_name(store_dir: Path) -> None:
+    store = Store(store_dir)
+    run = store.runs.start("r", "eval", {"model": "m", "prompt": "plain", "strategy": "teacher"})
+    store.predictions.add(run, _rows(4))
+    [row] = leaderboard(store)
+    assert isinstance(row, LeaderRow)
+    assert (row.name, row.kind, row.status, row.strategy, row.prompt, row.n, row.pending) == \
+        ("r", "eval", "running", "teacher", "plain", 4, 0)

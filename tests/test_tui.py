@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
 import pytest
 from textual.widgets import DataTable, Static, TextArea
 
-from kdtui.app import KdtuiApp
-from kdtui.backend.store import Store
-from kdtui.screens.leaderboard import LeaderboardScreen
-from kdtui.screens.triage import TriageScreen
+from kdtui.store import Store
+from kdtui.tui.app import KdtuiApp
+from kdtui.tui.screens.leaderboard import LeaderboardScreen
+from kdtui.tui.screens.triage import TriageScreen
 from tests.pilot_helpers import settle
 from tests.tui_store import build_store
 
@@ -207,21 +206,9 @@ async def test_errors_show_as_notifications_not_crashes(tmp_path: Path) -> None:
         assert any("cannot open store" in n.message for n in app._notifications)
 
 
-def test_backend_never_imports_textual() -> None:
-    backend = Path(__file__).resolve().parent.parent / "kdtui" / "backend"
-    offenders = []
-    for path in backend.rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
-                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
-            offenders += [f"{path.name}: {n}" for n in names if n.split(".")[0] in ("textual", "textual_fastdatatable",
-                                                                                      "kdtui.screens", "kdtui.app")]
-            offenders += [f"{path.name}: {n}" for n in names if n.startswith(("kdtui.screens", "kdtui.app"))]
-    assert offenders == []
-
-
 async def test_captures_screen_lists_captures_with_histograms(tiny_model: Path, tmp_path: Path) -> None:
-    from kdtui.backend.capture import CaptureConfig, run_capture
+    from kdtui.config.capture import CaptureConfig
+    from kdtui.recipes.capture import run_capture
 
     store = Store(tmp_path / "store")
     for strategy in ("base", "teacher"):

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from textual.widgets import Static
 
-from kdtui.app import KdtuiApp
+from kdtui.tui.app import KdtuiApp
 from tests.pilot_helpers import settle
 from tests.tui_store import build_store
 
@@ -20,7 +20,9 @@ SIZE = (100, 30)
 
 @pytest.fixture
 def app(tmp_path: Path) -> KdtuiApp:
-    return KdtuiApp(build_store(tmp_path / "store").root)
+    app = KdtuiApp(build_store(tmp_path / "store").root)
+    app.sub_title = "store/kdtui.duckdb"  # the real title holds the temporary folder's absolute path
+    return app
 
 
 def _keys(*keys: str) -> Any:

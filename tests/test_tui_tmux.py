@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from kdtui.backend.store import Store
+from kdtui.store import Store
 from tests.tui_store import build_store
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")

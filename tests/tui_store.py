@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kdtui.backend.store import Store
 from kdtui.extract import answers_match, extract_answer
+from kdtui.store import Store
 
 RESPONSES = [
     "18",
@@ -25,7 +25,7 @@ GOLDS = [18, 7, 7, 7, 5, 40, 25, 26, 3, 9]
 def build_store(root: Path) -> Store:
     store = Store(root)
     for run, shift, strategy in (("base", 0, "base"), ("teacher-kd", 1, "teacher"), ("no-distil", 3, None)):
-        run_id = store.ensure_run(run, "eval", {"model": "tiny", "prompt": "plain", "strategy": strategy})
+        run_id = store.runs.start(run, "eval", {"model": "tiny", "prompt": "plain", "strategy": strategy})
         rows = []
         for i in range(10):
             response = RESPONSES[(i + shift) % 10] if shift != 1 or i % 2 else RESPONSES[i]
@@ -36,6 +36,6 @@ def build_store(root: Path) -> Store:
                 value=extraction.value, rule=extraction.rule, needs_review=extraction.needs_review,
                 correct=answers_match(extraction.value, GOLDS[i]), candidates=extraction.candidates,
             ))
-        store.add_predictions(run_id, rows)
-        store.set_run_status(run_id, "done")
+        store.predictions.add(run_id, rows)
+        store.runs.finish(run_id, "done")
     return store

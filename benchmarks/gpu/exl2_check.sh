@@ -32,11 +32,11 @@ fi
 # 2 + 3. the same 32 examples through both backends, compared position by position
 $PY - "$MODEL" "$WORK/exl2" <<'PY'
 import sys, time, torch
-from kdtui.backend.capture import build_example
-from kdtui.backend.capture_format import compress_topk
-from kdtui.backend.data import load_problems
-from kdtui.backend.strategies import get_strategy
-from kdtui.backend.teachers import load_teacher, vocab_identity
+from kdtui.recipes.capture import build_example
+from kdtui.captures.format import compress_topk
+from kdtui.data.gsm8k import load_problems
+from kdtui.data.strategies import get_strategy
+from kdtui.models.teachers import load_teacher, vocab_identity
 
 hf = load_teacher("hf", sys.argv[1], device="cuda", dtype="bfloat16")
 ex = load_teacher("exllamav2", sys.argv[2], cache_type="FP16")

@@ -1,1 +1,0 @@
-"""Workers and recipes. Nothing here imports Textual: the TUI is a thin client."""

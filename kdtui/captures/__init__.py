@@ -1,0 +1,1 @@
+"""Teacher captures on disk: the shard format, the manifest, reading back and inspecting."""

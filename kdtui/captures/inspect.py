@@ -1,0 +1,71 @@
+"""Reading a capture back: its manifest, sizes, and fidelity against the full teacher distribution."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from kdtui.captures.format import read_shard, tempered_topk
+from kdtui.captures.manifest import load_manifest
+from kdtui.errors import KdtuiError
+from kdtui.models.teachers import load_teacher, vocab_identity
+
+
+def summary(root: Path, name: str) -> dict[str, Any]:
+    manifest = load_manifest(root, name)
+    size = sum(s["bytes"] for s in manifest["shards"])
+    tokens = manifest["n_tokens"]
+    return {"manifest": manifest, "bytes": size, "bytes_per_token": size / tokens if tokens else float("nan")}
+
+
+def fidelity(root: Path, name: str, teacher_path: str, backend: str = "hf", sample: int = 8,
+             device: str = "auto") -> list[dict[str, float]]:
+    """Per stored temperature: mean top-k mass, KL(full || top-k + exact tail bucket) and
+    KL(full || top-k + tail spread uniformly) on the first ``sample`` examples."""
+    manifest = load_manifest(root, name)
+    if manifest["format"] != "topk":
+        raise KdtuiError("fidelity applies to topk captures; dense captures store the full logits")
+    teacher = load_teacher(backend, teacher_path, device)
+    if vocab_identity(teacher) != manifest["tokenizer"]:
+        raise KdtuiError(f"tokenizer mismatch: capture has {manifest['tokenizer']}, --against teacher has "
+                         f"{vocab_identity(teacher)}; compare with the capture's own teacher")
+    folder = root / "captures" / name
+    examples = []
+    for entry in manifest["shards"]:
+        examples += read_shard(folder / entry["file"], entry).examples()
+        if len(examples) >= sample:
+            break
+    temperatures = manifest["temperatures"]
+    totals = [{"temperature": t, "topk_mass": 0.0, "kl_bucket": 0.0, "kl_uniform_tail": 0.0} for t in temperatures]
+    positions = 0
+    for example in examples[:sample]:
+        span = (example.target_start - 1, len(example.context) - 1)
+        logits = teacher.forward([example.context], [span])[0].float().cpu()
+        assert example.logprobs is not None and example.ids is not None and example.lognorm is not None
+        ids = torch.from_numpy(example.ids)
+        lognorm = torch.from_numpy(example.lognorm)
+        positions += logits.shape[0]
+        vocab = logits.shape[-1]
+        for t_index, temperature in enumerate(temperatures):
+            full = torch.log_softmax(logits / temperature, dim=-1)
+            stored = tempered_topk(example.logprobs, lognorm, t_index, temperature)
+            top_full = full.gather(-1, ids)
+            tail_full = (1 - top_full.exp().sum(-1)).clamp(min=1e-12)
+            tail_stored = (1 - stored.exp().sum(-1)).clamp(min=1e-12)
+            p_top = top_full.exp()
+            kl_top = (p_top * (top_full - stored)).sum(-1)
+            kl_bucket = kl_top + tail_full * (tail_full.log() - tail_stored.log())
+            # A student that spreads the tail evenly over the other tokens sees this loss of information:
+            mask = torch.ones_like(full, dtype=torch.bool).scatter_(-1, ids, False)
+            q_tail = (tail_stored / max(vocab - ids.shape[-1], 1)).log().unsqueeze(-1)
+            kl_tail = (full.exp() * (full - q_tail)).where(mask, torch.zeros_like(full)).sum(-1)
+            totals[t_index]["topk_mass"] += float(p_top.sum(-1).sum())
+            totals[t_index]["kl_bucket"] += float(kl_bucket.clamp(min=0).sum())
+            totals[t_index]["kl_uniform_tail"] += float((kl_top + kl_tail).clamp(min=0).sum())
+    for row in totals:
+        for key in ("topk_mass", "kl_bucket", "kl_uniform_tail"):
+            row[key] = row[key] / positions if positions else math.nan
+    return totals

@@ -1,0 +1,69 @@
+"""``kdtui capture``: capture teacher distributions, or ``kdtui capture inspect NAME``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from kdtui.cli.common import Parents, add_command, logs, open_store
+from kdtui.config.capture import CaptureConfig
+from kdtui.errors import KdtuiError
+
+NOT_CONFIG = ("config", "store", "logs", "handler", "command", "action", "against", "sample")
+
+
+def cmd_capture(args: argparse.Namespace) -> int:
+    if args.action:
+        if args.action[0] != "inspect" or len(args.action) != 2:
+            raise KdtuiError("usage: kdtui capture inspect NAME [--against TEACHER]  (or kdtui capture --teacher ...)")
+        return _inspect(args, args.action[1])
+    from kdtui.cli.console import console
+    from kdtui.recipes.capture import run_capture
+
+    cfg = CaptureConfig.from_sources({k: v for k, v in vars(args).items() if k not in NOT_CONFIG}, args.config)
+
+    def show(state: dict[str, Any]) -> None:
+        rest = state["total"] - state["done"]
+        eta = f"{rest / state['examples_per_s']:.0f}s" if state["examples_per_s"] else "?"
+        print(f"capture {cfg.name}: {state['done']}/{state['total']} examples, {state['examples_per_s']:.2f} ex/s, "
+              f"{state['tokens_per_s']:.0f} tok/s, ETA {eta}", file=sys.stderr, flush=True)
+
+    manifest = run_capture(cfg, open_store(args, create=True), progress=show, logs=logs(args))
+    size = sum(s["bytes"] for s in manifest["shards"])
+    console.print(f"capture {cfg.name!r}: {manifest['n_examples']} examples, {manifest['n_tokens']} tokens, "
+                  f"{size / 1e6:.2f} MB ({size / max(manifest['n_tokens'], 1):.1f} bytes/token)", markup=False)
+    return 0
+
+
+def _inspect(args: argparse.Namespace, name: str) -> int:
+    from kdtui.captures.inspect import fidelity, summary
+    from kdtui.cli.console import print_table
+
+    root = open_store(args).root
+    info = summary(root, name)
+    manifest = info["manifest"]
+    rows = [(key, manifest[key]) for key in ("teacher", "backend", "mode", "format", "k", "temperatures",
+                                             "value_dtype", "n_examples", "n_tokens", "status")]
+    rows += [("strategy", manifest["strategy"]["name"]), ("tokenizer", manifest["tokenizer"]),
+             ("shards", len(manifest["shards"])), ("bytes", info["bytes"]),
+             ("bytes/token", f"{info['bytes_per_token']:.2f}")]
+    print_table(["field", "value"], rows)
+    if args.against:
+        backend = getattr(args, "backend", None) or manifest["backend"]
+        table = fidelity(root, name, args.against, backend, args.sample)
+        print_table(["T", "mean top-k mass", "KL(full‖top-k+tail bucket) (a lower bound)",
+                     "KL(full‖top-k+uniform tail)"],
+                    [(f"{r['temperature']:g}", f"{r['topk_mass']:.4f}", f"{r['kl_bucket']:.2e}",
+                      f"{r['kl_uniform_tail']:.4f}") for r in table])
+    return 0
+
+
+def register(sub: Any, parents: Parents) -> None:
+    cap = add_command(sub, "capture", "capture teacher distributions (or: capture inspect NAME)", cmd_capture,
+                      parents)
+    cap.add_argument("action", nargs="*", help="inspect NAME: show a capture (and its fidelity with --against)")
+    cap.add_argument("--config", default=None, help="TOML file with a [capture] table (flags override it)")
+    CaptureConfig.add_flags(cap)
+    cap.add_argument("--against", help="inspect: teacher to measure fidelity against")
+    cap.add_argument("--sample", type=int, default=8, help="inspect: examples to measure (default: 8)")

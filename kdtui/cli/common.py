@@ -1,0 +1,55 @@
+"""What every command shares: the one-line parser, the --store/--logs parent, opening the store."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+from kdtui.config.paths import logs_dir, store_dir
+from kdtui.errors import KdtuiError
+from kdtui.store import Store
+
+Handler = Callable[[argparse.Namespace], int]
+Parents = list[argparse.ArgumentParser]
+
+
+class UsageError(KdtuiError):
+    """A command line argparse could not parse."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line naming the fix, under the CLI's error policy."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+def store_flags() -> argparse.ArgumentParser:
+    """The parent parser of every store-backed command.
+
+    The defaults are SUPPRESS so that a flag given before the command
+    (``kdtui --store X leaderboard``) is not overwritten by an absent one after it.
+    """
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("--store", default=argparse.SUPPRESS,
+                        help="store folder (default: $KDTUI_STORE or ./store)")
+    parent.add_argument("--logs", default=argparse.SUPPRESS, help="logs folder (default: $KDTUI_LOGS or ./logs)")
+    return parent
+
+
+def add_command(sub: Any, name: str, help_text: str, handler: Handler, parents: Parents,
+                description: str | None = None) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = sub.add_parser(name, help=help_text.replace("%", "%%"), parents=parents,
+                                                     description=description or help_text)
+    parser.set_defaults(handler=handler)
+    return parser
+
+
+def open_store(args: argparse.Namespace, create: bool = False) -> Store:
+    """The store named by --store (or the environment); read-only commands pass ``create=False``."""
+    return Store(store_dir(getattr(args, "store", None)), create=create)
+
+
+def logs(args: argparse.Namespace) -> Any:
+    return logs_dir(getattr(args, "logs", None))

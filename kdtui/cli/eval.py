@@ -1,0 +1,38 @@
+"""``kdtui eval``: evaluate a model on GSM8K into the store."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from kdtui.cli.common import Parents, add_command, logs, open_store
+from kdtui.config.eval import EvalConfig
+
+NOT_CONFIG = ("config", "store", "logs", "handler", "command", "show_leaderboard")
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from kdtui.cli.console import console, eval_progress
+    from kdtui.recipes.evaluate import run_eval
+
+    flags = {k: v for k, v in vars(args).items() if k not in NOT_CONFIG}
+    cfg = EvalConfig.from_sources(flags, args.config)
+    store = open_store(args, create=True)
+    with eval_progress(cfg.run or cfg.prompt) as update:
+        result = run_eval(cfg, store, logs(args), progress=update)
+    console.print(f"run {result.run!r}: {result.generated} new of {result.n} items, "
+                  f"{result.new_tokens} tokens in {result.seconds:.1f}s", markup=False)
+    if args.show_leaderboard:
+        from kdtui.cli.results import cmd_leaderboard
+
+        cmd_leaderboard(args)
+    return 0
+
+
+def register(sub: Any, parents: Parents) -> None:
+    ev = add_command(sub, "eval", "evaluate a model on GSM8K into the store (rerun the same --run to resume)",
+                     cmd_eval, parents)
+    ev.add_argument("--config", default=None, help="TOML file with an [eval] table (flags override it)")
+    EvalConfig.add_flags(ev)
+    ev.add_argument("--leaderboard", dest="show_leaderboard", action="store_true",
+                    help="print the leaderboard afterwards")

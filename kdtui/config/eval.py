@@ -1,0 +1,46 @@
+"""The evaluation recipe's config (``kdtui eval`` flags, the ``[eval]`` TOML table, the run's identity)."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
+
+from kdtui.config.base import RecipeConfig
+
+ID: dict[str, Any] = {"identity": True}
+
+
+class EvalConfig(RecipeConfig):
+    """One evaluation run: a model answers a GSM8K slice with one prompt."""
+
+    TOML_TABLE: ClassVar[str] = "eval"
+
+    model: str = Field(description="Local transformers model folder, or a hub id when online.", json_schema_extra=ID)
+    adapter: str | None = Field(None, description="Optional PEFT adapter folder applied to the model.",
+                                json_schema_extra=ID)
+    run: str | None = Field(None, description="Run name in the store (default MODEL/PROMPT); the same name resumes.")
+    data: str = Field("openai/gsm8k", description="Hub id, local .json/.jsonl (GSM8K format), or 'synthetic[:SEED]'.",
+                      json_schema_extra=ID)
+    data_config: str = Field("main", description="Hub dataset config name.", json_schema_extra=ID)
+    split: str = Field("test", description="Hub dataset split.", json_schema_extra=ID)
+    limit: int | None = Field(None, ge=1, description="Evaluate at most this many problems.")
+    offset: int = Field(0, ge=0, description="Skip this many problems first.")
+    prompt: str = Field("plain", description="Prompt template name: plain, answer-only, chat, or one from "
+                        "--prompts-file.", json_schema_extra=ID)
+    prompts_file: str | None = Field(None, description="TOML file with extra [[prompt]] templates (its content "
+                                     "is part of the run's identity).", json_schema_extra={"identity": "file"})
+    strategy: str | None = Field(None, description="Teacher strategy the student was distilled with, if any.")
+    max_new_tokens: int | None = Field(None, ge=1, description="Generation budget; default: the prompt's.",
+                                       json_schema_extra=ID)
+    batch_size: int = Field(8, ge=1, description="Questions generated together (left-padded).")
+    do_sample: bool = Field(False, description="Sample instead of greedy decoding.",
+                            json_schema_extra={"identity": True, "flag": "sample"})
+    temperature: float = Field(1.0, gt=0, description="Sampling temperature (with --sample).", json_schema_extra=ID)
+    top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling mass (with --sample).", json_schema_extra=ID)
+    seed: int = Field(0, description="Random seed for sampling.", json_schema_extra=ID)
+    protocol: Literal["default", "seed"] = Field("default", description="Answer-extraction protocol.",
+                                                 json_schema_extra=ID)
+    device: str = Field("auto", description="'auto' (cuda if present, else cpu), 'cpu', 'cuda', 'cuda:1', ...")
+    dtype: str = Field("auto", description="'auto' (bf16 on GPU, fp32 on CPU), 'float32', 'bfloat16', 'float16'.",
+                       json_schema_extra=ID)

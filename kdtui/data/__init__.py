@@ -1,0 +1,1 @@
+"""GSM8K and synthetic problems, prompt templates, teacher strategies, JSON lines."""

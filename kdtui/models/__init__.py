@@ -1,0 +1,1 @@
+"""Loading students and teachers (transformers, ExLlamaV2) and the demo model."""

@@ -1,0 +1,62 @@
+"""Teacher backends behind one interface: tokenize, forward for chosen positions, generate with logits.
+
+``hf`` runs any transformers causal LM; ``exllamav2`` runs EXL2 quantised models
+on CUDA GPUs and is imported only when chosen.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Protocol
+
+import torch
+
+from kdtui.errors import KdtuiError
+
+BACKENDS = ("hf", "exllamav2")
+
+
+class Teacher(Protocol):
+    """What a capture needs from a teacher model."""
+
+    name: str
+    vocab_size: int
+    device: str
+    eos_ids: set[int]
+    chat_tokenizer: Any  # an object with apply_chat_template, or None
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of ``text`` with the model's BOS when it uses one."""
+
+    def decode(self, ids: list[int]) -> str: ...
+
+    def vocabulary(self) -> list[str]:
+        """Token strings by id (for the tokenizer identity hash)."""
+
+    def forward(self, sequences: list[list[int]], spans: list[tuple[int, int]]) -> list[torch.Tensor]:
+        """Logits [b - a, V] at positions a..b-1 of each sequence, on the teacher's device."""
+
+    def generate(self, ids: list[int], max_new_tokens: int, temperature: float | None,
+                 seed: int) -> tuple[list[int], torch.Tensor]:
+        """New token ids and the logits [n, V] that produced each (greedy when temperature is None)."""
+
+
+def vocab_identity(teacher: Teacher) -> dict[str, Any]:
+    """Vocabulary size and a hash of every (id, token) pair: equal iff the tokenizers agree."""
+    digest = hashlib.sha256()
+    for index, token in enumerate(teacher.vocabulary()):
+        digest.update(f"{index}\t{token}\n".encode("utf-8", "surrogatepass"))
+    return {"vocab_size": teacher.vocab_size, "vocab_hash": digest.hexdigest()[:16]}
+
+
+def load_teacher(backend: str, path: str, device: str = "auto", **options: Any) -> Teacher:
+    if backend == "hf":
+        from kdtui.models.teachers.hf import HFTeacher
+
+        return HFTeacher(path, device=device, dtype=options.get("dtype", "auto"))
+    if backend == "exllamav2":
+        from kdtui.models.teachers.exl2 import ExLlamaV2Teacher
+
+        return ExLlamaV2Teacher(path, cache_type=options.get("cache_type", "Q4"),
+                                max_seq_len=options.get("max_seq_len", 4096))
+    raise KdtuiError(f"unknown teacher backend {backend!r}; use one of: {', '.join(BACKENDS)}")

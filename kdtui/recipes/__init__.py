@@ -1,0 +1,1 @@
+"""Recipes: evaluate, capture (and later distil), each setup -> loop -> cleanup inside the run lifecycle."""

@@ -1,0 +1,178 @@
+"""Capture recipe: a teacher reads GSM8K under a prompting strategy; its distributions go to shards.
+
+Setup (config, strategy, data, teacher, manifest and resume point) -> loop (batched
+forward or generation, top-k on the teacher's device, a shard every N examples)
+-> cleanup (manifest status, registration in the store).  Killed at any moment,
+a rerun of the same command resumes at the first missing shard.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kdtui import __version__
+from kdtui.captures.format import CapturedExample, compress_topk, encode_shard, write_shard
+from kdtui.captures.manifest import CaptureFolder
+from kdtui.config.capture import CaptureConfig
+from kdtui.data.gsm8k import Problem, load_problems
+from kdtui.data.strategies import Strategy, get_strategy
+from kdtui.errors import KdtuiError
+from kdtui.models.teachers import Teacher, load_teacher, vocab_identity
+from kdtui.recipes.lifecycle import run_lifecycle
+from kdtui.store import Store
+
+ProgressFn = Callable[[dict[str, Any]], None]
+
+
+def common_prefix(a: list[int], b: list[int]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def build_example(teacher: Teacher, strategy: Strategy, problem: Problem, mode: str, index: int) -> CapturedExample:
+    """Token the teacher's context and mark where the targets begin (before any forward pass)."""
+    before, context_text = strategy.context(problem.question, teacher.chat_tokenizer)
+    if mode == "answer":
+        context_text = context_text + "\n" + problem.solution
+        before = context_text[: len(context_text) - len(problem.solution)]
+    ids = teacher.encode(context_text)
+    # Tokens straddling the boundary belong to the targets: the student sees the same ids.
+    start = min(common_prefix(teacher.encode(before), ids), len(ids) - 1) if before else min(1, len(ids) - 1)
+    start = max(start, 1)  # position 0 has no predecessor to predict it
+    if mode == "generate":
+        return CapturedExample(index, ids, len(ids), [])
+    return CapturedExample(index, ids, start, ids[start:])
+
+
+def _resume_point(run: CaptureFolder, manifest: dict[str, Any], cfg: CaptureConfig, identity: dict[str, Any]) -> int:
+    if manifest["config"] != cfg.identity():
+        changed = [k for k, v in cfg.identity().items() if manifest["config"].get(k) != v]
+        raise KdtuiError(f"capture {cfg.name!r} exists with different settings ({', '.join(changed)}); "
+                         "use another --name")
+    if manifest["tokenizer"] != identity:
+        raise KdtuiError(f"tokenizer mismatch for capture {cfg.name!r}: stored vocab {manifest['tokenizer']}, "
+                         f"teacher has {identity}; use the same teacher or another --name")
+    for stale in run.path.glob("*.tmp"):
+        stale.unlink()  # a shard being written when the capture was killed
+    return sum(entry["n_examples"] for entry in manifest["shards"])
+
+
+def run_name(capture: str) -> str:
+    """The runs-table name of a capture (captures share the runs table with evaluations)."""
+    return f"capture:{capture}"
+
+
+def run_capture(cfg: CaptureConfig, store: Store, progress: ProgressFn | None = None,
+                logs: Path | None = None, should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:
+    """Capture ``cfg`` under ``store``; returns the final manifest."""
+    # -- setup
+    strategy = get_strategy(cfg.strategy, Path(cfg.strategies_file) if cfg.strategies_file else None)
+    problems = load_problems(cfg.data, cfg.limit, cfg.offset, cfg.split)
+    folder = CaptureFolder(store.root, cfg.name)
+    manifest = folder.load_manifest()
+    if manifest is not None and manifest.get("status") == "done" and manifest["n_examples"] >= len(problems):
+        return manifest
+    teacher = load_teacher(cfg.backend, cfg.teacher, cfg.device, dtype=cfg.dtype, cache_type=cfg.cache_type)
+    identity = vocab_identity(teacher)
+    if manifest is None:
+        folder.path.mkdir(parents=True, exist_ok=True)
+        manifest = {
+            "name": cfg.name, "kdtui": __version__, "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "teacher": cfg.teacher, "backend": cfg.backend, "tokenizer": identity,
+            "strategy": strategy.model_dump(), "mode": cfg.mode, "format": cfg.format, "k": cfg.k,
+            "temperatures": cfg.temperatures, "value_dtype": cfg.value_dtype,
+            "dataset": {"data": cfg.data, "split": cfg.split, "offset": cfg.offset, "limit": cfg.limit},
+            "config": cfg.identity(), "n_examples": 0, "n_tokens": 0, "shards": [], "status": "running",
+        }
+        folder.save_manifest(manifest)
+    done = _resume_point(folder, manifest, cfg, identity)
+    header = {"teacher": cfg.teacher, "strategy": cfg.strategy, "mode": cfg.mode, "k": str(cfg.k),
+              "temperatures": json.dumps(cfg.temperatures)}
+    store.captures.register(cfg.name, manifest, folder.path)
+
+    with run_lifecycle(store, cfg, name=run_name(cfg.name), kind="capture", logs=logs or store.root / "logs",
+                       should_stop=should_stop) as run:
+        # -- loop: a shard at a time, batches never straddling shards, so a resumed
+        # capture computes exactly what an uninterrupted one would.
+        start, tokens = time.monotonic(), 0
+        for shard_start in range(done, len(problems), cfg.examples_per_shard):
+            if run.should_stop():
+                break
+            shard_end = min(shard_start + cfg.examples_per_shard, len(problems))
+            chunk: list[CapturedExample] = []
+            for position in range(shard_start, shard_end, cfg.batch_size):
+                batch = [build_example(teacher, strategy, problems[i], cfg.mode, i + cfg.offset)
+                         for i in range(position, min(position + cfg.batch_size, shard_end))]
+                _fill(teacher, batch, cfg)
+                chunk.extend(batch)
+                tokens += sum(len(e.targets) for e in batch)
+                if progress:
+                    elapsed = time.monotonic() - start
+                    finished = position + len(batch)
+                    progress({"done": finished, "total": len(problems), "tokens": tokens, "elapsed": elapsed,
+                              "examples_per_s": (finished - done) / elapsed if elapsed else 0.0,
+                              "tokens_per_s": tokens / elapsed if elapsed else 0.0})
+            shard = folder.path / f"shard-{len(manifest['shards']):05d}.safetensors"
+            tensors, meta = encode_shard(chunk, cfg.format, teacher.vocab_size, cfg.value_dtype, header)
+            entry = write_shard(shard, tensors, meta) | shard_stats(chunk, cfg)
+            manifest["shards"].append(entry)
+            manifest["n_examples"] += len(chunk)
+            manifest["n_tokens"] += entry["n_tokens"]
+            folder.save_manifest(manifest)
+
+        # -- cleanup (the lifecycle records the run's status on the way out)
+        if not run.stopped:
+            manifest["status"] = "done"
+            folder.save_manifest(manifest)
+        store.captures.register(cfg.name, manifest, folder.path)
+    return manifest
+
+
+ENTROPY_BINS = np.linspace(0.0, 8.0, 17)  # nats; the last bin also takes anything above
+
+
+def shard_stats(chunk: list[CapturedExample], cfg: CaptureConfig) -> dict[str, Any]:
+    """Per-shard sums for the captures table: top-k mass at T=1 and an entropy histogram."""
+    entropy = np.concatenate([e.entropy for e in chunk if e.entropy is not None] or [np.zeros(0)])
+    hist, _ = np.histogram(np.clip(entropy, 0, 7.999), bins=ENTROPY_BINS)
+    if cfg.format == "topk":
+        mass = float(sum(np.exp(e.logprobs.float().numpy()).sum() for e in chunk if e.logprobs is not None))
+    else:
+        mass = float(len(entropy))  # dense keeps everything
+    return {"topk_mass_sum": mass, "entropy_hist": hist.tolist(), "entropy_sum": float(entropy.sum())}
+
+
+def _fill(teacher: Teacher, batch: list[CapturedExample], cfg: CaptureConfig) -> None:
+    """Run the teacher and attach compressed distributions to each example."""
+    if cfg.mode == "generate":
+        rows = []
+        for example in batch:
+            new, logits = teacher.generate(example.context, cfg.max_new_tokens, cfg.sample_temperature,
+                                           cfg.seed + example.index)
+            example.context = example.context + new
+            example.targets = new
+            example.text = teacher.decode(new)
+            rows.append(logits)
+    else:
+        spans = [(e.target_start - 1, len(e.context) - 1) for e in batch]
+        rows = teacher.forward([e.context for e in batch], spans)
+    for example, logits in zip(batch, rows, strict=True):
+        packed = compress_topk(logits, cfg.k, cfg.temperatures)
+        example.entropy = packed["entropy"].float().cpu().numpy()
+        if cfg.format == "topk":
+            example.ids = packed["ids"].cpu().numpy().astype(np.int64)
+            example.logprobs = packed["logprobs"].float().cpu()
+            example.lognorm = packed["lognorm"].float().cpu().numpy()
+        else:
+            example.logits = logits.float().cpu()

@@ -1,0 +1,170 @@
+"""Evaluation recipe: a model answers GSM8K, answers are extracted, predictions land in the store.
+
+Setup (config, data, what is already done) -> loop (batched generation, extraction,
+a store write per batch) -> cleanup (the run lifecycle flushes and records the
+status).  A rerun with the same run name resumes: only items missing from the
+store are generated; a changed setup (the config's identity) is refused.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kdtui.config.eval import EvalConfig
+from kdtui.data.gsm8k import Problem, load_problems
+from kdtui.data.prompts import PromptTemplate, get_prompt
+from kdtui.extract import answers_match, extract_answer
+from kdtui.models.loading import LoadedModel, check_model_path, load_model
+from kdtui.recipes.lifecycle import check_identity, run_lifecycle
+from kdtui.store import Store
+
+
+@dataclass
+class EvalProgress:
+    """Where an evaluation stands; sent after every batch."""
+
+    run: str
+    done: int
+    total: int
+    new_tokens: int
+    elapsed: float
+    resumed_from: int = 0
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.new_tokens / self.elapsed if self.elapsed > 0 else 0.0
+
+    @property
+    def items_per_s(self) -> float:
+        fresh = self.done - self.resumed_from
+        return fresh / self.elapsed if self.elapsed > 0 else 0.0
+
+    @property
+    def eta_s(self) -> float | None:
+        rate = self.items_per_s
+        return (self.total - self.done) / rate if rate > 0 else None
+
+
+@dataclass
+class EvalResult:
+    run: str
+    run_id: int
+    n: int
+    generated: int
+    new_tokens: int
+    seconds: float
+
+
+ProgressFn = Callable[[EvalProgress], None]
+
+
+def default_run_name(cfg: EvalConfig) -> str:
+    model = Path(cfg.model).name or cfg.model
+    adapter = f"+{Path(cfg.adapter).name}" if cfg.adapter else ""
+    return f"{model}{adapter}/{cfg.prompt}"
+
+
+def _batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def generate_batch(loaded: LoadedModel, prompts: list[str], cfg: EvalConfig, max_new_tokens: int,
+                   add_special_tokens: bool) -> list[tuple[str, int, str]]:
+    """Generate for a batch of prompts: (response, new tokens, finish reason) each."""
+    import torch
+
+    tokenizer, model = loaded.tokenizer, loaded.model
+    enc = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=add_special_tokens)
+    enc = {k: v.to(loaded.device) for k, v in enc.items()}
+    eos = model.generation_config.eos_token_id
+    eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+    if tokenizer.eos_token_id is not None:
+        eos_ids.add(tokenizer.eos_token_id)
+    sampling: dict[str, Any] = (
+        {"do_sample": True, "temperature": cfg.temperature, "top_p": cfg.top_p}
+        if cfg.do_sample else {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
+    )
+    with torch.inference_mode():
+        output = model.generate(
+            **enc, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=sorted(eos_ids) or None, **sampling,
+        )
+    new = output[:, enc["input_ids"].shape[1]:].tolist()
+    results = []
+    for tokens in new:
+        end = next((i for i, t in enumerate(tokens) if t in eos_ids), None)
+        kept = tokens if end is None else tokens[:end]
+        text = tokenizer.decode(kept, skip_special_tokens=True)
+        results.append((text, len(kept) + (end is not None), "length" if end is None else "eos"))
+    return results
+
+
+def prediction_row(problem: Problem, prompt: str, response: str, n_new_tokens: int,
+                   finish_reason: str, protocol: str) -> dict[str, Any]:
+    extraction = extract_answer(response, protocol)
+    return {
+        "item_id": problem.item_id,
+        "question": problem.question,
+        "gold": problem.gold,
+        "prompt": prompt,
+        "response": response,
+        "n_new_tokens": n_new_tokens,
+        "finish_reason": finish_reason,
+        "value": extraction.value,
+        "rule": extraction.rule,
+        "needs_review": extraction.needs_review,
+        "correct": answers_match(extraction.value, problem.gold),
+        "candidates": extraction.candidates,
+    }
+
+
+def run_eval(cfg: EvalConfig, store: Store, logs: Path, progress: ProgressFn | None = None,
+             should_stop: Callable[[], bool] | None = None) -> EvalResult:
+    """Evaluate ``cfg`` into ``store``; resumable by run name."""
+    # -- setup: everything that can fail on bad input fails before the run is registered
+    check_model_path(cfg.model, cfg.adapter)
+    prompt: PromptTemplate = get_prompt(cfg.prompt, Path(cfg.prompts_file) if cfg.prompts_file else None)
+    max_new_tokens = cfg.max_new_tokens or prompt.max_new_tokens
+    problems = load_problems(cfg.data, cfg.limit, cfg.offset, cfg.split, cfg.data_config)
+    name = cfg.run or default_run_name(cfg)
+    check_identity(store, name, "eval", cfg)
+    start = time.monotonic()
+    with run_lifecycle(store, cfg, name=name, kind="eval", logs=logs, should_stop=should_stop) as run:
+        done = store.predictions.done_items(run.run_id)
+        todo = [p for p in problems if p.item_id not in done]
+        state = EvalProgress(name, len(problems) - len(todo), len(problems), 0, 0.0, len(problems) - len(todo))
+        if not todo:
+            return EvalResult(name, run.run_id, len(problems), 0, 0, 0.0)
+        loaded = load_model(cfg.model, cfg.adapter, cfg.device, cfg.dtype)
+        if progress:
+            progress(state)
+        texts = {p.item_id: prompt.render(p.question, loaded.tokenizer) for p in todo}
+        # Similar lengths in one batch waste less compute on padding.
+        lengths = {k: len(loaded.tokenizer(v, add_special_tokens=False)["input_ids"]) for k, v in texts.items()}
+        todo.sort(key=lambda p: lengths[p.item_id])
+
+        # -- loop: a store write per batch; the writer keeps rows the store cannot take yet
+        import torch
+
+        for index, batch in enumerate(_batches(todo, cfg.batch_size)):
+            if run.should_stop():
+                break
+            if cfg.do_sample:
+                torch.manual_seed(cfg.seed + index)
+            prompts = [texts[p.item_id] for p in batch]
+            outputs = generate_batch(loaded, prompts, cfg, max_new_tokens, add_special_tokens=not prompt.chat)
+            run.predictions.add([prediction_row(p, t, *out, cfg.protocol)
+                                 for p, t, out in zip(batch, prompts, outputs, strict=True)])
+            state.done += len(batch)
+            state.new_tokens += sum(out[1] for out in outputs)
+            state.elapsed = time.monotonic() - start
+            if progress:
+                progress(state)
+    # -- cleanup happened on leaving the lifecycle: rows flushed (or spilled), status recorded
+    return EvalResult(name, run.run_id, len(problems), state.done - state.resumed_from, state.new_tokens,
+                      time.monotonic() - start)

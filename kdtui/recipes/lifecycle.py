@@ -1,0 +1,132 @@
+"""The run lifecycle every recipe runs inside: its runs row, heartbeat, stop flag and writers.
+
+    with run_lifecycle(store, cfg, name=..., kind="eval", logs=logs) as run:
+        for batch in ...:
+            if run.should_stop(): break
+            run.predictions.add(rows)
+
+On the way out the context decides the status — ``done``, ``interrupted`` (Ctrl-C,
+SIGTERM, should_stop) or ``failed`` with the error's first line — flushes the
+writers, and records it.  None of that can hide the original error: a status that
+cannot be written goes to the spill file beside any unsaved rows, and a process
+that dies without a word stops beating and shows as "lost".
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from kdtui.config.base import RecipeConfig, identity_changes
+from kdtui.errors import KdtuiError, first_line
+from kdtui.store import Store
+from kdtui.store.writer import PredictionWriter, append_spill, spill_path
+
+HEARTBEAT_S = 10.0
+FINISH_TIMEOUT_S = 30.0
+
+
+class RunContext:
+    """What a recipe's loop sees of its run."""
+
+    def __init__(self, store: Store, run_id: int, name: str, logs: Path,
+                 external_stop: Callable[[], bool] | None) -> None:
+        self.store, self.run_id, self.name, self.logs = store, run_id, name, logs
+        self.predictions = PredictionWriter(store, run_id, name, logs)
+        self._external_stop = external_stop
+        self.stop_requested = threading.Event()
+        self.stopped = False  # the loop ended early because it was asked to
+
+    def should_stop(self) -> bool:
+        """True once SIGTERM arrived or the caller asked; the loop then ends at the next batch."""
+        if self.stop_requested.is_set() or (self._external_stop is not None and self._external_stop()):
+            self.stopped = True
+        return self.stopped
+
+
+def check_identity(store: Store, name: str, kind: str, cfg: RecipeConfig) -> None:
+    """Refuse to resume run ``name`` with a setup that measures something else."""
+    previous = store.runs.get(name)
+    if previous is None:
+        return
+    if previous.kind != kind:
+        raise KdtuiError(f"run {name!r} exists as a {previous.kind} run; choose another --run name")
+    old = previous.identity
+    if old is None:  # a run from before identities: compare the fields its config has
+        old = {k: previous.config.get(k) for k in cfg.identity() if k in previous.config}
+        new = {k: v for k, v in cfg.identity().items() if k in old}
+    else:
+        new = cfg.identity()
+    changes = identity_changes(old, new)
+    if changes:
+        raise KdtuiError(f"run {name!r} exists with a different setup ({', '.join(changes)}); "
+                         "choose another --run name to compare")
+
+
+def _beat(ctx: RunContext, stop: threading.Event) -> None:
+    while not stop.wait(HEARTBEAT_S):
+        try:
+            ctx.store.runs.heartbeat(ctx.run_id, timeout=HEARTBEAT_S / 2)
+        except Exception:  # a busy store skips a beat; "lost" needs six missed ones
+            continue
+
+
+@contextmanager
+def _sigterm_sets(flag: threading.Event) -> Iterator[None]:
+    """SIGTERM asks the loop to stop after its batch (main thread only; elsewhere the caller stops it)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(_signum: int, _frame: FrameType | None) -> None:
+        flag.set()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextmanager
+def run_lifecycle(store: Store, cfg: RecipeConfig, *, name: str, kind: str, logs: Path,
+                  should_stop: Callable[[], bool] | None = None) -> Iterator[RunContext]:
+    """Run a recipe's loop as run ``name`` of ``kind``; see the module docstring."""
+    check_identity(store, name, kind, cfg)
+    config: dict[str, Any] = cfg.model_dump()
+    run_id = store.runs.start(name, kind, config, cfg.identity())
+    ctx = RunContext(store, run_id, name, logs, should_stop)
+    beating = threading.Event()
+    beat = threading.Thread(target=_beat, args=(ctx, beating), name=f"heartbeat-{run_id}", daemon=True)
+    beat.start()
+    status, error, in_flight = "done", None, False
+    try:
+        with _sigterm_sets(ctx.stop_requested):
+            yield ctx
+        if ctx.stopped:
+            status, error = "interrupted", "stopped on request"
+    except KeyboardInterrupt:
+        status, error, in_flight = "interrupted", "interrupted by the user", True
+        raise
+    except BaseException as exc:
+        status, error, in_flight = "failed", first_line(exc)[:500], True
+        raise
+    finally:
+        beating.set()
+        spill = ctx.predictions.close()
+        if spill is not None and status == "done":
+            status, error = "interrupted", f"{spill}: predictions not yet in the store"
+        try:
+            store.runs.finish(run_id, status, error, timeout=FINISH_TIMEOUT_S)
+        except Exception:
+            # The store is out of reach: the status waits beside the rows for `kdtui store recover`.
+            spill = spill or spill_path(logs, name)
+            append_spill(spill, [{"run": name, "status": status, "error": error}])
+        if spill is not None and not in_flight:  # never replace the error already on its way out
+            raise KdtuiError(f"the store stayed busy ({ctx.predictions.last_error or 'locked'}); unsaved results "
+                             f"are in {spill}: run `kdtui store recover` when the store is free")

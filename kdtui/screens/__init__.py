@@ -1,1 +1,0 @@
-"""The TUI's screens: thin clients over kdtui.backend."""

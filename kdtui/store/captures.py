@@ -1,0 +1,39 @@
+"""The ``captures`` table: one row per teacher capture, refreshed from its manifest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from kdtui.store.store import Store
+
+ENTROPY_BINS = 16
+
+
+class CapturesRepo:
+    """Register captures for the captures screen and SQL."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def register(self, name: str, manifest: dict[str, Any], folder: Path) -> None:
+        """Insert or refresh the captures row of one capture from its manifest."""
+        shards = manifest["shards"]
+        tokens = int(manifest["n_tokens"])
+        size = sum(int(s["bytes"]) for s in shards)
+        hist = [sum(int(s.get("entropy_hist", [0] * ENTROPY_BINS)[i]) for s in shards) for i in range(ENTROPY_BINS)]
+        mass = sum(float(s.get("topk_mass_sum", 0.0)) for s in shards)
+        entropy = sum(float(s.get("entropy_sum", 0.0)) for s in shards)
+        row = {
+            "name": name, "teacher": manifest["teacher"], "backend": manifest["backend"],
+            "strategy": manifest["strategy"]["name"], "mode": manifest["mode"], "format": manifest["format"],
+            "k": manifest["k"], "temperatures": manifest["temperatures"], "n_examples": manifest["n_examples"],
+            "n_tokens": tokens, "bytes": size, "bytes_per_token": size / tokens if tokens else None,
+            "mean_topk_mass": mass / tokens if tokens else None, "mean_entropy": entropy / tokens if tokens else None,
+            "entropy_hist": hist, "status": manifest["status"], "path": str(folder),
+        }
+        with self.store.write() as con:
+            con.execute("DELETE FROM captures WHERE name = ?", [name])
+            con.execute(f"INSERT INTO captures ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                        list(row.values()))

@@ -1,0 +1,205 @@
+"""Read models: typed rows out of the store for the CLI, the TUI and scripts.
+
+Every row is built from column names (``_build``), never positions, so a column
+added to a view cannot shift a field.  The leaderboard has one path, used by
+``kdtui leaderboard`` and the TUI alike.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from kdtui.stats import mcnemar_exact
+from kdtui.store.runs import RunRecord
+from kdtui.store.store import QueryResult, Store
+
+T = TypeVar("T")
+
+
+def _build(cls: type[T], result: QueryResult) -> list[T]:
+    """Dataclass rows from a result whose column names are the dataclass's field names."""
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    return [cls(**{k: v for k, v in record.items() if k in names}) for record in result.records()]
+
+
+# ---------------------------------------------------------------------- leaderboard
+
+@dataclass
+class LeaderRow:
+    """One run on the leaderboard, with its comparison to the baseline run."""
+
+    run_id: int
+    name: str
+    kind: str
+    status: str
+    strategy: str
+    prompt: str
+    n: int
+    correct: int
+    accuracy: float
+    ci_low: float
+    ci_high: float
+    pending: int
+    delta: float | None = None
+    p_value: float | None = None
+    paired: int = 0
+
+
+def leaderboard(store: Store, baseline: int | None = None) -> list[LeaderRow]:
+    """Every evaluated run, best first; with ``baseline``, accuracy differences and McNemar p-values."""
+    rows = _build(LeaderRow, store.query(
+        "SELECT run_id, name, kind, status, coalesce(strategy, '') AS strategy, coalesce(prompt, '') AS prompt, "
+        "n, correct, accuracy, ci_low, ci_high, pending_review AS pending "
+        "FROM leaderboard ORDER BY accuracy DESC, name"))
+    if baseline is None or baseline not in {r.run_id for r in rows}:
+        return rows
+    pairs = store.query(
+        "SELECT b.run_id, count(*) AS paired, "
+        "count(*) FILTER (WHERE b.final_correct AND NOT a.final_correct) AS only_b, "
+        "count(*) FILTER (WHERE a.final_correct AND NOT b.final_correct) AS only_a, "
+        "avg(b.final_correct::INT) - avg(a.final_correct::INT) AS delta "
+        "FROM predictions_final a JOIN predictions_final b USING (item_id) "
+        "WHERE a.run_id = ? AND b.run_id <> ? GROUP BY b.run_id", [baseline, baseline]).records()
+    by_run = {r["run_id"]: r for r in pairs}
+    for row in rows:
+        if row.run_id == baseline:
+            row.delta, row.p_value, row.paired = 0.0, 1.0, row.n
+        elif row.run_id in by_run:
+            pair = by_run[row.run_id]
+            row.delta, row.paired = pair["delta"], pair["paired"]
+            row.p_value = mcnemar_exact(pair["only_a"], pair["only_b"])
+    return rows
+
+
+# ---------------------------------------------------------------------------- triage
+
+@dataclass
+class TriageItem:
+    """A prediction waiting for (or given) a human decision."""
+
+    run_id: int
+    run_name: str
+    item_id: str
+    question: str
+    response: str
+    value: float | None
+    final_value: float | None
+    gold: float | None
+    rule: str
+    candidates: list[float] = field(default_factory=list)
+    triaged: bool = False
+
+
+TRIAGE_SELECT = ("SELECT p.run_id, r.name AS run_name, p.item_id, coalesce(p.question, '') AS question, "
+                 "coalesce(p.response, '') AS response, p.value, p.final_value, p.gold, "
+                 "coalesce(p.rule, '') AS rule, coalesce(p.candidates, []) AS candidates, p.triaged "
+                 "FROM predictions_final p JOIN runs r ON r.id = p.run_id")
+
+
+def triage_queue(store: Store, run: str | None = None, include_done: bool = False) -> list[TriageItem]:
+    """Predictions that need review (all of them with ``include_done``), in a stable order."""
+    where = ["p.needs_review"] if include_done else ["p.pending_review"]
+    params: list[Any] = []
+    if run:
+        where.append("r.name = ?")
+        params.append(run)
+    return _build(TriageItem, store.query(
+        f"{TRIAGE_SELECT} WHERE {' AND '.join(where)} ORDER BY p.run_id, p.item_id", params))
+
+
+def triage_item(store: Store, run_id: int, item_id: str) -> TriageItem | None:
+    items = _build(TriageItem, store.query(f"{TRIAGE_SELECT} WHERE p.run_id = ? AND p.item_id = ?",
+                                           [run_id, item_id]))
+    return items[0] if items else None
+
+
+# ------------------------------------------------------------------------ predictions
+
+@dataclass
+class PredictionFilter:
+    run: str | None = None
+    correct: bool | None = None
+    rule: str | None = None
+    needs_review: bool | None = None
+
+
+@dataclass
+class PredictionRow:
+    """One line of the predictions browser."""
+
+    run: str
+    item: str
+    gold: float | None
+    answer: float | None
+    correct: bool
+    rule: str | None
+    review: bool
+    tokens: int | None
+    response: str
+    run_id: int
+
+
+PREDICTION_LIST_COLUMNS = ["run", "item", "gold", "answer", "correct", "rule", "review", "tokens", "response"]
+
+
+def predictions(store: Store, flt: PredictionFilter, limit: int = 5000) -> tuple[list[PredictionRow], bool]:
+    """Rows for the predictions browser (capped at ``limit``) and whether more exist."""
+    clauses = [("r.name = ?", flt.run or None), ("p.final_correct = ?", flt.correct),
+               ("p.rule = ?", flt.rule or None), ("p.needs_review = ?", flt.needs_review)]
+    active = [(sql, value) for sql, value in clauses if value is not None]
+    where = ["TRUE", *(sql for sql, _ in active)]
+    result = store.query(
+        "SELECT r.name AS run, p.item_id AS item, p.gold, p.final_value AS answer, p.final_correct AS correct, "
+        "p.rule, p.pending_review AS review, p.n_new_tokens AS tokens, "
+        "left(replace(coalesce(p.response, ''), chr(10), ' '), 80) AS response, p.run_id "
+        f"FROM predictions_final p JOIN runs r ON r.id = p.run_id WHERE {' AND '.join(where)} "
+        "ORDER BY r.name, p.item_id", [value for _, value in active], max_rows=limit)
+    return _build(PredictionRow, result), result.truncated
+
+
+# ---------------------------------------------------------------------- runs, schema
+
+def runs(store: Store) -> list[RunRecord]:
+    """Every run with its live state ("lost" when its process is gone)."""
+    return store.runs.all()
+
+
+def run_names(store: Store) -> list[str]:
+    return store.runs.names()
+
+
+def schema(store: Store) -> dict[str, list[tuple[str, str]]]:
+    """Tables and views with their columns, for the SQL console's side list."""
+    out: dict[str, list[tuple[str, str]]] = {}
+    for r in store.query("SELECT table_name, column_name, data_type FROM information_schema.columns "
+                         "WHERE table_schema = 'main' ORDER BY table_name, ordinal_position").records():
+        out.setdefault(r["table_name"], []).append((r["column_name"], r["data_type"]))
+    return out
+
+
+# -------------------------------------------------------------------------- captures
+
+@dataclass
+class CaptureRow:
+    """One capture as the captures screen shows it."""
+
+    name: str
+    teacher: str
+    strategy: str
+    mode: str
+    format: str
+    k: int
+    n_tokens: int | None
+    bytes: int | None
+    bytes_per_token: float | None
+    mean_topk_mass: float | None
+    entropy_hist: list[int] | None
+    status: str
+
+
+def captures(store: Store) -> list[CaptureRow]:
+    return _build(CaptureRow, store.query(
+        "SELECT name, teacher, strategy, mode, format, k, n_tokens, bytes, bytes_per_token, mean_topk_mass, "
+        "entropy_hist, status FROM captures ORDER BY name"))

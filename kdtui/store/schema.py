@@ -1,0 +1,140 @@
+"""The store's schema as an ordered list of migrations.
+
+Migration N is applied once, in one transaction, and recorded in
+``schema_version``.  Never edit a released migration: append a new one.
+"""
+
+from __future__ import annotations
+
+# z for a two-sided 95% interval.
+Z95 = 1.959963984540054
+
+
+
+def leaderboard_view(status: str, runs: str, replace: bool) -> str:
+    """The leaderboard view over ``runs`` with ``status`` as its status column.
+
+    A function so that a later migration can replace the view with the same maths.
+    """
+    return f"""CREATE {'OR REPLACE ' if replace else ''}VIEW leaderboard AS
+    WITH counts AS (
+        SELECT run_id,
+            count(*) AS n,
+            count(*) FILTER (WHERE NOT needs_review) AS auto_resolved,
+            count(*) FILTER (WHERE pending_review) AS pending_review,
+            count(*) FILTER (WHERE triaged) AS triaged,
+            count(*) FILTER (WHERE final_correct) AS correct
+        FROM predictions_final GROUP BY run_id
+    ), rates AS (
+        SELECT *, correct / n AS p, {Z95} * {Z95} AS z2 FROM counts
+    )
+    SELECT r.id AS run_id, r.name, r.kind, {status} AS status,
+        json_extract_string(r.config, '$.model') AS model,
+        json_extract_string(r.config, '$.strategy') AS strategy,
+        json_extract_string(r.config, '$.prompt') AS prompt,
+        c.n, c.auto_resolved, c.pending_review, c.triaged, c.correct,
+        c.p AS accuracy,
+        (c.p + c.z2 / (2 * c.n) - {Z95} * sqrt(c.p * (1 - c.p) / c.n + c.z2 / (4 * c.n * c.n)))
+            / (1 + c.z2 / c.n) AS ci_low,
+        (c.p + c.z2 / (2 * c.n) + {Z95} * sqrt(c.p * (1 - c.p) / c.n + c.z2 / (4 * c.n * c.n)))
+            / (1 + c.z2 / c.n) AS ci_high,
+        r.updated_at
+    FROM {runs} r JOIN rates c ON c.run_id = r.id"""
+
+
+_V1_TABLES = [
+    "CREATE SEQUENCE runs_id START 1",
+    """CREATE TABLE runs (
+        id INTEGER PRIMARY KEY DEFAULT nextval('runs_id'),
+        kind VARCHAR NOT NULL,              -- eval, capture, distill, ...
+        name VARCHAR NOT NULL UNIQUE,
+        config JSON NOT NULL,
+        status VARCHAR NOT NULL,            -- running, done, failed, interrupted
+        created_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+        updated_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+    )""",
+    """CREATE TABLE predictions (
+        run_id INTEGER NOT NULL,
+        item_id VARCHAR NOT NULL,
+        question VARCHAR,
+        gold DOUBLE,
+        prompt VARCHAR,
+        response VARCHAR,
+        n_new_tokens INTEGER,
+        finish_reason VARCHAR,              -- eos, length
+        value DOUBLE,                       -- extracted answer; NULL = no answer
+        rule VARCHAR,
+        needs_review BOOLEAN NOT NULL DEFAULT FALSE,
+        correct BOOLEAN NOT NULL DEFAULT FALSE,
+        candidates DOUBLE[],
+        created_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+        PRIMARY KEY (run_id, item_id)
+    )""",
+    "CREATE SEQUENCE triage_id START 1",
+    # Append-only: a decision is never changed; an undo is a new row naming it.
+    """CREATE TABLE triage (
+        id INTEGER PRIMARY KEY DEFAULT nextval('triage_id'),
+        run_id INTEGER NOT NULL,
+        item_id VARCHAR NOT NULL,
+        value DOUBLE,                       -- the human's answer; NULL = no answer
+        decided_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+        previous_value DOUBLE,              -- the value in force before this row
+        undone BOOLEAN NOT NULL DEFAULT FALSE,   -- TRUE: this row undoes decision `undoes`
+        undoes INTEGER
+    )""",
+]
+
+_V1_VIEWS = [
+    """CREATE VIEW triage_effective AS
+    SELECT run_id, item_id, value, decided_at, id AS decision_id
+    FROM triage t
+    WHERE NOT undone AND id NOT IN (SELECT undoes FROM triage WHERE undone AND undoes IS NOT NULL)
+    QUALIFY row_number() OVER (PARTITION BY run_id, item_id ORDER BY id DESC) = 1""",
+    """CREATE VIEW predictions_final AS
+    SELECT p.*,
+        e.decision_id IS NOT NULL AS triaged,
+        CASE WHEN e.decision_id IS NOT NULL THEN e.value ELSE p.value END AS final_value,
+        p.needs_review AND e.decision_id IS NULL AS pending_review,
+        CASE WHEN e.decision_id IS NOT NULL
+             THEN coalesce(abs(e.value - p.gold) <= 1e-4, FALSE)
+             ELSE p.correct END AS final_correct
+    FROM predictions p
+    LEFT JOIN triage_effective e USING (run_id, item_id)""",
+    leaderboard_view("r.status", "runs", replace=False),
+]
+
+_V2_CAPTURES = [
+    """CREATE TABLE captures (
+        name VARCHAR PRIMARY KEY,
+        teacher VARCHAR, backend VARCHAR, strategy VARCHAR, mode VARCHAR, format VARCHAR,
+        k INTEGER, temperatures DOUBLE[],
+        n_examples BIGINT, n_tokens BIGINT, bytes BIGINT, bytes_per_token DOUBLE,
+        mean_topk_mass DOUBLE, mean_entropy DOUBLE, entropy_hist BIGINT[],
+        status VARCHAR, path VARCHAR,
+        created_at TIMESTAMP DEFAULT current_timestamp, updated_at TIMESTAMP DEFAULT current_timestamp
+    )""",
+]
+
+# A run's seconds without a heartbeat before it shows as "lost" (workers beat every 10 s).
+LOST_AFTER_S = 60
+
+# v3: the run lifecycle.  Every recipe records who runs it and beats a heartbeat;
+# a run whose process died without saying so shows as "lost" in runs_live.
+_V3_LIFECYCLE = [
+    "ALTER TABLE runs ADD COLUMN error VARCHAR",  # the one-line error of a failed run
+    "ALTER TABLE runs ADD COLUMN pid INTEGER",
+    "ALTER TABLE runs ADD COLUMN host VARCHAR",
+    "ALTER TABLE runs ADD COLUMN heartbeat DOUBLE",  # epoch seconds of the last sign of life
+    "ALTER TABLE runs ADD COLUMN identity JSON",  # what the run measures (RecipeConfig.identity)
+    f"""CREATE VIEW runs_live AS
+    SELECT *, CASE WHEN status = 'running' AND (heartbeat IS NULL OR epoch(now()) - heartbeat > {LOST_AFTER_S})
+                   THEN 'lost' ELSE status END AS state
+    FROM runs""",
+    leaderboard_view("r.state", "runs_live", replace=True),
+]
+
+MIGRATIONS: list[list[str]] = [
+    _V1_TABLES + _V1_VIEWS,
+    _V2_CAPTURES,
+    _V3_LIFECYCLE,
+]

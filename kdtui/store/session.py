@@ -1,0 +1,196 @@
+"""Short locked sessions on the store's DuckDB file, and what to say while waiting for one.
+
+Concurrency design
+------------------
+DuckDB takes an OS lock on its file: while one process has it open read-write, no
+other process can open it at all; while any process (an outside ``duckdb`` client,
+say) has it open read-only, nobody can open it read-write.  kdtui therefore never
+keeps the file open.  Every access is a short session guarded by a cross-process
+lock on a sibling file (``kdtui.duckdb.lock``, ``fcntl.flock``):
+
+* writers take the lock exclusively, open read-write, run one transaction, close;
+* readers take it shared, open read-only, query, close (many readers at once);
+* a writer first passes an exclusive gate, so a stream of readers cannot starve it.
+
+Outside clients do not know our lock, so DuckDB's own "Conflicting lock" is also
+"busy", never fatal, and so is a lock file deleted under us (the inode check in
+:func:`_flock`).  Whoever waits longer than :data:`REPORT_AFTER` seconds is told
+who holds the store (the PID from ``/proc/locks`` or from DuckDB's message, with
+its command line, and whether it is stopped), and again every
+:data:`REPORT_EVERY` seconds.  After ``busy_timeout`` seconds :class:`StoreBusy`
+is raised; writers of results keep their rows (see ``kdtui.store.writer``).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import random
+import re
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+
+from kdtui.errors import KdtuiError, first_line
+
+DB_NAME = "kdtui.duckdb"
+REPORT_AFTER = 3.0
+REPORT_EVERY = 15.0
+WaitReporter = Callable[[str], None]
+
+
+class StoreBusy(KdtuiError):
+    """The store stayed locked by another process for longer than the wait allowed."""
+
+
+class NotAStore(KdtuiError):
+    """The path is not a kdtui store (missing, a plain file, or a foreign DuckDB file)."""
+
+
+def print_wait(message: str) -> None:
+    """The default wait reporter: one line on stderr."""
+    print(f"kdtui: {message}", file=sys.stderr, flush=True)
+
+
+def lock_holders(path: Path) -> list[int]:
+    """PIDs holding a flock on ``path`` according to ``/proc/locks`` (Linux); [] elsewhere."""
+    try:
+        inode = path.stat().st_ino
+        lines = Path("/proc/locks").read_text().splitlines()
+    except OSError:
+        return []
+    pids = []
+    for line in lines:
+        parts = line.split()
+        # "1: FLOCK  ADVISORY  WRITE 12345 08:01:1234567 0 EOF" (a "->" marks a waiter)
+        if len(parts) >= 6 and parts[1] == "FLOCK" and parts[5].rsplit(":", 1)[-1] == str(inode):
+            pids.append(int(parts[4]))
+    return [p for p in dict.fromkeys(pids) if p != os.getpid()]
+
+
+def describe_pid(pid: int) -> str:
+    """``pid 123 (kdtui eval --model m), stopped`` from /proc when it can be read."""
+    text = f"pid {pid}"
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+        if command:
+            text += f" ({command[:80]})"
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        if state in ("T", "t"):
+            text += f", stopped: resume it with kill -CONT {pid}"
+    except (OSError, IndexError):
+        pass
+    return text
+
+
+_DUCKDB_PID = re.compile(r"\(PID (\d+)\)")
+_BUSY_MARKERS = ("Conflicting lock", "Could not set lock", "different configuration than existing connections")
+
+
+def _is_busy(exc: duckdb.Error) -> bool:
+    return any(marker in str(exc) for marker in _BUSY_MARKERS)
+
+
+class Waiter:
+    """Backoff and reporting for one wait: who holds the store, told once and then now and then."""
+
+    def __init__(self, path: Path, role: str, timeout: float, report: WaitReporter) -> None:
+        self.path, self.role, self.report = path, role, report
+        self.start = time.monotonic()
+        self.deadline = self.start + timeout
+        self.timeout = timeout
+        self.delay = 0.001
+        self.next_report = self.start + REPORT_AFTER
+        self.holder = "another process"
+
+    def sleep(self, holder: str | None = None) -> None:
+        """Wait a little, or raise :class:`StoreBusy` when the time is up."""
+        now = time.monotonic()
+        if holder:
+            self.holder = holder
+        if now >= self.deadline:
+            raise StoreBusy(f"the store {self.path} stayed locked for {self.timeout:.0f}s by {self.holder}; "
+                            "let that process finish (or stop it), then retry")
+        if now >= self.next_report:
+            self.report(f"waiting to {self.role} the store {self.path}: held by {self.holder} "
+                        f"({now - self.start:.0f}s so far)")
+            self.next_report = now + REPORT_EVERY
+        time.sleep(self.delay * (0.5 + random.random()))
+        self.delay = min(self.delay * 2, 0.05)
+
+
+def _flock(path: Path, exclusive: bool, waiter: Waiter) -> int:
+    """An fd of ``path`` holding a flock; re-opened if the file was deleted or replaced meanwhile."""
+    mode = (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, mode)
+        except BlockingIOError:
+            os.close(fd)
+            holders = lock_holders(path)
+            waiter.sleep(", ".join(describe_pid(p) for p in holders) if holders else None)
+            continue
+        try:
+            same = os.fstat(fd).st_ino == path.stat().st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            return fd
+        os.close(fd)  # our lock is on a deleted inode: others would not see it
+
+
+class Sessions:
+    """Locked DuckDB sessions on ``root/kdtui.duckdb``."""
+
+    def __init__(self, root: Path, busy_timeout: float, report: WaitReporter | None = None) -> None:
+        self.root = root
+        self.path = root / DB_NAME
+        self.lock_path = root / (DB_NAME + ".lock")
+        self.gate_path = root / (DB_NAME + ".gate")
+        self.busy_timeout = busy_timeout
+        self.report = report or print_wait
+
+    def check_folder(self) -> None:
+        if self.root.exists() and not self.root.is_dir():
+            raise NotAStore(f"--store {self.root} is a file; point --store at the folder that holds {DB_NAME}")
+
+    @contextmanager
+    def session(self, write: bool, timeout: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+        """An open connection under the store lock (read-write and exclusive, or read-only and shared)."""
+        self.check_folder()
+        self.root.mkdir(parents=True, exist_ok=True)
+        waiter = Waiter(self.path, "write" if write else "read", self.busy_timeout if timeout is None else timeout,
+                        self.report)
+        gate = _flock(self.gate_path, write, waiter)
+        try:
+            lock = _flock(self.lock_path, write, waiter)
+        finally:
+            os.close(gate)  # closing releases the flock
+        try:
+            con = self._connect(write, waiter)
+            try:
+                yield con
+            finally:
+                con.close()
+        finally:
+            os.close(lock)
+
+    def _connect(self, write: bool, waiter: Waiter) -> duckdb.DuckDBPyConnection:
+        while True:
+            try:
+                return duckdb.connect(str(self.path), read_only=not write)
+            except (duckdb.IOException, duckdb.ConnectionException) as exc:
+                if not _is_busy(exc):
+                    raise KdtuiError(f"cannot open store {self.path}: {first_line(exc)}; "
+                                     "check the file, or point --store at another folder") from None
+                match = _DUCKDB_PID.search(str(exc))
+                holder = describe_pid(int(match.group(1))) if match else "a DuckDB client in this process"
+                waiter.sleep(f"{holder} (an outside DuckDB client: close it to let kdtui in)")
+            except duckdb.Error as exc:
+                raise NotAStore(f"{self.path} is not a usable kdtui store ({first_line(exc)}); "
+                                "point --store at another folder") from None

@@ -1,0 +1,103 @@
+"""The kdtui Textual app: a shell of modes over the results store.
+
+The app never holds the DuckDB file open: every store call runs in a worker thread
+as a short session (see ``kdtui.store``) and comes back as a message.  A
+timer watches the file's modification time so screens refresh when workers or
+other users write.
+"""
+
+from __future__ import annotations
+
+from contextlib import suppress
+from pathlib import Path
+
+from textual.app import App
+from textual.binding import Binding
+from textual.reactive import reactive
+
+from kdtui.store import Store
+from kdtui.tui.screens.captures import CapturesScreen
+from kdtui.tui.screens.leaderboard import LeaderboardScreen
+from kdtui.tui.screens.predictions import PredictionsScreen
+from kdtui.tui.screens.sql import SqlScreen
+from kdtui.tui.screens.triage import TriageScreen
+
+POLL_SECONDS = 1.0
+
+
+class KdtuiApp(App[None]):
+    """Leaderboard, triage queue, predictions browser, SQL console and captures over one store."""
+
+    TITLE = "kdtui"
+    CSS_PATH = "app.tcss"
+    MODES = {
+        "leaderboard": LeaderboardScreen,
+        "triage": TriageScreen,
+        "predictions": PredictionsScreen,
+        "sql": SqlScreen,
+        "captures": CapturesScreen,
+    }
+    DEFAULT_MODE = "leaderboard"
+    BINDINGS = [
+        Binding("f1", "switch_mode('leaderboard')", "Leaderboard"),
+        Binding("f2", "switch_mode('triage')", "Triage"),
+        Binding("f3", "switch_mode('predictions')", "Predictions"),
+        Binding("f4", "switch_mode('sql')", "SQL"),
+        Binding("f6", "switch_mode('captures')", "Captures"),
+        Binding("ctrl+q", "quit", "Quit", priority=True),
+    ]
+
+    store_version: reactive[int] = reactive(0)
+
+    def __init__(self, store_root: Path | str) -> None:
+        super().__init__()
+        # create=False: the TUI reads; it never makes a store where a path was mistyped.
+        self.store = Store(store_root, create=False, report_wait=self._report_wait)
+        self.sub_title = str(self.store.path.resolve())
+        self._stamp: tuple[float, ...] = ()
+
+    def _report_wait(self, message: str) -> None:
+        """Called from worker threads while they wait for a busy store."""
+        with suppress(RuntimeError):  # on the UI thread itself, or the app is closing
+            self.call_from_thread(self.notify, message, severity="warning", timeout=6, markup=False)
+
+    def on_mount(self) -> None:
+        self._stamp = self._file_stamp()
+        self.set_interval(POLL_SECONDS, self._poll_store)
+
+    def _file_stamp(self) -> tuple[float, ...]:
+        stamps = []
+        for path in (self.store.path, self.store.path.with_name(self.store.path.name + ".wal")):
+            try:
+                stamps.append(path.stat().st_mtime)
+            except OSError:
+                stamps.append(0.0)
+        return tuple(stamps)
+
+    def _poll_store(self) -> None:
+        stamp = self._file_stamp()
+        if stamp != self._stamp:
+            self._stamp = stamp
+            self.store_version += 1
+
+    def open_predictions(self, run: str | None) -> None:
+        """Show the predictions browser filtered to one run."""
+        self.switch_mode("predictions")
+        screen = self.screen
+        if isinstance(screen, PredictionsScreen):
+            screen.show_run(run)
+
+    def open_triage(self, run_id: int, item_id: str) -> None:
+        """Show one prediction in the triage screen."""
+        self.switch_mode("triage")
+        screen = self.screen
+        if isinstance(screen, TriageScreen):
+            screen.focus_item(run_id, item_id)
+
+    def report_error(self, message: str) -> None:
+        self.notify(message, severity="error", timeout=8, markup=False)
+
+
+def run_app(store_root: Path | str) -> int:
+    KdtuiApp(store_root).run()
+    return 0

@@ -1,0 +1,75 @@
+"""Captures: what each teacher capture holds, how big it is, and how peaked the teacher was."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import DataTable, Footer, Header, Static
+
+from kdtui.store.reads import CaptureRow, captures
+from kdtui.tui.screens.base import StoreScreen
+
+SPARK = " ▁▂▃▄▅▆▇█"
+COLUMNS = ["capture", "teacher", "strategy", "mode", "format", "tokens", "size", "B/token", "top-k mass",
+           "entropy 0→8 nats", "status"]
+
+
+def sparkline(counts: list[int]) -> str:
+    """A histogram in one line of block characters."""
+    top = max(counts, default=0)
+    if top == 0:
+        return ""
+    return "".join(SPARK[min(8, round(8 * c / top))] if c else " " for c in counts)
+
+
+def human_bytes(size: float) -> str:
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if size < 1000:
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size:.1f} PB"
+
+
+class CapturesScreen(StoreScreen):
+    """One row per capture, with an entropy histogram to compare strategies at a glance."""
+
+    BINDINGS = [Binding("r", "refresh", "Refresh")]
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static("Captures — loading…", id="cap-status", classes="status")
+        table: DataTable[Any] = DataTable(id="captures", cursor_type="row", zebra_stripes=True)
+        yield table
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#captures", DataTable).add_columns(*COLUMNS)
+        self.watch_store()
+        self.load()
+
+    def load(self) -> None:
+        store = self.kdtui.store
+        self.fetch(lambda: captures(store), self._loaded, group="captures")
+
+    def _loaded(self, rows: list[CaptureRow]) -> None:
+        table = self.query_one("#captures", DataTable)
+        table.clear()
+        for row in rows:
+            table.add_row(
+                Text(row.name), Text(str(row.teacher).rstrip("/").split("/")[-1]), Text(row.strategy), row.mode,
+                f"top-{row.k}" if row.format == "topk" else row.format, f"{row.n_tokens or 0:,}",
+                human_bytes(row.bytes or 0), "" if row.bytes_per_token is None else f"{row.bytes_per_token:.1f}",
+                "" if row.mean_topk_mass is None else f"{row.mean_topk_mass:.1%}",
+                Text(sparkline(list(row.entropy_hist or [])), style="cyan"), row.status,
+            )
+        self.query_one("#cap-status", Static).update(
+            f"{len(rows)} captures · kdtui capture --teacher PATH --strategy NAME --name NAME adds one")
+
+    def reload(self) -> None:
+        self.load()
+
+    def action_refresh(self) -> None:
+        self.load()

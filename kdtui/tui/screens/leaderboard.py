@@ -1,0 +1,166 @@
+"""Leaderboard: one row per evaluated run, intervals drawn, paired comparison to a baseline."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import DataTable, Footer, Header, Static
+
+from kdtui.render import histogram_bar, interval_bar
+from kdtui.store.reads import LeaderRow, leaderboard
+from kdtui.tui.screens.base import StoreScreen
+
+COLUMNS = ["run", "acc", "95% CI", "interval", "Δ base", "p", "n", "pending", "strategy", "prompt", "kind"]
+SORT_KEYS = {
+    "run": lambda r: r.name, "kind": lambda r: r.kind, "strategy": lambda r: r.strategy,
+    "prompt": lambda r: r.prompt, "n": lambda r: r.n, "acc": lambda r: r.accuracy,
+    "95% CI": lambda r: r.ci_low, "interval": lambda r: r.ci_high, "pending": lambda r: r.pending,
+    "Δ base": lambda r: -1e9 if r.delta is None else r.delta,
+    "p": lambda r: 2.0 if r.p_value is None else r.p_value,
+}
+
+
+def _short(text: str, width: int) -> str:
+    """Long run names keep their informative tail (model/prompt)."""
+    return text if len(text) <= width else "…" + text[-(width - 1):]
+
+
+class LeaderboardScreen(StoreScreen):
+    """Runs ranked by accuracy, with Wilson intervals and McNemar tests against a baseline."""
+
+    BINDINGS = [
+        Binding("enter", "drill", "Predictions"),
+        Binding("b", "baseline", "Set baseline"),
+        Binding("o", "sort_next", "Sort"),
+        Binding("O", "sort_reverse", "Reverse", show=False),
+        Binding("g", "group", "Group by strategy"),
+        Binding("r", "refresh", "Refresh"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[LeaderRow] = []
+        self.baseline: int | None = None
+        self.sort_column = "acc"
+        self.sort_descending = True
+        self.grouped = False
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static("Leaderboard — loading…", id="lb-status", classes="status")
+        table: DataTable[Any] = DataTable(id="board", cursor_type="row", zebra_stripes=True)
+        yield table
+        yield Static(id="chart")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#board", DataTable)
+        for column in COLUMNS:
+            table.add_column(column, key=column)
+        self.watch_store()
+        self.load()
+
+    def load(self) -> None:
+        store, baseline = self.kdtui.store, self.baseline
+        self.fetch(lambda: leaderboard(store, baseline), self._loaded, group="leaderboard")
+
+    def _loaded(self, rows: list[LeaderRow]) -> None:
+        self.rows = rows
+        self.render_rows()
+
+    def _ordered(self) -> list[LeaderRow]:
+        rows = sorted(self.rows, key=SORT_KEYS[self.sort_column], reverse=self.sort_descending)
+        if self.grouped:
+            rows.sort(key=lambda r: r.strategy or "~")  # stable: keeps the sort inside groups
+        return rows
+
+    def render_rows(self) -> None:
+        table = self.query_one("#board", DataTable)
+        selected = self.selected_row()
+        table.clear()
+        ordered = self._ordered()
+        scale = (min((r.ci_low for r in ordered), default=0.0), max((r.ci_high for r in ordered), default=1.0))
+        for row in ordered:
+            base = "★ " if row.run_id == self.baseline else ""
+            delta = "" if row.delta is None else f"{row.delta:+.1%}"
+            p_value = "" if row.p_value is None else ("<0.001" if row.p_value < 0.001 else f"{row.p_value:.3f}")
+            style = "bold green" if row.p_value is not None and row.p_value < 0.05 and (row.delta or 0) > 0 else ""
+            table.add_row(
+                Text(base + _short(row.name, 24)), f"{row.accuracy:.1%}",
+                f"{row.ci_low * 100:.1f}–{row.ci_high * 100:.1f}",
+                interval_bar(row.ci_low, row.ci_high, row.accuracy, 12, scale), Text(delta, style=style), p_value,
+                str(row.n), str(row.pending), Text(row.strategy or "—"), Text(row.prompt or "—"),
+                Text(row.kind if row.status in ("done", "running") else f"{row.kind} ({row.status})"),
+                key=str(row.run_id),
+            )
+        if selected is not None and str(selected.run_id) in table.rows:
+            table.move_cursor(row=table.get_row_index(str(selected.run_id)))
+        order = "↓" if self.sort_descending else "↑"
+        baseline = next((r.name for r in self.rows if r.run_id == self.baseline), "none (b sets one)")
+        self.query_one("#lb-status", Static).update(Text(
+            f"{len(self.rows)} runs · sorted by {self.sort_column} {order}"
+            f"{' · grouped by strategy' if self.grouped else ''} · baseline: {baseline}"))
+        self.query_one("#chart", Static).update(self._chart(ordered))
+
+    @staticmethod
+    def _chart(rows: list[LeaderRow]) -> Text:
+        """Accuracy bars for a comparison at a glance (top 10)."""
+        text = Text()
+        width = max((len(r.name) for r in rows[:10]), default=0)
+        for row in rows[:10]:
+            text.append(f"{row.name[:28]:<{min(width, 28)}} ", style="bold")  # appended as text, never markup
+            text.append(histogram_bar(row.accuracy, 30), style="green")
+            text.append(f" {row.accuracy:.1%}\n")
+        return text
+
+    def selected_row(self) -> LeaderRow | None:
+        table = self.query_one("#board", DataTable)
+        if not self.rows or table.row_count == 0:
+            return None
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        return next((r for r in self.rows if str(r.run_id) == key), None)
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        self.action_drill()
+
+    def action_drill(self) -> None:
+        row = self.selected_row()
+        if row is not None:
+            self.kdtui.open_predictions(row.name)
+
+    def action_baseline(self) -> None:
+        row = self.selected_row()
+        if row is not None:
+            self.baseline = None if self.baseline == row.run_id else row.run_id
+            self.load()
+
+    def action_sort_next(self) -> None:
+        index = (COLUMNS.index(self.sort_column) + 1) % len(COLUMNS)
+        self.sort_column = COLUMNS[index]
+        self.sort_descending = self.sort_column in ("acc", "n", "Δ base", "95% CI", "interval", "pending")
+        self.render_rows()
+
+    def action_sort_reverse(self) -> None:
+        self.sort_descending = not self.sort_descending
+        self.render_rows()
+
+    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
+        column = str(event.column_key.value)
+        if column == self.sort_column:
+            self.sort_descending = not self.sort_descending
+        else:
+            self.sort_column = column
+        self.render_rows()
+
+    def action_group(self) -> None:
+        self.grouped = not self.grouped
+        self.render_rows()
+
+    def reload(self) -> None:
+        self.load()
+
+    def action_refresh(self) -> None:
+        self.load()

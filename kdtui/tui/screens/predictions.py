@@ -1,0 +1,154 @@
+"""Predictions browser: filter by run, correctness, rule and review; read one in full."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.widgets import Footer, Header, Select, Static
+from textual_fastdatatable import DataTable
+
+from kdtui.store.reads import (
+    PREDICTION_LIST_COLUMNS,
+    PredictionFilter,
+    PredictionRow,
+    TriageItem,
+    predictions,
+    run_names,
+    triage_item,
+)
+from kdtui.tui.screens.base import StoreScreen
+from kdtui.tui.screens.dialogs import DetailScreen, replace_grid
+
+LIMIT = 5000
+RULES = ["boxed", "first_line", "gsm8k_marker", "answer_phrase", "last_number", "none"]
+
+
+class PredictionsScreen(StoreScreen):
+    """Every prediction, filterable; Enter shows one in full, t opens it in triage."""
+
+    AUTO_FOCUS = "#predictions"
+    BINDINGS = [
+        Binding("enter", "view", "View"),
+        Binding("t", "triage", "Triage it"),
+        Binding("r", "refresh", "Refresh"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.filter = PredictionFilter()
+        self.rows: list[PredictionRow] = []
+        self.known_runs: list[str] = []
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static("Predictions — loading…", id="pr-status", classes="status")
+        with Horizontal(id="filters"):
+            yield Select[str]([], prompt="all runs", id="f-run")
+            yield Select[str]([("correct", "yes"), ("wrong", "no")], prompt="right or wrong", id="f-correct")
+            yield Select[str]([(r, r) for r in RULES], prompt="any rule", id="f-rule")
+            yield Select[str]([("needs review", "yes"), ("settled", "no")], prompt="any review", id="f-review")
+        yield DataTable(id="predictions", data=[["loading"]], column_labels=["…"], cursor_type="row")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.watch_store()
+        self.load()
+
+    def show_run(self, run: str | None) -> None:
+        self.filter.run = run
+        self.load()
+
+    def load(self) -> None:
+        store, flt = self.kdtui.store, PredictionFilter(**vars(self.filter))
+
+        def read() -> tuple[list[PredictionRow], bool, list[str]]:
+            rows, more = predictions(store, flt, LIMIT)
+            return rows, more, run_names(store)
+
+        self.fetch(read, self._loaded, group="predictions")
+
+    async def _loaded(self, loaded: tuple[list[PredictionRow], bool, list[str]]) -> None:
+        import pyarrow as pa
+
+        rows, more, runs = loaded
+        grid = self.query_one("#predictions", DataTable)
+        previous = self._selected()  # keep the cursor on the same prediction across reloads
+        self.rows = rows
+        if runs != self.known_runs:
+            self.known_runs = runs
+            with self.prevent(Select.Changed):
+                select = self.query_one("#f-run", Select)
+                select.set_options([(name, name) for name in runs])
+                if self.filter.run in runs:
+                    select.value = self.filter.run
+        table = pa.table({name: pa.array(["" if getattr(r, name) is None else str(getattr(r, name)) for r in rows],
+                                         pa.string()) for name in PREDICTION_LIST_COLUMNS})
+        grid = await replace_grid(grid, table, cursor_type="row")
+        if previous is not None:
+            index = next((i for i, r in enumerate(rows) if (r.run_id, r.item) == (previous.run_id, previous.item)),
+                         None)
+            if index is not None:
+                grid.move_cursor(row=index)
+        count = f"first {len(rows):,} (more exist)" if more else f"{len(rows):,}"
+        scope = self.filter.run or "all runs"
+        self.query_one("#pr-status", Static).update(
+            Text(f"Predictions · {scope} · {count} rows · enter: view · t: triage"))
+
+    @on(Select.Changed)
+    def _filter_changed(self, event: Select.Changed) -> None:
+        value = None if event.value is Select.BLANK else str(event.value)
+        select_id = event.select.id
+        if select_id == "f-run":
+            self.filter.run = value
+        elif select_id == "f-correct":
+            self.filter.correct = None if value is None else value == "yes"
+        elif select_id == "f-rule":
+            self.filter.rule = value
+        elif select_id == "f-review":
+            self.filter.needs_review = None if value is None else value == "yes"
+        self.load()
+
+    def _selected(self) -> PredictionRow | None:
+        grid = self.query_one("#predictions", DataTable)
+        row = grid.cursor_row
+        return self.rows[row] if 0 <= row < len(self.rows) else None
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.action_view()
+
+    def on_data_table_cell_selected(self, event: DataTable.CellSelected) -> None:
+        event.stop()
+        self.action_view()
+
+    def action_view(self) -> None:
+        row = self._selected()
+        if row is not None:
+            store, run_id, item_id = self.kdtui.store, row.run_id, row.item
+            self.fetch(lambda: triage_item(store, run_id, item_id), self._show_detail, group="predictions-detail")
+
+    def _show_detail(self, item: TriageItem | None) -> None:
+        if item is None:
+            return
+        body = Text()
+        body.append("Question\n", style="bold")
+        body.append(item.question + "\n\n")
+        body.append("Response\n", style="bold")
+        body.append(item.response + "\n\n")
+        body.append(f"gold {item.gold}   extracted {item.value} ({item.rule})   final {item.final_value}"
+                    f"{'   (triaged)' if item.triaged else ''}\ncandidates {item.candidates}")
+        self.app.push_screen(DetailScreen(f"{item.run_name} · {item.item_id}", body))
+
+    def action_triage(self) -> None:
+        row = self._selected()
+        if row is not None:
+            self.kdtui.open_triage(row.run_id, row.item)
+
+    def reload(self) -> None:
+        self.load()
+
+    def action_refresh(self) -> None:
+        self.load()

@@ -1,0 +1,214 @@
+"""SQL console: read-only DuckDB SQL over the store, results in a lazily drawn grid."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.widgets import Footer, Header, Static, TextArea, Tree
+from textual_fastdatatable import DataTable
+
+from kdtui.errors import KdtuiError
+from kdtui.store import UserQuery
+from kdtui.store.reads import schema
+from kdtui.tui.screens.base import StoreScreen
+from kdtui.tui.screens.dialogs import InputScreen, replace_grid
+
+MAX_ROWS = 10_000
+HISTORY_FILE = "sql_history.jsonl"
+STARTER = "SELECT name, n, accuracy, ci_low, ci_high, pending_review\nFROM leaderboard\nORDER BY accuracy DESC"
+
+
+class SqlScreen(StoreScreen):
+    """An editor, a result grid, the schema, history, cancel and export."""
+
+    BINDINGS = [
+        Binding("ctrl+enter,f5,ctrl+r", "run", "Run", priority=True),
+        Binding("escape", "cancel", "Cancel query", priority=True),
+        Binding("ctrl+s", "export", "Export", priority=True),
+        Binding("ctrl+up", "history(-1)", "Older", priority=True),
+        Binding("ctrl+down", "history(1)", "Newer", priority=True),
+    ]
+
+    class Result(Message):
+        def __init__(self, table: Any, more: bool, seconds: float) -> None:
+            super().__init__()
+            self.table, self.more, self.seconds = table, more, seconds
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.running: UserQuery | None = None
+        self.query_lock = threading.Lock()
+        self.last_table: Any = None
+        self.history: list[str] = []
+        self.history_index = 0
+
+    @property
+    def history_path(self) -> Path:
+        return self.kdtui.store.root / HISTORY_FILE
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static("SQL · read-only · ctrl+enter/F5 runs · esc cancels · ctrl+s exports", id="sql-status",
+                     classes="status")
+        with Horizontal(id="sql-body"):
+            tree: Tree[str] = Tree("store", id="schema")
+            yield tree
+            with Vertical():
+                yield TextArea.code_editor(STARTER, language=self._language(), id="editor")
+                yield DataTable(id="results", data=[["run a query"]], column_labels=["result"])
+        yield Footer()
+
+    @staticmethod
+    def _language() -> str | None:
+        try:
+            import tree_sitter_sql  # noqa: F401
+        except ImportError:
+            return None  # no highlighting without textual[syntax]; still a fine editor
+        return "sql"
+
+    def on_mount(self) -> None:
+        self._focus_editor()
+        self._load_history()
+        self.load_schema()
+
+    def on_screen_resume(self) -> None:
+        super().on_screen_resume()
+        self._focus_editor()
+
+    def _focus_editor(self) -> None:
+        """Typing goes to the editor at once, after the text already there."""
+        editor = self.query_one("#editor", TextArea)
+        editor.focus()
+        editor.move_cursor(editor.document.end)
+
+    def _load_history(self) -> None:
+        try:
+            lines = self.history_path.read_text(encoding="utf-8").splitlines()
+            self.history = [json.loads(line)["sql"] for line in lines if line.strip()][-200:]
+        except (OSError, ValueError, KeyError):
+            self.history = []
+        self.history_index = len(self.history)
+
+    def load_schema(self) -> None:
+        store = self.kdtui.store
+        self.fetch(lambda: schema(store), self._show_schema, group="sql-schema")
+
+    def _show_schema(self, tables: dict[str, list[tuple[str, str]]]) -> None:
+        tree = self.query_one("#schema", Tree)
+        tree.clear()
+        tree.root.expand()
+        for table, columns in tables.items():
+            node = tree.root.add(Text(table), data=table)
+            for column, kind in columns:
+                label = Text(column)
+                label.append(f" {kind.lower()}", style="dim")
+                node.add_leaf(label, data=column)
+
+    def on_tree_node_selected(self, event: Tree.NodeSelected[str]) -> None:
+        if event.node.data:
+            self.query_one("#editor", TextArea).insert(event.node.data)
+
+    # ------------------------------------------------------------------ running
+
+    def action_run(self) -> None:
+        sql = self.query_one("#editor", TextArea).text.strip()
+        if not sql:
+            return
+        self._remember(sql)
+        self.query_one("#sql-status", Static).update("running… (esc cancels)")
+        self._run(sql)
+
+    @work(thread=True, exclusive=True, group="sql-run")
+    def _run(self, sql: str) -> None:
+        start = time.monotonic()
+        try:
+            query = UserQuery(self.kdtui.store, sql)
+            with self.query_lock:
+                self.running = query
+            table, more = query.arrow(MAX_ROWS)
+            self.post_message(self.Result(table, more, time.monotonic() - start))
+        except KdtuiError as exc:
+            self.post_message(self.Failed(str(exc)))
+        finally:
+            with self.query_lock:
+                self.running = None
+
+    def action_cancel(self) -> None:
+        with self.query_lock:
+            if self.running is not None:
+                self.running.interrupt()
+
+    @on(Result)
+    async def _show(self, message: Result) -> None:
+        self.last_table = message.table
+        await replace_grid(self.query_one("#results", DataTable), message.table)
+        rows = message.table.num_rows
+        shown = f"first {rows:,} of more than {rows:,} rows" if message.more else f"{rows:,} rows"
+        self.query_one("#sql-status", Static).update(f"{shown} in {message.seconds:.2f}s")
+
+    def show_error(self, error: str) -> None:
+        self.query_one("#sql-status", Static).update(Text(error, style="red"))
+        self.kdtui.report_error(error)
+
+    # ------------------------------------------------------------------ history
+
+    def _remember(self, sql: str) -> None:
+        if self.history and self.history[-1] == sql:
+            self.history_index = len(self.history)
+            return
+        self.history.append(sql)
+        self.history_index = len(self.history)
+        try:
+            with self.history_path.open("a", encoding="utf-8") as fh:
+                fh.write(json.dumps({"at": time.time(), "sql": sql}) + "\n")
+        except OSError:
+            pass  # history is a convenience; a read-only store folder must not break the console
+
+    def action_history(self, step: int) -> None:
+        editor = self.query_one("#editor", TextArea)
+        index = self.history_index
+        while 0 <= index + step < len(self.history):
+            index += step
+            if self.history[index] != editor.text:  # skip what is already in the editor
+                self.history_index = index
+                editor.text = self.history[index]
+                return
+
+    # ------------------------------------------------------------------- export
+
+    def action_export(self) -> None:
+        if self.last_table is None:
+            self.notify("run a query first", severity="warning")
+            return
+
+        def chosen(path: str | None) -> None:
+            if path:
+                self._export(self.last_table, Path(path).expanduser())
+
+        default = str(self.kdtui.store.root / "exports" / "result.csv")
+        self.app.push_screen(InputScreen("Export to (.csv or .parquet)", value=default), chosen)
+
+    @work(thread=True, group="sql-export")
+    def _export(self, table: Any, path: Path) -> None:
+        import pyarrow.csv as pacsv
+        import pyarrow.parquet as pq
+
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if path.suffix == ".parquet":
+                pq.write_table(table, path)
+            else:
+                pacsv.write_csv(table, path)
+            self.app.call_from_thread(self.notify, f"wrote {table.num_rows:,} rows to {path}")
+        except (OSError, ValueError) as exc:
+            self.post_message(self.Failed(f"export failed: {exc}"))

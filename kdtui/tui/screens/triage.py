@@ -1,0 +1,343 @@
+"""Triage queue: resolve, by keyboard, the answers extraction could not settle.
+
+Every decision is recorded on the screen's stack the moment its key is pressed,
+and written to the store's append-only triage log by one serial writer thread
+(``triage_writer``), in key order; the screen moves on at once.  Undo takes the
+newest decision of this session, by (run, item), so it can never undo another.
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.events import Key
+from textual.message import Message
+from textual.widgets import Footer, Header, Static
+
+from kdtui.extract import answers_match, scan_numbers
+from kdtui.store.reads import TriageItem, run_names, triage_item, triage_queue
+from kdtui.tui.screens.base import StoreScreen
+from kdtui.tui.screens.dialogs import InputScreen
+from kdtui.tui.screens.triage_writer import Decision, Op, SerialWriter
+
+TYPING_CHARS = set("0123456789.-")
+
+
+def format_value(value: float | None) -> str:
+    if value is None:
+        return "no answer"
+    return f"{value:g}" if abs(value) < 1e15 else f"{value:.6g}"
+
+
+class TriageScreen(StoreScreen):
+    """One prediction at a time: accept a candidate, type a value, or mark no answer."""
+
+    BINDINGS = [
+        Binding("n", "no_answer", "No answer"),
+        Binding("space,s", "skip", "Skip"),
+        Binding("backspace,u", "undo", "Undo"),
+        Binding("j", "next", "Next"),
+        Binding("k", "previous", "Prev"),
+        Binding("g", "gold", "Gold"),
+        Binding("slash", "filter", "Filter run"),
+        Binding("e", "edit", "Type value"),
+        Binding("escape", "clear_typing", "Clear", show=False),
+    ]
+
+    class Written(Message):
+        """The serial writer finished one operation (``error`` when it failed)."""
+
+        def __init__(self, op: Op, error: str | None) -> None:
+            super().__init__()
+            self.op, self.error = op, error
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.items: list[TriageItem] = []
+        self.index = 0
+        self.run_filter: str | None = None
+        self.show_gold = False
+        self.typing = ""
+        self.session: list[Decision] = []  # this session's decisions in force, newest last, for undo
+        self.generation = 0  # a load superseded by a newer one is dropped
+        self.focus_request: tuple[int, str] | None = None  # kept until a load has shown it
+        self.writer: SerialWriter | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static("Triage — loading…", id="tr-status", classes="status")
+        yield Static(id="question", classes="panel")
+        with VerticalScroll(id="response-scroll", classes="panel"):
+            yield Static(id="response")
+        yield Static(id="candidates", classes="panel")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        def done(op: Op, error: str | None) -> None:
+            self.post_message(self.Written(op, error))  # thread-safe: back on the UI thread
+
+        self.writer = SerialWriter(self.kdtui.store, done)
+        self.query_one("#question", Static).border_title = "Question"
+        self.query_one("#response-scroll").border_title = "Response"
+        self.query_one("#candidates", Static).border_title = "Answer"
+        self.load()
+
+    # ------------------------------------------------------------------ loading
+
+    def on_unmount(self) -> None:
+        if self.writer is not None:
+            self.writer.close()  # every decision made is written before the screen goes
+
+    @property
+    def pending_writes(self) -> int:
+        return self.writer.pending if self.writer is not None else 0
+
+    def load(self) -> None:
+        self.generation += 1
+        store, run, focus, generation = self.kdtui.store, self.run_filter, self.focus_request, self.generation
+
+        def read() -> tuple[list[TriageItem], tuple[int, str] | None, int]:
+            items = triage_queue(store, run)
+            if focus is not None and not any((i.run_id, i.item_id) == focus for i in items):
+                extra = triage_item(store, *focus)
+                if extra is not None:
+                    items.insert(0, extra)
+            return items, focus, generation
+
+        self.fetch(read, self._loaded, group="triage-load", exclusive=False)
+
+    def focus_item(self, run_id: int, item_id: str) -> None:
+        """Open one prediction (from the predictions browser), queued or not."""
+        self.focus_request = (run_id, item_id)
+        self.load()
+
+    def _loaded(self, loaded: tuple[list[TriageItem], tuple[int, str] | None, int]) -> None:
+        items, focus, generation = loaded
+        if generation != self.generation:
+            return
+        if focus == self.focus_request:
+            self.focus_request = None
+        current = self.current
+        # Items decided on this screen stay in the queue (counted as done), whatever the
+        # store said: a reload can overtake the worker still writing the last decision.
+        decided = {(i.run_id, i.item_id): i for i in self.items
+                   if i.triaged and (not self.run_filter or i.run_name == self.run_filter)}
+        fresh = [decided.pop((i.run_id, i.item_id), i) for i in items]
+        self.items = sorted([*fresh, *decided.values()], key=lambda i: (i.run_id, i.item_id))
+        target = focus or ((current.run_id, current.item_id) if current else None)
+        self.index = next((i for i, it in enumerate(self.items) if (it.run_id, it.item_id) == target), 0)
+        if focus is None and self.items and self.items[self.index].triaged:
+            self._advance()
+        self.show_item()
+
+    @property
+    def current(self) -> TriageItem | None:
+        return self.items[self.index] if 0 <= self.index < len(self.items) else None
+
+    # ------------------------------------------------------------------ drawing
+
+    def show_item(self) -> None:
+        item = self.current
+        done = sum(i.triaged for i in self.items)
+        scope = f"run {self.run_filter}" if self.run_filter else "all runs"
+        status = self.query_one("#tr-status", Static)
+        if item is None:
+            status.update(Text(f"Triage · {scope} · nothing needs review ({done} decided) · / to filter"))
+            self.query_one("#question", Static).update("")
+            self.query_one("#response", Static).update("")
+            self.query_one("#candidates", Static).update("")
+            return
+        status.update(Text(f"Triage · {scope} · {done} done / {len(self.items) - done} remaining · "
+                           f"item {self.index + 1} of {len(self.items)} · {item.run_name} · {item.item_id}"))
+        self.query_one("#question", Static).update(Text(item.question))
+        self.query_one("#response", Static).update(self._highlighted(item))
+        self.query_one("#candidates", Static).update(self._answer_panel(item))
+
+    def _highlighted(self, item: TriageItem) -> Text:
+        """The response with every candidate number marked and the extracted one emphasised."""
+        text = Text(item.response or "(empty response)")
+        for number in scan_numbers(item.response):
+            if answers_match(number.value, item.value):
+                text.stylize("bold black on yellow", number.start, number.end)
+            elif any(answers_match(number.value, c) for c in item.candidates):
+                text.stylize("underline cyan", number.start, number.end)
+        return text
+
+    def _answer_panel(self, item: TriageItem) -> Text:
+        text = Text()
+        for key, value in enumerate(item.candidates[:9], start=1):
+            style = "bold yellow" if answers_match(value, item.final_value) else "cyan"
+            text.append(f" {key}", style="bold reverse")
+            text.append(f" {format_value(value)}  ", style=style)
+        if not item.candidates:
+            text.append(" no numbers found; type a value (e) or n for no answer", style="dim")
+        text.append("\n")
+        state = f"decided: {format_value(item.final_value)}" if item.triaged else \
+            f"extracted: {format_value(item.value)} ({item.rule})"
+        text.append(f" {state}   ")
+        text.append(f"gold: {format_value(item.gold)}" if self.show_gold else "gold: hidden (g)",
+                    style="green" if self.show_gold else "dim")
+        if self.typing:
+            text.append(f"   typing: {self.typing}▏ (enter to set, esc to clear)", style="bold magenta")
+        return text
+
+    # ---------------------------------------------------------------- decisions
+
+    def decide(self, value: float | None) -> None:
+        item = self.current
+        if item is None or self.writer is None:
+            return
+        decision = Decision(item.run_id, item.item_id, value, (item.triaged, item.final_value))
+        self.session.append(decision)  # recorded before the screen moves on
+        item.triaged, item.final_value = True, value
+        self.writer.submit(Op("decide", item.run_id, item.item_id, decision))
+        self._advance()
+        self.show_item()
+
+    def _find(self, run_id: int, item_id: str) -> int | None:
+        return next((i for i, it in enumerate(self.items) if (it.run_id, it.item_id) == (run_id, item_id)), None)
+
+    @on(Written)
+    def _written(self, message: Written) -> None:
+        op, error = message.op, message.error
+        if error is None:
+            if op.kind == "undo" and op.decision is None:  # an earlier session's decision: re-read the item
+                store, run_id, item_id = self.kdtui.store, op.run_id, op.item_id
+                self.fetch(lambda: triage_item(store, run_id, item_id), self._replace_item, group="triage-item")
+            return
+        if op.kind == "decide" and op.decision is not None:
+            op.decision.failed = True
+            if op.decision in self.session:
+                self.session.remove(op.decision)
+                position = self._find(op.run_id, op.item_id)
+                if position is not None:
+                    self.items[position].triaged, self.items[position].final_value = op.decision.previous
+                self.show_item()
+            self.show_error(f"decision on {op.item_id} not saved ({error}); it is back in the queue")
+        else:
+            if op.decision is not None and not op.decision.failed:  # the decision stays in force
+                self.session.append(op.decision)
+                position = self._find(op.run_id, op.item_id)
+                if position is not None:
+                    self.items[position].triaged, self.items[position].final_value = True, op.decision.value
+                self.show_item()
+            self.show_error(f"undo of {op.item_id} failed: {error}")
+
+    def _advance(self) -> None:
+        """Move to the next undecided item after the current one (wrapping)."""
+        for step in range(1, len(self.items) + 1):
+            candidate = (self.index + step) % len(self.items)
+            if not self.items[candidate].triaged:
+                self.index = candidate
+                return
+
+    def on_key(self, event: Key) -> None:
+        item = self.current
+        char = event.character or ""
+        if self.typing and event.key == "enter":
+            event.stop()
+            self._commit_typing()
+        elif item is not None and char in TYPING_CHARS and (self.typing or char not in "123456789"
+                                                             or not item.candidates):
+            event.stop()
+            self.typing += char
+            self.show_item()
+        elif item is not None and char in "123456789" and char:
+            event.stop()
+            slot = int(char) - 1
+            if slot < len(item.candidates):
+                self.decide(item.candidates[slot])
+            else:
+                self.notify(f"no candidate {char}", severity="warning")
+
+    def _commit_typing(self) -> None:
+        text, self.typing = self.typing, ""
+        try:
+            self.decide(float(text))
+        except ValueError:
+            self.notify(f"not a number: {text!r}", severity="error")
+            self.show_item()
+
+    def action_clear_typing(self) -> None:
+        self.typing = ""
+        self.show_item()
+
+    def action_edit(self) -> None:
+        def done(value: str | None) -> None:
+            if value:
+                self.typing = value.strip()
+                self._commit_typing()
+
+        self.app.push_screen(InputScreen("Answer value", placeholder="e.g. 18 or 2.5"), done)
+
+    def action_no_answer(self) -> None:
+        self.decide(None)
+
+    def action_skip(self) -> None:
+        if self.items:
+            self.index = (self.index + 1) % len(self.items)
+            self.show_item()
+
+    def action_next(self) -> None:
+        self.action_skip()
+
+    def action_previous(self) -> None:
+        if self.items:
+            self.index = (self.index - 1) % len(self.items)
+            self.show_item()
+
+    def action_gold(self) -> None:
+        self.show_gold = not self.show_gold
+        self.show_item()
+
+    def action_undo(self) -> None:
+        if self.typing:
+            self.typing = self.typing[:-1]
+            self.show_item()
+            return
+        if self.writer is None:
+            return
+        if self.session:
+            decision = self.session.pop()
+            self.writer.submit(Op("undo", decision.run_id, decision.item_id, decision))
+            self._show_restored(decision.run_id, decision.item_id, decision.previous[1], decision.previous[0])
+            return
+        item = self.current
+        if item is not None and item.triaged:  # decided in an earlier session: undo what is in force for it
+            self.writer.submit(Op("undo", item.run_id, item.item_id))
+            return
+        self.notify("nothing to undo in this session", severity="warning")
+
+    def _replace_item(self, fresh: TriageItem | None) -> None:
+        if fresh is not None:
+            self._show_restored(fresh.run_id, fresh.item_id, fresh.final_value, fresh.triaged)
+
+    def _show_restored(self, run_id: int, item_id: str, value: float | None, triaged: bool) -> None:
+        """Show an undone item again with the value now in force."""
+        position = self._find(run_id, item_id)
+        if position is None:
+            return  # not in this queue (another filter): the store has it right
+        item = self.items[position]
+        item.triaged, item.final_value = triaged, value
+        self.index = position
+        self.notify(f"undone: {item_id} is back to {format_value(value)}", markup=False)
+        self.show_item()
+
+    def action_filter(self) -> None:
+        store = self.kdtui.store
+        self.fetch(lambda: run_names(store), self._ask_run, group="triage-names")
+
+    def _ask_run(self, names: list[str]) -> None:
+        def chosen(value: str | None) -> None:
+            if value is not None:
+                self.run_filter = value.strip() or None
+                self.load()
+
+        self.app.push_screen(InputScreen("Filter by run (empty: all runs)", suggestions=names,
+                                         value=self.run_filter or ""), chosen)
+
+    def reload(self) -> None:
+        self.load()
