@@ -1,15 +1,31 @@
-"""Waiting for a Textual app's workers and messages in Pilot tests."""
+"""Waiting for a Textual app's workers, messages and triage writes in Pilot tests."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 
+def _busy(app: Any) -> bool:
+    if any(worker.is_running for worker in app.workers):
+        return True
+    return any(getattr(screen, "pending_writes", 0) for screen in app.screen_stack)
+
+
 async def settle(pilot: Any, seconds: float = 0.3, timeout: float = 30.0) -> None:
-    """Wait until no worker runs (cancelled ones included), then let messages land."""
+    """Wait until no worker runs and no triage write is pending, then let messages land."""
     deadline = time.monotonic() + timeout
     for _ in range(3):
-        while any(worker.is_running for worker in pilot.app.workers) and time.monotonic() < deadline:
+        while _busy(pilot.app) and time.monotonic() < deadline:
             await pilot.pause(0.02)
         await pilot.pause(seconds / 3)
+
+
+async def until(pilot: Any, condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    """Poll ``condition`` between frames until it holds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await pilot.pause(0.02)

@@ -42,3 +42,11 @@ def load_named_presets(preset: str, table: str, model: type[T], extra: Path | No
     return entries
 
 
+
+
+def get_named_preset(name: str, preset: str, table: str, model: type[T], extra: Path | None) -> T:
+    """One named entry of :func:`load_named_presets`; an unknown name lists the known ones."""
+    entries = load_named_presets(preset, table, model, extra)
+    if name not in entries:
+        raise KdtuiError(f"unknown {table} {name!r}; choose one of: {', '.join(sorted(entries))}")
+    return entries[name]

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 
-from kdtui.config.presets import load_named_presets
+from kdtui.config.presets import get_named_preset, load_named_presets
 from kdtui.errors import KdtuiError
 
 
@@ -48,7 +48,4 @@ def load_prompts(extra: Path | None = None) -> dict[str, PromptTemplate]:
 
 
 def get_prompt(name: str, extra: Path | None = None) -> PromptTemplate:
-    prompts = load_prompts(extra)
-    if name not in prompts:
-        raise KdtuiError(f"unknown prompt {name!r}; choose one of: {', '.join(sorted(prompts))}")
-    return prompts[name]
+    return get_named_preset(name, "prompts.toml", "prompt", PromptTemplate, extra)

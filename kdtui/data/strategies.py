@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from kdtui.config.presets import load_named_presets
+from kdtui.config.presets import get_named_preset, load_named_presets
 from kdtui.errors import KdtuiError
 
 
@@ -42,7 +42,4 @@ def load_strategies(extra: Path | None = None) -> dict[str, Strategy]:
 
 
 def get_strategy(name: str, extra: Path | None = None) -> Strategy:
-    strategies = load_strategies(extra)
-    if name not in strategies:
-        raise KdtuiError(f"unknown strategy {name!r}; choose one of: {', '.join(sorted(strategies))}")
-    return strategies[name]
+    return get_named_preset(name, "strategies.toml", "strategy", Strategy, extra)

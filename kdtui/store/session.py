@@ -76,7 +76,8 @@ def describe_pid(pid: int) -> str:
     """``pid 123 (kdtui eval --model m), stopped`` from /proc when it can be read."""
     text = f"pid {pid}"
     try:
-        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+        command = " ".join(Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                           .split())
         if command:
             text += f" ({command[:80]})"
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -123,8 +124,12 @@ class Waiter:
         self.delay = min(self.delay * 2, 0.05)
 
 
-def _flock(path: Path, exclusive: bool, waiter: Waiter) -> int:
-    """An fd of ``path`` holding a flock; re-opened if the file was deleted or replaced meanwhile."""
+def _flock(path: Path, exclusive: bool, waiter: Waiter, holders_of: Path) -> int:
+    """An fd of ``path`` holding a flock; re-opened if the file was deleted or replaced meanwhile.
+
+    While waiting, the holders reported are those of ``holders_of`` (the store lock): whoever
+    holds the gate is only another waiter.
+    """
     mode = (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -132,7 +137,7 @@ def _flock(path: Path, exclusive: bool, waiter: Waiter) -> int:
             fcntl.flock(fd, mode)
         except BlockingIOError:
             os.close(fd)
-            holders = lock_holders(path)
+            holders = lock_holders(holders_of)
             waiter.sleep(", ".join(describe_pid(p) for p in holders) if holders else None)
             continue
         try:
@@ -160,15 +165,19 @@ class Sessions:
             raise NotAStore(f"--store {self.root} is a file; point --store at the folder that holds {DB_NAME}")
 
     @contextmanager
-    def session(self, write: bool, timeout: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
-        """An open connection under the store lock (read-write and exclusive, or read-only and shared)."""
+    def session(self, write: bool, timeout: float | None = None,
+                purpose: str | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+        """An open connection under the store lock (read-write and exclusive, or read-only and shared).
+
+        ``purpose`` ("read" or "write") is what a wait message says the caller is waiting to do.
+        """
         self.check_folder()
         self.root.mkdir(parents=True, exist_ok=True)
-        waiter = Waiter(self.path, "write" if write else "read", self.busy_timeout if timeout is None else timeout,
-                        self.report)
-        gate = _flock(self.gate_path, write, waiter)
+        waiter = Waiter(self.path, purpose or ("write" if write else "read"),
+                        self.busy_timeout if timeout is None else timeout, self.report)
+        gate = _flock(self.gate_path, write, waiter, self.lock_path)
         try:
-            lock = _flock(self.lock_path, write, waiter)
+            lock = _flock(self.lock_path, write, waiter, self.lock_path)
         finally:
             os.close(gate)  # closing releases the flock
         try:

@@ -82,7 +82,7 @@ class Store:
     @contextmanager
     def write(self, timeout: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
         """An exclusive read-write session wrapped in one transaction."""
-        self.ensure_schema()
+        self.ensure_schema(purpose="write")
         with self.sessions.session(write=True, timeout=timeout) as con:
             con.execute("BEGIN TRANSACTION")
             try:
@@ -101,7 +101,7 @@ class Store:
 
     # ---------------------------------------------------------------- migrations
 
-    def ensure_schema(self) -> None:
+    def ensure_schema(self, purpose: str = "read") -> None:
         """Check the store once per process; migrate only when a shared read shows it is behind."""
         if self._schema_ok:
             return
@@ -112,7 +112,7 @@ class Store:
                                 "or `kdtui eval`, or point --store at an existing store")
             self.migrate()
             return
-        with self.sessions.session(write=False) as con:
+        with self.sessions.session(write=False, purpose=purpose) as con:
             version = self._version(con)
         if version < len(MIGRATIONS):
             self.migrate()

@@ -6,6 +6,8 @@ the session itself is read-only, so a write that slipped past the check still fa
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -60,33 +62,35 @@ class UserQuery:
         if live is not None:
             live.interrupt()
 
-    def _prepare(self, con: duckdb.DuckDBPyConnection) -> str:
-        """Run all but the last statement; returns the last one."""
-        self._live = con
-        if self._cancelled:
-            raise KdtuiError("query cancelled")
-        for statement in self.statements[:-1]:
-            con.execute(statement)
-        return self.statements[-1]
+    @contextmanager
+    def _session(self) -> Iterator[tuple[duckdb.DuckDBPyConnection, str]]:
+        """A read session with all but the last statement run; yields it and the last statement.
 
-    def _run(self, con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyRelation:
-        return con.sql(self._prepare(con))
-
-    def rows(self, max_rows: int | None = None) -> QueryResult:
-        """Columns and at most ``max_rows`` rows (all when None)."""
-        from kdtui.store.store import QueryResult
-
+        DuckDB's errors become one line; an interrupt from another thread becomes "query cancelled".
+        """
         with self.store.read() as con:
+            self._live = con
             try:
-                cursor = con.execute(self._prepare(con))
-                columns = [d[0] for d in cursor.description or []]
-                rows = cursor.fetchall() if max_rows is None else cursor.fetchmany(max_rows + 1)
+                if self._cancelled:
+                    raise KdtuiError("query cancelled")
+                for statement in self.statements[:-1]:
+                    con.execute(statement)
+                yield con, self.statements[-1]
             except duckdb.InterruptException:
                 raise KdtuiError("query cancelled") from None
             except duckdb.Error as exc:
                 raise KdtuiError(f"query failed: {first_line(exc)}") from None
             finally:
                 self._live = None
+
+    def rows(self, max_rows: int | None = None) -> QueryResult:
+        """Columns and at most ``max_rows`` rows (all when None)."""
+        from kdtui.store.store import QueryResult
+
+        with self._session() as (con, last):
+            cursor = con.execute(last)
+            columns = [d[0] for d in cursor.description or []]
+            rows = cursor.fetchall() if max_rows is None else cursor.fetchmany(max_rows + 1)
         if max_rows is None:
             return QueryResult(columns, rows)
         return QueryResult(columns, rows[:max_rows], truncated=len(rows) > max_rows)
@@ -95,36 +99,24 @@ class UserQuery:
         """An Arrow table of at most ``max_rows`` rows, and whether more exist."""
         import pyarrow as pa
 
-        with self.store.read() as con:
-            try:
-                relation = self._run(con)
-                if relation is None:
-                    return pa.table({}), False
-                reader = relation.to_arrow_reader(min(max_rows + 1, 100_000))
-                batches, count = [], 0
-                for batch in reader:
-                    batches.append(batch)
-                    count += batch.num_rows
-                    if count > max_rows:
-                        break
-                table = pa.Table.from_batches(batches, schema=reader.schema)
-            except duckdb.InterruptException:
-                raise KdtuiError("query cancelled") from None
-            except duckdb.Error as exc:
-                raise KdtuiError(f"query failed: {first_line(exc)}") from None
-            finally:
-                self._live = None
+        with self._session() as (con, last):
+            relation = con.sql(last)
+            if relation is None:
+                return pa.table({}), False
+            reader = relation.to_arrow_reader(min(max_rows + 1, 100_000))
+            batches, count = [], 0
+            for batch in reader:
+                batches.append(batch)
+                count += batch.num_rows
+                if count > max_rows:
+                    break
+            table = pa.Table.from_batches(batches, schema=reader.schema)
         return table.slice(0, max_rows), count > max_rows
 
     def write_parquet(self, out: Path) -> None:
         """Every row into a Parquet file (DuckDB writes it; the store is only read)."""
-        with self.store.read() as con:
-            try:
-                relation = self._run(con)
-                if relation is None:
-                    raise KdtuiError("the last statement returns no rows to export")
-                relation.write_parquet(str(out))
-            except duckdb.Error as exc:
-                raise KdtuiError(f"query failed: {first_line(exc)}") from None
-            finally:
-                self._live = None
+        with self._session() as (con, last):
+            relation = con.sql(last)
+            if relation is None:
+                raise KdtuiError("the last statement returns no rows to export")
+            relation.write_parquet(str(out))

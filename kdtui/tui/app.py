@@ -39,11 +39,11 @@ class KdtuiApp(App[None]):
     }
     DEFAULT_MODE = "leaderboard"
     BINDINGS = [
-        Binding("f1", "switch_mode('leaderboard')", "Leaderboard"),
-        Binding("f2", "switch_mode('triage')", "Triage"),
-        Binding("f3", "switch_mode('predictions')", "Predictions"),
-        Binding("f4", "switch_mode('sql')", "SQL"),
-        Binding("f6", "switch_mode('captures')", "Captures"),
+        Binding("f1", "mode('leaderboard')", "Leaderboard", priority=True),
+        Binding("f2", "mode('triage')", "Triage", priority=True),
+        Binding("f3", "mode('predictions')", "Predictions", priority=True),
+        Binding("f4", "mode('sql')", "SQL", priority=True),
+        Binding("f6", "mode('captures')", "Captures", priority=True),
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
 
@@ -79,6 +79,10 @@ class KdtuiApp(App[None]):
         if stamp != self._stamp:
             self._stamp = stamp
             self.store_version += 1
+
+    async def action_mode(self, mode: str) -> None:
+        """Switch screens and wait until the new one is up, so keys typed right after F4 reach it."""
+        await self.switch_mode(mode)
 
     def open_predictions(self, run: str | None) -> None:
         """Show the predictions browser filtered to one run."""

@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
-from textual.widgets import Footer, Header, Static, TextArea, Tree
+from textual.widgets import Footer, Header, Input, Static, TextArea, Tree
 from textual_fastdatatable import DataTable
 
 from kdtui.errors import KdtuiError
@@ -31,6 +31,7 @@ STARTER = "SELECT name, n, accuracy, ci_low, ci_high, pending_review\nFROM leade
 class SqlScreen(StoreScreen):
     """An editor, a result grid, the schema, history, cancel and export."""
 
+    AUTO_FOCUS = "#editor"
     BINDINGS = [
         Binding("ctrl+enter,f5,ctrl+r", "run", "Run", priority=True),
         Binding("escape", "cancel", "Cancel query", priority=True),
@@ -84,6 +85,16 @@ class SqlScreen(StoreScreen):
     def on_screen_resume(self) -> None:
         super().on_screen_resume()
         self._focus_editor()
+
+    def on_key(self, event: events.Key) -> None:
+        """Characters typed before the editor has focus (right after F4) still go to its end."""
+        editor = self.query_one("#editor", TextArea)
+        if event.is_printable and event.character and self.focused is not editor and \
+                not isinstance(self.focused, Input):
+            event.stop()
+            event.prevent_default()
+            self._focus_editor()
+            editor.insert(event.character)
 
     def _focus_editor(self) -> None:
         """Typing goes to the editor at once, after the text already there."""

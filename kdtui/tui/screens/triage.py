@@ -83,6 +83,7 @@ class TriageScreen(StoreScreen):
         self.query_one("#question", Static).border_title = "Question"
         self.query_one("#response-scroll").border_title = "Response"
         self.query_one("#candidates", Static).border_title = "Answer"
+        self.watch_store()
         self.load()
 
     # ------------------------------------------------------------------ loading
