@@ -54,10 +54,12 @@ _NUMBER_RE = re.compile(
     r"(?:(?P<frac>\\[dt]?frac\{\s*(?P<fn>-?\d+(?:\.\d+)?)\s*\}\s*\{\s*(?P<fd>\d+(?:\.\d+)?)\s*\})"
     r"|(?P<mixed>(?<![\w.,/])(?P<mw>\d+)[ ](?P<mn>\d+)/(?P<md>\d+)(?![\d/]))"
     r"|(?P<slash>(?<![\w.,/])(?P<sn>-?\d+)/(?P<sd>\d+)(?![\d/.]))"
-    r"|(?P<num>(?<![\w.])-?(?:\d{1,3}(?:,\d{3})+(?![\d])|\d+)(?:\.\d+)?(?![\d]))"
+    r"|(?P<num>(?<![\w.])-?(?:\d{1,3}(?:,\d{3})+(?![\d])|\d+)(?:\.\d+)?(?:[eE][+-]?\d{1,3}(?!\w))?(?![\d]))"
     rf"|(?P<word>\b{_WORD_NUMBER}\b))",
     re.IGNORECASE,
 )
+# More digits in a row than any GSM8K answer has (or a float can hold exactly).
+_HUGE_NUMBER_RE = re.compile(r"\d{40}")
 # The study's notebooks matched plain unsigned numbers (a sign or a fraction was
 # never part of an answer there); "seed" keeps that so its numbers replay exactly.
 _SEED_NUMBER_RE = re.compile(r"(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?")
@@ -463,6 +465,11 @@ def extract_answer(response: str, protocol: str = "default") -> Extraction:
     ``protocol="seed"`` replays the study's cascade; ``"default"`` is kdtui's.
     Never raises on any string; raises ``ValueError`` only for an unknown protocol.
     """
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown extraction protocol {protocol!r}; use one of: {', '.join(PROTOCOLS)}")
+    if _HUGE_NUMBER_RE.search(response):
+        # A run of digits no answer has (a loop, or garbage): no number read from it can be trusted.
+        return Extraction(None, "unreadable_number", needs_review=True)
     if protocol == "default":
         return _extract_default(response)
     if protocol == "seed":

@@ -32,6 +32,18 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
         time.sleep(0.05)
 
 
+def hold_read_only(path: Path) -> duckdb.DuckDBPyConnection:
+    """Open ``path`` read-only as an outside client would, retrying while a kdtui writer has it for a moment."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=True)
+        except duckdb.IOException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 def start_kdtui(args: list[str], stderr: Path, **env: str) -> subprocess.Popen[bytes]:
     environ = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", **env)
     return subprocess.Popen([sys.executable, "-m", "kdtui.cli", *args], stdout=subprocess.DEVNULL,
@@ -65,7 +77,7 @@ def test_outside_client_at_start_and_mid_run(tiny_model: Path, tmp_path: Path) -
         assert f"pid {os.getpid()}" in err.read_text()  # it names this process
         outside.close()
         wait_for(lambda: progress_lines(err, "held") >= 3, 120, "the eval to make progress")
-        outside = duckdb.connect(str(store / "kdtui.duckdb"), read_only=True)  # held mid-run
+        outside = hold_read_only(store / "kdtui.duckdb")  # held mid-run
         seen = progress_lines(err, "held")
         wait_for(lambda: progress_lines(err, "held") >= seen + 2 or proc.poll() is not None, 120,
                  "the eval to keep generating while the store is held")
@@ -86,7 +98,7 @@ def test_outside_client_through_the_end_spills_and_recovers(tiny_model: Path, tm
     outside = None
     try:
         wait_for(lambda: progress_lines(err, "spilled") >= 1, 120, "the eval to start writing")
-        outside = duckdb.connect(str(store / "kdtui.duckdb"), read_only=True)
+        outside = hold_read_only(store / "kdtui.duckdb")
         assert proc.wait(timeout=180) == 2
     finally:
         if outside is not None:
@@ -207,7 +219,7 @@ def test_reader_is_not_blocked_by_other_readers(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_interrupted_eval_says_one_line_and_keeps_its_rows(tiny_model: Path, tmp_path: Path, signum: int) -> None:
-    store, n = tmp_path / "store", 30
+    store, n = tmp_path / "store", 500  # far more than it gets through before the signal
     err = tmp_path / "eval.err"
     proc = start_kdtui(eval_args(tiny_model, store, "stopped", n, tmp_path / "logs"), err)
     try:

@@ -9,16 +9,19 @@ from typing import Any
 import torch
 
 from kdtui.captures.format import read_shard, tempered_topk
-from kdtui.captures.manifest import load_manifest
+from kdtui.captures.manifest import CaptureFolder, load_manifest
 from kdtui.errors import KdtuiError
 from kdtui.models.teachers import load_teacher, vocab_identity
 
 
-def summary(root: Path, name: str) -> dict[str, Any]:
+def summary(root: Path, name: str, verify: bool = False) -> dict[str, Any]:
+    """The manifest, sizes, and the shards' problems: sizes always checked, checksums with ``verify``."""
     manifest = load_manifest(root, name)
     size = sum(s["bytes"] for s in manifest["shards"])
     tokens = manifest["n_tokens"]
-    return {"manifest": manifest, "bytes": size, "bytes_per_token": size / tokens if tokens else float("nan")}
+    problems = CaptureFolder(root, name).verify(manifest, checksums=verify)
+    return {"manifest": manifest, "bytes": size, "bytes_per_token": size / tokens if tokens else float("nan"),
+            "problems": problems, "verified": "sizes and sha256" if verify else "sizes"}
 
 
 def fidelity(root: Path, name: str, teacher_path: str, backend: str = "hf", sample: int = 8,

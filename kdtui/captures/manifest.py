@@ -6,18 +6,64 @@ import json
 from pathlib import Path
 from typing import Any
 
-from kdtui.captures.format import write_atomic_bytes
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from kdtui.captures.format import sha256_file, write_atomic_bytes
+from kdtui.config.names import check_capture_name, inside
 from kdtui.errors import KdtuiError
 
 MANIFEST = "manifest.json"
+
+
+class ShardEntry(BaseModel):
+    """One shard as the manifest lists it (per-shard statistics ride along as extra fields)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    file: str = Field(pattern=r"^shard-\d{5}\.safetensors$")
+    bytes: int = Field(ge=0)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    n_examples: int = Field(ge=0)
+    n_tokens: int = Field(ge=0)
+
+
+class StrategyEntry(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+
+
+class CaptureManifest(BaseModel):
+    """What ``manifest.json`` must hold for kdtui to read or resume a capture."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    teacher: str
+    backend: str
+    tokenizer: dict[str, Any]
+    strategy: StrategyEntry
+    mode: str
+    format: str
+    k: int = Field(ge=1)
+    temperatures: list[float]
+    value_dtype: str
+    n_examples: int = Field(ge=0)
+    n_tokens: int = Field(ge=0)
+    shards: list[ShardEntry]
+    status: str
+    config: dict[str, Any]
 
 
 class CaptureFolder:
     """The folder of one capture; the manifest is written atomically so a kill never leaves half of one."""
 
     def __init__(self, root: Path, name: str) -> None:
-        self.name = name
-        self.path = root / "captures" / name
+        try:
+            self.name = check_capture_name(name)
+        except ValueError as exc:
+            raise KdtuiError(str(exc)) from None
+        self.path = inside(root, root / "captures" / name)
         self.manifest_path = self.path / MANIFEST
 
     def load_manifest(self) -> dict[str, Any] | None:
@@ -29,9 +75,27 @@ class CaptureFolder:
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise KdtuiError(f"{self.manifest_path} is damaged ({exc}); delete the capture folder and rerun") \
                 from None
-        if not isinstance(manifest, dict):
-            raise KdtuiError(f"{self.manifest_path} is not a capture manifest; delete the capture folder and rerun")
-        return manifest
+        try:
+            CaptureManifest.model_validate(manifest)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+            raise KdtuiError(f"{self.manifest_path} is damaged ({where}: {first['msg']}); delete the capture folder "
+                             "and rerun") from None
+        return dict(manifest)
+
+    def verify(self, manifest: dict[str, Any], checksums: bool) -> list[str]:
+        """Problems with the shards on disk: missing, wrong size, or (with ``checksums``) wrong sha256."""
+        problems = []
+        for entry in manifest["shards"]:
+            path = self.path / entry["file"]
+            if not path.is_file():
+                problems.append(f"{path.name} is missing")
+            elif path.stat().st_size != entry["bytes"]:
+                problems.append(f"{path.name} has {path.stat().st_size} bytes, the manifest says {entry['bytes']}")
+            elif checksums and sha256_file(path) != entry["sha256"]:
+                problems.append(f"{path.name} does not match its sha256")
+        return problems
 
     def save_manifest(self, manifest: dict[str, Any]) -> None:
         write_atomic_bytes(self.manifest_path, json.dumps(manifest, indent=1).encode())

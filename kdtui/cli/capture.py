@@ -10,7 +10,7 @@ from kdtui.cli.common import Parents, add_command, logs, open_store
 from kdtui.config.capture import CaptureConfig
 from kdtui.errors import KdtuiError
 
-NOT_CONFIG = ("config", "store", "logs", "handler", "command", "action", "against", "sample")
+NOT_CONFIG = ("config", "store", "logs", "handler", "command", "action", "against", "sample", "verify")
 
 
 def cmd_capture(args: argparse.Namespace) -> int:
@@ -41,14 +41,18 @@ def _inspect(args: argparse.Namespace, name: str) -> int:
     from kdtui.cli.console import print_table
 
     root = open_store(args).root
-    info = summary(root, name)
+    info = summary(root, name, verify=args.verify)
     manifest = info["manifest"]
     rows = [(key, manifest[key]) for key in ("teacher", "backend", "mode", "format", "k", "temperatures",
                                              "value_dtype", "n_examples", "n_tokens", "status")]
     rows += [("strategy", manifest["strategy"]["name"]), ("tokenizer", manifest["tokenizer"]),
              ("shards", len(manifest["shards"])), ("bytes", info["bytes"]),
-             ("bytes/token", f"{info['bytes_per_token']:.2f}")]
+             ("bytes/token", f"{info['bytes_per_token']:.2f}"),
+             ("shards checked", f"{info['verified']}: " + ("ok" if not info["problems"] else "DAMAGED"))]
     print_table(["field", "value"], rows)
+    if info["problems"]:
+        raise KdtuiError(f"capture {name!r} is damaged: {'; '.join(info['problems'][:3])}; delete its folder and "
+                         "rerun the capture")
     if args.against:
         backend = getattr(args, "backend", None) or manifest["backend"]
         table = fidelity(root, name, args.against, backend, args.sample)
@@ -67,3 +71,5 @@ def register(sub: Any, parents: Parents) -> None:
     CaptureConfig.add_flags(cap)
     cap.add_argument("--against", help="inspect: teacher to measure fidelity against")
     cap.add_argument("--sample", type=int, default=8, help="inspect: examples to measure (default: 8)")
+    cap.add_argument("--verify", action="store_true", help="inspect: also check every shard's sha256 (sizes are "
+                     "always checked)")

@@ -46,9 +46,9 @@ def add_command(sub: Any, name: str, help_text: str, handler: Handler, parents: 
     return parser
 
 
-def open_store(args: argparse.Namespace, create: bool = False) -> Store:
+def open_store(args: argparse.Namespace, create: bool = False, allow_files: bool = False) -> Store:
     """The store named by --store (or the environment); read-only commands pass ``create=False``."""
-    return Store(store_dir(getattr(args, "store", None)), create=create)
+    return Store(store_dir(getattr(args, "store", None)), create=create, allow_files=allow_files)
 
 
 def logs(args: argparse.Namespace) -> Any:

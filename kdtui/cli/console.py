@@ -13,8 +13,11 @@ from rich.table import Table
 from rich.text import Text
 
 from kdtui.recipes.evaluate import EvalProgress
-from kdtui.render import interval_bar
+from kdtui.render import as_text, interval_bar
 from kdtui.store.reads import LeaderRow
+
+# A cell longer than this is cut before Rich lays out the table (a 1 MB response stays fast).
+CELL_CHARS = 2_000
 
 console = Console(stderr=True)
 # Piped output is not wrapped at 80 columns: tables stay one row per line.
@@ -25,7 +28,7 @@ out = Console(width=None if sys.stdout.isatty() else 160)
 def eval_progress(label: str) -> Iterator[Any]:
     """A progress bar fed with :class:`EvalProgress` updates."""
     columns = [
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.description}", markup=False, style="bold"), BarColumn(), MofNCompleteColumn(),
         TextColumn("{task.fields[rate]}"), TextColumn("ETA"), TimeRemainingColumn(),
     ]
     with Progress(*columns, console=console, transient=False, disable=not console.is_terminal) as bar:
@@ -54,7 +57,8 @@ def print_leaderboard(rows: list[LeaderRow]) -> None:
                          no_wrap=True)
     for row in rows:
         table.add_row(
-            Text(row.name), Text(row.kind), Text(row.status), Text(row.prompt), str(row.n), f"{row.accuracy:.1%}",
+            as_text(row.name), as_text(row.kind), as_text(row.status), as_text(row.prompt), str(row.n),
+            f"{row.accuracy:.1%}",
             f"{max(row.ci_low, 0.0):.1%}–{min(row.ci_high, 1.0):.1%}", interval_bar(row.ci_low, row.ci_high,
                                                                                    row.accuracy),
             str(row.pending),
@@ -65,9 +69,9 @@ def print_leaderboard(rows: list[LeaderRow]) -> None:
 def print_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], note: str | None = None) -> None:
     table = Table()
     for column in columns:
-        table.add_column(column, no_wrap=True, overflow="ellipsis", max_width=60)
+        table.add_column(as_text(column), no_wrap=True, overflow="ellipsis", max_width=60)
     for row in rows:
-        table.add_row(*(Text("NULL", style="dim") if v is None else Text(str(v)) for v in row))
+        table.add_row(*(Text("NULL", style="dim") if v is None else as_text(v, CELL_CHARS) for v in row))
     out.print(table)
     out.file.flush()
     if note:

@@ -44,7 +44,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     model = Path(args.model) if args.model else ensure_smollm2(root, say=console.print)
     model_name = MODEL_DIR_NAME if not args.model else model.name
     data = _pick_data(args.data)
-    console.print(f"model: {model}\ndata:  {data} (first {args.limit} questions)")
+    console.print(f"model: {model}\ndata:  {data} (first {args.limit} questions)", markup=False)
     for prompt in DEMO_PROMPTS:
         cfg = EvalConfig(model=str(model), data=data, limit=args.limit, prompt=prompt, batch_size=16,
                          run=f"demo/{model_name}/{prompt}",

@@ -22,6 +22,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         result = run_eval(cfg, store, logs(args), progress=update)
     console.print(f"run {result.run!r}: {result.generated} new of {result.n} items, "
                   f"{result.new_tokens} tokens in {result.seconds:.1f}s", markup=False)
+    if result.warnings.get("inputs_truncated"):
+        console.print(f"warning: {result.warnings['inputs_truncated']} prompts were longer than the model's context "
+                      "and lost their beginning (--overlong refuse stops instead)", markup=False, style="yellow")
     if args.show_leaderboard:
         from kdtui.cli.results import cmd_leaderboard
 

@@ -15,9 +15,10 @@ from collections.abc import Sequence
 from kdtui import __version__
 from kdtui.cli.common import Handler, OneLineParser, store_flags
 from kdtui.errors import KdtuiError, log_crash
+from kdtui.render import visible
 
 COMMAND_MODULES = ("kdtui.cli.results", "kdtui.cli.eval", "kdtui.cli.capture", "kdtui.cli.app",
-                   "kdtui.cli.extract", "kdtui.cli.store", "kdtui.cli.demo")
+                   "kdtui.cli.serve", "kdtui.cli.extract", "kdtui.cli.store", "kdtui.cli.demo")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             handler = cmd_tui
         return handler(args)
     except KdtuiError as exc:
-        print(f"kdtui: error: {exc}", file=sys.stderr)
+        print(f"kdtui: error: {visible(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("kdtui: interrupted; finished work is saved (unsaved rows, if any, are in logs/unsaved-*.jsonl): "

@@ -24,7 +24,7 @@ def cmd_sql(args: argparse.Namespace) -> int:
     from kdtui.cli.console import print_table
     from kdtui.store import UserQuery
 
-    query = UserQuery(open_store(args), args.query)
+    query = UserQuery(open_store(args, allow_files=args.allow_files), args.query)
     if args.format == "table":
         if args.max_rows < 1:
             raise KdtuiError("--max-rows must be at least 1")
@@ -67,3 +67,6 @@ def register(sub: Any, parents: Parents) -> None:
     sql.add_argument("--out", help="output file for csv/json/parquet")
     sql.add_argument("--max-rows", dest="max_rows", type=int, default=200,
                      help="rows shown as a table (default: 200)")
+    sql.add_argument("--allow-files", dest="allow_files", action="store_true",
+                     help="let the query read local files (read_csv, glob, ...); off by default, and never "
+                          "possible through the TUI or `kdtui serve`")

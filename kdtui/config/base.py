@@ -66,7 +66,8 @@ def validation_message(exc: ValidationError, source: str, flags: bool) -> str:
 class RecipeConfig(BaseModel):
     """Base of every recipe config: flags, TOML and identity generated from the fields."""
 
-    model_config = ConfigDict(extra="forbid", protected_namespaces=(), strict=False)
+    # strict: "yes" is not a boolean and "8" not a number, in TOML as on the command line
+    model_config = ConfigDict(extra="forbid", protected_namespaces=(), strict=True)
     TOML_TABLE: ClassVar[str] = ""
 
     # ----------------------------------------------------------------- CLI flags

@@ -7,6 +7,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, field_validator
 
 from kdtui.config.base import RecipeConfig
+from kdtui.config.names import check_capture_name
 
 ID: dict[str, Any] = {"identity": True}
 
@@ -48,6 +49,11 @@ class CaptureConfig(RecipeConfig):
     dtype: str = Field("auto", description="hf backend dtype.", json_schema_extra=ID)
     cache_type: Literal["FP16", "Q8", "Q6", "Q4"] = Field("Q4", description="exllamav2 KV cache type.",
                                                           json_schema_extra=ID)
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, value: str) -> str:
+        return check_capture_name(value)
 
     @field_validator("temperatures")
     @classmethod

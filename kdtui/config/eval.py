@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from kdtui.config.base import RecipeConfig
+from kdtui.config.names import check_run_name
 
 ID: dict[str, Any] = {"identity": True}
 
@@ -41,6 +42,14 @@ class EvalConfig(RecipeConfig):
     seed: int = Field(0, description="Random seed for sampling.", json_schema_extra=ID)
     protocol: Literal["default", "seed"] = Field("default", description="Answer-extraction protocol.",
                                                  json_schema_extra=ID)
+    overlong: Literal["truncate", "refuse"] = Field(
+        "truncate", description="A prompt longer than the model's context (less the generation budget): 'truncate' "
+        "cuts it from the left and counts it in the run's warnings; 'refuse' stops the run.", json_schema_extra=ID)
     device: str = Field("auto", description="'auto' (cuda if present, else cpu), 'cpu', 'cuda', 'cuda:1', ...")
     dtype: str = Field("auto", description="'auto' (bf16 on GPU, fp32 on CPU), 'float32', 'bfloat16', 'float16'.",
                        json_schema_extra=ID)
+
+    @field_validator("run")
+    @classmethod
+    def _run_name(cls, value: str | None) -> str | None:
+        return None if value is None else check_run_name(value)

@@ -94,6 +94,8 @@ def extract_stream(src: IO[str], dst: IO[str], protocol: str, field: str, source
 
 def extract_file(path: Path, out: Path | None, protocol: str, field: str) -> ExtractSummary:
     """Run :func:`extract_stream` on files; the output is written atomically."""
+    if out is not None and not out.parent.is_dir():
+        raise KdtuiError(f"--out {out}: the folder {out.parent} does not exist; create it first")
     if not path.is_file():
         raise KdtuiError(f"no such input file: {path}")
     if out is None:

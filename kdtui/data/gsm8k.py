@@ -46,6 +46,11 @@ def _check_jsonl(path: Path) -> None:
 def _from_records(records: list[dict[str, str]], prefix: str, offset: int, source: str) -> list[Problem]:
     problems = []
     for index, record in enumerate(records, start=offset):
+        for key in ("question", "answer"):
+            value = record.get(key)
+            if not isinstance(value, str) or not value.strip():
+                raise KdtuiError(f"{source} item {index}: {key!r} must be non-empty text, got "
+                                 f"{'null' if value is None else type(value).__name__}; fix or drop that item")
         try:
             gold = gold_answer(str(record["answer"]))
         except (KeyError, ValueError) as exc:
@@ -65,10 +70,14 @@ def load_problems(data: str, limit: int | None = None, offset: int = 0,
         raise KdtuiError("--limit and --offset must not be negative")
     stop = None if limit is None else offset + limit
     if data == SYNTHETIC or data.startswith(SYNTHETIC + ":"):
-        seed = int(data.split(":", 1)[1]) if ":" in data else 0
-        count = stop if stop is not None else SYNTHETIC_SIZE
-        generated = synthetic.generate(count, seed)[offset:stop]
-        records = [{"question": p.question, "answer": p.answer} for p in generated]
+        seed_text = data.split(":", 1)[1] if ":" in data else "0"
+        if not seed_text.isdigit():
+            raise KdtuiError(f"--data {data}: the synthetic seed must be a whole number, e.g. synthetic:7")
+        seed = int(seed_text)
+        # A fixed-size set, made lazily: only the requested slice is generated, whatever --limit says.
+        end = SYNTHETIC_SIZE if stop is None else min(stop, SYNTHETIC_SIZE)
+        made = (synthetic.problem(i, seed) for i in range(offset, end))
+        records = [{"question": p.question, "answer": p.answer} for p in made]
         problems = _from_records(records, f"synthetic-{seed}/", offset, "synthetic")
     else:
         import datasets

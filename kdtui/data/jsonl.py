@@ -20,6 +20,9 @@ def jsonl_objects(lines: Iterable[str], source: str) -> Iterator[tuple[int, dict
             except json.JSONDecodeError as exc:
                 raise KdtuiError(f"{source}:{line_no}: not valid JSON ({exc.msg}); fix or remove that line") \
                     from None
+            except RecursionError:
+                raise KdtuiError(f"{source}:{line_no}: JSON nested too deeply to read; fix or remove that line") \
+                    from None
             if not isinstance(record, dict):
                 raise KdtuiError(f"{source}:{line_no}: expected a JSON object, got {type(record).__name__}")
             yield line_no, record

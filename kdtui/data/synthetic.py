@@ -69,7 +69,12 @@ def _three_step(rng: random.Random) -> SyntheticProblem:
 _TEMPLATES: list[Callable[[random.Random], SyntheticProblem]] = [_one_step, _two_step, _three_step]
 
 
+def problem(index: int, seed: int = 0) -> SyntheticProblem:
+    """Problem ``index`` of the set for ``seed``, made on demand: any slice costs only its own length."""
+    rng = random.Random(f"kdtui-synthetic/{seed}/{index}")  # str seeds are stable across processes
+    return _TEMPLATES[index % len(_TEMPLATES)](rng)
+
+
 def generate(n: int, seed: int = 0) -> list[SyntheticProblem]:
-    """``n`` problems; the same ``seed`` always gives the same problems."""
-    rng = random.Random(seed)
-    return [_TEMPLATES[i % len(_TEMPLATES)](rng) for i in range(n)]
+    """The first ``n`` problems; the same ``seed`` always gives the same problems."""
+    return [problem(i, seed) for i in range(n)]

@@ -24,6 +24,10 @@ def resolve_device(device: str = "auto") -> str:
 
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        torch.device(device)
+    except (RuntimeError, ValueError):
+        raise KdtuiError(f"--device {device!r} is not a device; use auto, cpu, cuda or cuda:N") from None
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise KdtuiError(f"--device {device}: no CUDA device is visible; use --device cpu")
     return device
@@ -68,10 +72,11 @@ def load_model(name: str, adapter: str | None = None, device: str = "auto", dtyp
     try:
         tokenizer = AutoTokenizer.from_pretrained(name)
         model = AutoModelForCausalLM.from_pretrained(name, dtype=torch_dtype)
-    except OSError as exc:
-        raise KdtuiError(f"cannot load model {name!r}: {first_line(exc)}") from None
-    except ValueError as exc:
-        raise KdtuiError(f"cannot load model {name!r}: {first_line(exc)}") from None
+    except KdtuiError:
+        raise
+    except Exception as exc:  # transformers and safetensors raise many types for a bad or partial model
+        raise KdtuiError(f"cannot load model {name!r} ({type(exc).__name__}: {first_line(exc)[:200]}); check that "
+                         "its files are complete") from None
     if adapter:
         model = _apply_adapter(model, Path(adapter).expanduser())
     if tokenizer.pad_token is None:

@@ -82,6 +82,10 @@ def run_capture(cfg: CaptureConfig, store: Store, progress: ProgressFn | None = 
     folder = CaptureFolder(store.root, cfg.name)
     manifest = folder.load_manifest()
     if manifest is not None and manifest.get("status") == "done" and manifest["n_examples"] >= len(problems):
+        problems_found = folder.verify(manifest, checksums=True)  # a finished capture must still be whole
+        if problems_found:
+            raise KdtuiError(f"capture {cfg.name!r} is damaged: {'; '.join(problems_found[:3])}; delete "
+                             f"{folder.path} and rerun to capture it again")
         return manifest
     teacher = load_teacher(cfg.backend, cfg.teacher, cfg.device, dtype=cfg.dtype, cache_type=cfg.cache_type)
     identity = vocab_identity(teacher)

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from kdtui.config.eval import EvalConfig
+from kdtui.config.names import safe_run_name
 from kdtui.data.gsm8k import Problem, load_problems
 from kdtui.data.prompts import PromptTemplate, get_prompt
+from kdtui.errors import KdtuiError
 from kdtui.extract import answers_match, extract_answer
 from kdtui.models.loading import LoadedModel, check_model_path, load_model
 from kdtui.recipes.lifecycle import check_identity, run_lifecycle
@@ -57,6 +59,7 @@ class EvalResult:
     generated: int
     new_tokens: int
     seconds: float
+    warnings: dict[str, int] = field(default_factory=dict)
 
 
 ProgressFn = Callable[[EvalProgress], None]
@@ -65,7 +68,7 @@ ProgressFn = Callable[[EvalProgress], None]
 def default_run_name(cfg: EvalConfig) -> str:
     model = Path(cfg.model).name or cfg.model
     adapter = f"+{Path(cfg.adapter).name}" if cfg.adapter else ""
-    return f"{model}{adapter}/{cfg.prompt}"
+    return safe_run_name(f"{model}{adapter}/{cfg.prompt}")
 
 
 def _batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
@@ -74,12 +77,18 @@ def _batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
 
 
 def generate_batch(loaded: LoadedModel, prompts: list[str], cfg: EvalConfig, max_new_tokens: int,
-                   add_special_tokens: bool) -> list[tuple[str, int, str]]:
-    """Generate for a batch of prompts: (response, new tokens, finish reason) each."""
+                   add_special_tokens: bool, max_input_tokens: int | None = None) -> list[tuple[str, int, str]]:
+    """Generate for a batch of prompts: (response, new tokens, finish reason) each.
+
+    Prompts longer than ``max_input_tokens`` lose their beginning (the question's end and the
+    generation prompt are what the model must see).
+    """
     import torch
 
     tokenizer, model = loaded.tokenizer, loaded.model
-    enc = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=add_special_tokens)
+    tokenizer.truncation_side = "left"
+    enc = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=add_special_tokens,
+                    truncation=max_input_tokens is not None, max_length=max_input_tokens)
     enc = {k: v.to(loaded.device) for k, v in enc.items()}
     eos = model.generation_config.eos_token_id
     eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
@@ -102,6 +111,17 @@ def generate_batch(loaded: LoadedModel, prompts: list[str], cfg: EvalConfig, max
         text = tokenizer.decode(kept, skip_special_tokens=True)
         results.append((text, len(kept) + (end is not None), "length" if end is None else "eos"))
     return results
+
+
+def input_budget(loaded: LoadedModel, max_new_tokens: int) -> int | None:
+    """How many prompt tokens fit beside the generation budget in the model's context (None: no limit known)."""
+    context = getattr(loaded.model.config, "max_position_embeddings", None)
+    if not isinstance(context, int):
+        return None
+    if context <= max_new_tokens:
+        raise KdtuiError(f"--max-new-tokens {max_new_tokens} leaves no room for the prompt in the model's context "
+                         f"of {context} tokens; lower it")
+    return context - max_new_tokens
 
 
 def prediction_row(problem: Problem, prompt: str, response: str, n_new_tokens: int,
@@ -141,12 +161,20 @@ def run_eval(cfg: EvalConfig, store: Store, logs: Path, progress: ProgressFn | N
         if not todo:
             return EvalResult(name, run.run_id, len(problems), 0, 0, 0.0)
         loaded = load_model(cfg.model, cfg.adapter, cfg.device, cfg.dtype)
-        if progress:
-            progress(state)
         texts = {p.item_id: prompt.render(p.question, loaded.tokenizer) for p in todo}
         # Similar lengths in one batch waste less compute on padding.
-        lengths = {k: len(loaded.tokenizer(v, add_special_tokens=False)["input_ids"]) for k, v in texts.items()}
+        lengths = {k: len(loaded.tokenizer(v, add_special_tokens=not prompt.chat)["input_ids"])
+                   for k, v in texts.items()}
         todo.sort(key=lambda p: lengths[p.item_id])
+        budget = input_budget(loaded, max_new_tokens)
+        overlong = [k for k, n in lengths.items() if budget is not None and n > budget]
+        if overlong and cfg.overlong == "refuse":
+            raise KdtuiError(f"{len(overlong)} prompts are longer than the model's context leaves for them ({budget} "
+                             f"tokens with --max-new-tokens {max_new_tokens}), e.g. {overlong[0]}; use --overlong "
+                             "truncate, or a smaller --max-new-tokens")
+        run.warn("inputs_truncated", len(overlong))
+        if progress:
+            progress(state)
 
         # -- loop: a store write per batch; the writer keeps rows the store cannot take yet
         import torch
@@ -157,7 +185,8 @@ def run_eval(cfg: EvalConfig, store: Store, logs: Path, progress: ProgressFn | N
             if cfg.do_sample:
                 torch.manual_seed(cfg.seed + index)
             prompts = [texts[p.item_id] for p in batch]
-            outputs = generate_batch(loaded, prompts, cfg, max_new_tokens, add_special_tokens=not prompt.chat)
+            outputs = generate_batch(loaded, prompts, cfg, max_new_tokens, add_special_tokens=not prompt.chat,
+                                     max_input_tokens=budget)
             run.predictions.add([prediction_row(p, t, *out, cfg.protocol)
                                  for p, t, out in zip(batch, prompts, outputs, strict=True)])
             state.done += len(batch)
@@ -167,4 +196,4 @@ def run_eval(cfg: EvalConfig, store: Store, logs: Path, progress: ProgressFn | N
                 progress(state)
     # -- cleanup happened on leaving the lifecycle: rows flushed (or spilled), status recorded
     return EvalResult(name, run.run_id, len(problems), state.done - state.resumed_from, state.new_tokens,
-                      time.monotonic() - start)
+                      time.monotonic() - start, dict(run.warnings))

@@ -41,6 +41,12 @@ class RunContext:
         self._external_stop = external_stop
         self.stop_requested = threading.Event()
         self.stopped = False  # the loop ended early because it was asked to
+        self.warnings: dict[str, int] = {}
+
+    def warn(self, key: str, count: int = 1) -> None:
+        """Count something the run's reader should know (kept in runs.warnings)."""
+        if count:
+            self.warnings[key] = self.warnings.get(key, 0) + count
 
     def should_stop(self) -> bool:
         """True once SIGTERM arrived or the caller asked; the loop then ends at the next batch."""
@@ -122,11 +128,11 @@ def run_lifecycle(store: Store, cfg: RecipeConfig, *, name: str, kind: str, logs
         if spill is not None and status == "done":
             status, error = "interrupted", f"{spill}: predictions not yet in the store"
         try:
-            store.runs.finish(run_id, status, error, timeout=FINISH_TIMEOUT_S)
+            store.runs.finish(run_id, status, error, timeout=FINISH_TIMEOUT_S, warnings=ctx.warnings)
         except Exception:
             # The store is out of reach: the status waits beside the rows for `kdtui store recover`.
             spill = spill or spill_path(logs, name)
-            append_spill(spill, [{"run": name, "status": status, "error": error}])
+            append_spill(spill, [{"run": name, "status": status, "error": error, "warnings": ctx.warnings}])
         if spill is not None and not in_flight:  # never replace the error already on its way out
             raise KdtuiError(f"the store stayed busy ({ctx.predictions.last_error or 'locked'}); unsaved results "
                              f"are in {spill}: run `kdtui store recover` when the store is free")

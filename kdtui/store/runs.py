@@ -33,6 +33,7 @@ class RunRecord:
     pid: int | None
     host: str | None
     heartbeat: float | None
+    warnings: dict[str, int]
 
 
 def _pid_alive(pid: int) -> bool:
@@ -56,7 +57,7 @@ def live_state(status: str, pid: int | None, host: str | None, heartbeat: float 
     return status
 
 
-RUN_COLUMNS = "id, name, kind, status, config, identity, error, pid, host, heartbeat"
+RUN_COLUMNS = "id, name, kind, status, config, identity, error, pid, host, heartbeat, warnings"
 
 
 def _record(row: dict[str, Any]) -> RunRecord:
@@ -66,6 +67,7 @@ def _record(row: dict[str, Any]) -> RunRecord:
         config=dict(json.loads(row["config"] or "{}")),
         identity=json.loads(row["identity"]) if row["identity"] else None,
         error=row["error"], pid=row["pid"], host=row["host"], heartbeat=row["heartbeat"],
+        warnings=dict(json.loads(row["warnings"])) if row["warnings"] else {},
     )
 
 
@@ -112,9 +114,11 @@ class RunsRepo:
         with self.store.write(timeout=timeout) as con:
             con.execute("UPDATE runs SET heartbeat = ? WHERE id = ?", [time.time(), run_id])
 
-    def finish(self, run_id: int, status: str, error: str | None = None, timeout: float | None = None) -> None:
+    def finish(self, run_id: int, status: str, error: str | None = None, timeout: float | None = None,
+               warnings: dict[str, int] | None = None) -> None:
         if status not in STATUSES:
             raise ValueError(f"unknown run status {status!r}")
         with self.store.write(timeout=timeout) as con:
-            con.execute("UPDATE runs SET status = ?, error = ?, heartbeat = ?, updated_at = current_timestamp "
-                        "WHERE id = ?", [status, error, time.time(), run_id])
+            con.execute("UPDATE runs SET status = ?, error = ?, heartbeat = ?, warnings = ?, "
+                        "updated_at = current_timestamp WHERE id = ?",
+                        [status, error, time.time(), json.dumps(warnings) if warnings else None, run_id])

@@ -133,8 +133,14 @@ _V3_LIFECYCLE = [
     leaderboard_view("r.state", "runs_live", replace=True),
 ]
 
+# v4: what a run wants its reader to know (e.g. {"inputs_truncated": 3}).
+_V4_WARNINGS = [
+    "ALTER TABLE runs ADD COLUMN warnings JSON",
+]
+
 MIGRATIONS: list[list[str]] = [
     _V1_TABLES + _V1_VIEWS,
     _V2_CAPTURES,
     _V3_LIFECYCLE,
+    _V4_WARNINGS,
 ]

@@ -38,6 +38,20 @@ import duckdb
 from kdtui.errors import KdtuiError, first_line
 
 DB_NAME = "kdtui.duckdb"
+
+# Every read-only session runs with these settings, locked so SQL cannot undo them:
+# no file system access beyond the store itself (COPY, ATTACH, read_csv, glob,
+# import_database, log_query_path...), and no extension installed or loaded on the fly.
+# See docs/security.md. One config for all readers of a process, because DuckDB refuses
+# a second connection to a file with a different configuration.
+READ_CONFIG: dict[str, str | int | float | list[str]] = {
+    "enable_external_access": False,
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+    "lock_configuration": True,
+}
+# `kdtui sql --allow-files` on a person's own terminal: local files readable, still locked.
+READ_CONFIG_WITH_FILES: dict[str, str | int | float | list[str]] = READ_CONFIG | {"enable_external_access": True}
 REPORT_AFTER = 3.0
 REPORT_EVERY = 15.0
 WaitReporter = Callable[[str], None]
@@ -152,8 +166,10 @@ def _flock(path: Path, exclusive: bool, waiter: Waiter, holders_of: Path) -> int
 class Sessions:
     """Locked DuckDB sessions on ``root/kdtui.duckdb``."""
 
-    def __init__(self, root: Path, busy_timeout: float, report: WaitReporter | None = None) -> None:
+    def __init__(self, root: Path, busy_timeout: float, report: WaitReporter | None = None,
+                 allow_files: bool = False) -> None:
         self.root = root
+        self.read_config = READ_CONFIG_WITH_FILES if allow_files else READ_CONFIG
         self.path = root / DB_NAME
         self.lock_path = root / (DB_NAME + ".lock")
         self.gate_path = root / (DB_NAME + ".gate")
@@ -192,7 +208,9 @@ class Sessions:
     def _connect(self, write: bool, waiter: Waiter) -> duckdb.DuckDBPyConnection:
         while True:
             try:
-                return duckdb.connect(str(self.path), read_only=not write)
+                if write:
+                    return duckdb.connect(str(self.path))
+                return duckdb.connect(str(self.path), read_only=True, config=dict(self.read_config))
             except (duckdb.IOException, duckdb.ConnectionException) as exc:
                 if not _is_busy(exc):
                     raise KdtuiError(f"cannot open store {self.path}: {first_line(exc)}; "

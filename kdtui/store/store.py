@@ -60,17 +60,19 @@ class Store:
     """The DuckDB results store under ``root`` (``root/kdtui.duckdb``).
 
     ``create=False`` is for commands that only read: a missing or foreign store is
-    refused with one line, and nothing is created or changed.
+    refused with one line, and nothing is created or changed.  Read sessions cannot
+    reach the file system or extensions (``READ_CONFIG``); ``allow_files=True`` lets
+    them read local files, for ``kdtui sql --allow-files`` on a person's own terminal.
     """
 
     def __init__(self, root: Path | str, busy_timeout: float | None = None, create: bool = True,
-                 report_wait: WaitReporter | None = None) -> None:
+                 report_wait: WaitReporter | None = None, allow_files: bool = False) -> None:
         self.root = Path(root)
         if busy_timeout is None:
             busy_timeout = busy_timeout_from_env()
         self.path = self.root / DB_NAME
         self.create = create
-        self.sessions = Sessions(self.root, busy_timeout, report_wait)
+        self.sessions = Sessions(self.root, busy_timeout, report_wait, allow_files)
         self._schema_ok = False
         self.runs = RunsRepo(self)
         self.predictions = PredictionsRepo(self)

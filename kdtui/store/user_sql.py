@@ -6,6 +6,7 @@ the session itself is read-only, so a write that slipped past the check still fa
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,12 +24,47 @@ class ReadOnlyViolation(KdtuiError):
     """A statement that would change the store was sent to a read-only entry point."""
 
 
-# Statement types a read-only query may contain.
-_READ_ONLY_TYPES = {"SELECT", "EXPLAIN", "PRAGMA"}
+# PRAGMAs that only read; every other one (import_database, threads=, ...) is refused.
+READ_PRAGMAS = {"table_info", "show_tables", "show_tables_expanded", "show_databases", "database_list",
+                "database_size", "storage_info", "version", "platform", "functions", "collations", "show",
+                "metadata_info", "user_agent"}
+_REFUSED = "kdtui sql is read-only (use SELECT, or export with --format/--out)"
+
+
+def _refuse(word: str) -> ReadOnlyViolation:
+    return ReadOnlyViolation(f"refused: {word} changes the store or reaches outside it; {_REFUSED}")
+
+
+def _check_statement(statement: Any) -> None:
+    kind = statement.type.name
+    text = statement.query.strip().rstrip(";").strip()
+    first_word = text.split(None, 1)[0].upper() if text else kind
+    if kind == "SELECT":
+        return
+    if kind == "PRAGMA":
+        match = re.match(r"(?is)pragma\s+([a-z_]+)\s*(.*)$", text)
+        if match is None or match.group(1).lower() not in READ_PRAGMAS or match.group(2).startswith("="):
+            raise _refuse(f"PRAGMA {match.group(1) if match else ''}".strip())
+        return
+    if kind == "EXPLAIN":
+        # Only a plan of a read: EXPLAIN ANALYZE runs what it explains (COPY, SET log_query_path, ...).
+        inner = re.sub(r"(?is)^explain\s+(analyze\s+)?", "", text)
+        try:
+            explained = duckdb.extract_statements(inner)
+        except duckdb.Error:
+            explained = []
+        if len(explained) == 1 and explained[0].type.name == "SELECT":
+            return
+        raise _refuse("EXPLAIN of anything but a SELECT")
+    raise _refuse(first_word)
 
 
 def check_read_only(sql: str) -> list[str]:
-    """The statements of ``sql``; raises :class:`ReadOnlyViolation` for any write or DDL."""
+    """The statements of ``sql``; raises :class:`ReadOnlyViolation` for anything but a read.
+
+    A friendly first line of defence: the session itself is read-only and locked (see
+    ``session.READ_CONFIG``), so what slips past this check still cannot write or reach files.
+    """
     try:
         statements = duckdb.extract_statements(sql)
     except duckdb.Error as exc:
@@ -36,15 +72,21 @@ def check_read_only(sql: str) -> list[str]:
     if not statements:
         raise KdtuiError("no SQL statement given")
     for statement in statements:
-        kind = statement.type.name
-        text = statement.query.strip()
-        if kind not in _READ_ONLY_TYPES or (kind == "PRAGMA" and "=" in text):
-            first_word = text.split(None, 1)[0].upper() if text else kind
-            raise ReadOnlyViolation(f"refused: {first_word} changes the store; kdtui sql is read-only "
-                                    "(use SELECT, or export with --format/--out)")
+        _check_statement(statement)
     return [s.query for s in statements]
 
 
+def _user_error(exc: duckdb.Error) -> KdtuiError:
+    """DuckDB's refusals, said as what kdtui allows."""
+    message = first_line(exc)
+    if "file system operations are disabled" in message:
+        return ReadOnlyViolation("refused: SQL here cannot read or write files (on your own terminal, "
+                                 "`kdtui sql --allow-files` may read local files)")
+    if "configuration has been locked" in message:
+        return ReadOnlyViolation("refused: settings cannot be changed from kdtui's SQL")
+    if "extension" in message and "Catalog Error" in message:
+        return ReadOnlyViolation(f"refused: kdtui never installs or loads extensions on the fly ({message})")
+    return KdtuiError(f"query failed: {message}")
 
 
 class UserQuery:
@@ -79,7 +121,7 @@ class UserQuery:
             except duckdb.InterruptException:
                 raise KdtuiError("query cancelled") from None
             except duckdb.Error as exc:
-                raise KdtuiError(f"query failed: {first_line(exc)}") from None
+                raise _user_error(exc) from None
             finally:
                 self._live = None
 
@@ -114,9 +156,20 @@ class UserQuery:
         return table.slice(0, max_rows), count > max_rows
 
     def write_parquet(self, out: Path) -> None:
-        """Every row into a Parquet file (DuckDB writes it; the store is only read)."""
+        """Every row into a Parquet file, streamed in batches.
+
+        Arrow writes the file in this process: the session itself cannot touch the file system.
+        """
+        import pyarrow.parquet as pq
+
         with self._session() as (con, last):
             relation = con.sql(last)
             if relation is None:
                 raise KdtuiError("the last statement returns no rows to export")
-            relation.write_parquet(str(out))
+            reader = relation.to_arrow_reader(100_000)
+            try:
+                with pq.ParquetWriter(str(out), reader.schema) as writer:
+                    for batch in reader:
+                        writer.write_batch(batch)
+            except OSError as exc:
+                raise KdtuiError(f"cannot write {out}: {first_line(exc)}") from None

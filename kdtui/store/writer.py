@@ -85,7 +85,7 @@ def recover(store: Store, logs: Path) -> list[str]:
     report = []
     for path in sorted(logs.glob(SPILL_GLOB)):
         rows: dict[str, list[dict[str, Any]]] = {}
-        statuses: dict[str, tuple[str, str | None]] = {}
+        statuses: dict[str, tuple[str, str | None, dict[str, int] | None]] = {}
         with path.open(encoding="utf-8") as fh:
             for line_no, line in enumerate(fh, start=1):
                 if not line.strip():
@@ -99,7 +99,7 @@ def recover(store: Store, logs: Path) -> list[str]:
                 if "row" in record:
                     rows.setdefault(run, []).append(record["row"])
                 if "status" in record:
-                    statuses[run] = (str(record["status"]), record.get("error"))
+                    statuses[run] = (str(record["status"]), record.get("error"), record.get("warnings"))
         added = 0
         for run in sorted(set(rows) | set(statuses)):
             stored = store.runs.get(run)
@@ -108,7 +108,8 @@ def recover(store: Store, logs: Path) -> list[str]:
                                  "came from")
             added += store.predictions.add(stored.id, rows.get(run, []))
             if run in statuses:
-                store.runs.finish(stored.id, *statuses[run])
+                status, error, warnings = statuses[run]
+                store.runs.finish(stored.id, status, error, warnings=warnings)
         path.rename(path.with_suffix(".recovered"))
         count = sum(len(v) for v in rows.values())
         report.append(f"{path.name}: {count} predictions, {added} new, {len(statuses)} run statuses")

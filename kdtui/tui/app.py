@@ -15,6 +15,7 @@ from textual.app import App
 from textual.binding import Binding
 from textual.reactive import reactive
 
+from kdtui.render import visible
 from kdtui.store import Store
 from kdtui.tui.screens.captures import CapturesScreen
 from kdtui.tui.screens.leaderboard import LeaderboardScreen
@@ -53,7 +54,7 @@ class KdtuiApp(App[None]):
         super().__init__()
         # create=False: the TUI reads; it never makes a store where a path was mistyped.
         self.store = Store(store_root, create=False, report_wait=self._report_wait)
-        self.sub_title = str(self.store.path.resolve())
+        self.sub_title = visible(self.store.path.resolve())
         self._stamp: tuple[float, ...] = ()
 
     def _report_wait(self, message: str) -> None:

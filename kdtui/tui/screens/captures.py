@@ -9,6 +9,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Static
 
+from kdtui.render import as_text
 from kdtui.store.reads import CaptureRow, captures
 from kdtui.tui.screens.base import StoreScreen
 
@@ -59,11 +60,12 @@ class CapturesScreen(StoreScreen):
         table.clear()
         for row in rows:
             table.add_row(
-                Text(row.name), Text(str(row.teacher).rstrip("/").split("/")[-1]), Text(row.strategy), row.mode,
-                f"top-{row.k}" if row.format == "topk" else row.format, f"{row.n_tokens or 0:,}",
+                as_text(row.name), as_text(str(row.teacher).rstrip("/").split("/")[-1]), as_text(row.strategy),
+                as_text(row.mode), as_text(f"top-{row.k}" if row.format == "topk" else row.format),
+                f"{row.n_tokens or 0:,}",
                 human_bytes(row.bytes or 0), "" if row.bytes_per_token is None else f"{row.bytes_per_token:.1f}",
                 "" if row.mean_topk_mass is None else f"{row.mean_topk_mass:.1%}",
-                Text(sparkline(list(row.entropy_hist or [])), style="cyan"), row.status,
+                Text(sparkline(list(row.entropy_hist or [])), style="cyan"), as_text(row.status),
             )
         self.query_one("#cap-status", Static).update(
             f"{len(rows)} captures · kdtui capture --teacher PATH --strategy NAME --name NAME adds one")

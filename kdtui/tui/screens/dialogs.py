@@ -12,6 +12,8 @@ from textual.screen import ModalScreen
 from textual.suggester import SuggestFromList
 from textual.widgets import Input, Label, Static
 
+from kdtui.render import as_text, visible
+
 
 class InputScreen(ModalScreen[str | None]):
     """Ask for one line of text; Enter returns it, Escape returns None."""
@@ -31,7 +33,7 @@ class InputScreen(ModalScreen[str | None]):
             yield Input(value=self.value, placeholder=self.placeholder, suggester=suggester, id="dialog-input")
             if self.suggestions:
                 shown = ", ".join(self.suggestions[:8]) + (" …" if len(self.suggestions) > 8 else "")
-                yield Label(Text(f"→ completes: {shown}", style="dim"))
+                yield Label(as_text(f"→ completes: {shown}", style="dim"))
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self.dismiss(event.value)
@@ -51,11 +53,23 @@ class DetailScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="detail-box") as box:
-            box.border_title = self.title_text
+            box.border_title = as_text(self.title_text)
             yield Static(self.body)
 
     def action_close(self) -> None:
         self.dismiss(None)
+
+
+def _visible_strings(table: Any) -> Any:
+    """String columns with control characters made visible (see ``kdtui.render.visible``)."""
+    import pyarrow as pa
+
+    columns = []
+    for column in table.columns:
+        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+            column = pa.array([None if v is None else visible(v, 2_000) for v in column.to_pylist()], pa.string())
+        columns.append(column)
+    return pa.table(columns, names=[visible(n) for n in table.column_names])
 
 
 async def replace_grid(old: Any, table: Any, cursor_type: Any = "cell") -> Any:
@@ -69,7 +83,8 @@ async def replace_grid(old: Any, table: Any, cursor_type: Any = "cell") -> Any:
     parent = old.parent
     siblings = list(parent.children)
     following = siblings[siblings.index(old) + 1] if siblings.index(old) + 1 < len(siblings) else None
-    grid = DataTable(backend=ArrowBackend(table), id=old.id, cursor_type=cursor_type, max_column_content_width=60)
+    grid = DataTable(backend=ArrowBackend(_visible_strings(table)), id=old.id, cursor_type=cursor_type,
+                     max_column_content_width=60, render_markup=False)
     await old.remove()
     await parent.mount(grid, before=following)
     if focused:

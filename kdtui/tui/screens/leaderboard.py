@@ -9,7 +9,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Static
 
-from kdtui.render import histogram_bar, interval_bar
+from kdtui.render import as_text, histogram_bar, interval_bar, visible
 from kdtui.store.reads import LeaderRow, leaderboard
 from kdtui.tui.screens.base import StoreScreen
 
@@ -89,18 +89,18 @@ class LeaderboardScreen(StoreScreen):
             p_value = "" if row.p_value is None else ("<0.001" if row.p_value < 0.001 else f"{row.p_value:.3f}")
             style = "bold green" if row.p_value is not None and row.p_value < 0.05 and (row.delta or 0) > 0 else ""
             table.add_row(
-                Text(base + _short(row.name, 24)), f"{row.accuracy:.1%}",
+                as_text(base + _short(row.name, 24)), f"{row.accuracy:.1%}",
                 f"{row.ci_low * 100:.1f}–{row.ci_high * 100:.1f}",
                 interval_bar(row.ci_low, row.ci_high, row.accuracy, 12, scale), Text(delta, style=style), p_value,
-                str(row.n), str(row.pending), Text(row.strategy or "—"), Text(row.prompt or "—"),
-                Text(row.kind if row.status in ("done", "running") else f"{row.kind} ({row.status})"),
+                str(row.n), str(row.pending), as_text(row.strategy or "—"), as_text(row.prompt or "—"),
+                as_text(row.kind if row.status in ("done", "running") else f"{row.kind} ({row.status})"),
                 key=str(row.run_id),
             )
         if selected is not None and str(selected.run_id) in table.rows:
             table.move_cursor(row=table.get_row_index(str(selected.run_id)))
         order = "↓" if self.sort_descending else "↑"
         baseline = next((r.name for r in self.rows if r.run_id == self.baseline), "none (b sets one)")
-        self.query_one("#lb-status", Static).update(Text(
+        self.query_one("#lb-status", Static).update(as_text(
             f"{len(self.rows)} runs · sorted by {self.sort_column} {order}"
             f"{' · grouped by strategy' if self.grouped else ''} · baseline: {baseline}"))
         self.query_one("#chart", Static).update(self._chart(ordered))
@@ -111,7 +111,7 @@ class LeaderboardScreen(StoreScreen):
         text = Text()
         width = max((len(r.name) for r in rows[:10]), default=0)
         for row in rows[:10]:
-            text.append(f"{row.name[:28]:<{min(width, 28)}} ", style="bold")  # appended as text, never markup
+            text.append(visible(f"{row.name[:28]:<{min(width, 28)}} "), style="bold")
             text.append(histogram_bar(row.accuracy, 30), style="green")
             text.append(f" {row.accuracy:.1%}\n")
         return text

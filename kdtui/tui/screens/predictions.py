@@ -10,6 +10,7 @@ from textual.containers import Horizontal
 from textual.widgets import Footer, Header, Select, Static
 from textual_fastdatatable import DataTable
 
+from kdtui.render import SHOWN_CHARS, as_text, visible
 from kdtui.store.reads import (
     PREDICTION_LIST_COLUMNS,
     PredictionFilter,
@@ -84,8 +85,8 @@ class PredictionsScreen(StoreScreen):
                 select.set_options([(name, name) for name in runs])
                 if self.filter.run in runs:
                     select.value = self.filter.run
-        table = pa.table({name: pa.array(["" if getattr(r, name) is None else str(getattr(r, name)) for r in rows],
-                                         pa.string()) for name in PREDICTION_LIST_COLUMNS})
+        table = pa.table({name: pa.array(["" if getattr(r, name) is None else visible(getattr(r, name), 200)
+                                          for r in rows], pa.string()) for name in PREDICTION_LIST_COLUMNS})
         grid = await replace_grid(grid, table, cursor_type="row")
         if previous is not None:
             index = next((i for i, r in enumerate(rows) if (r.run_id, r.item) == (previous.run_id, previous.item)),
@@ -95,7 +96,7 @@ class PredictionsScreen(StoreScreen):
         count = f"first {len(rows):,} (more exist)" if more else f"{len(rows):,}"
         scope = self.filter.run or "all runs"
         self.query_one("#pr-status", Static).update(
-            Text(f"Predictions · {scope} · {count} rows · enter: view · t: triage"))
+            as_text(f"Predictions · {scope} · {count} rows · enter: view · t: triage"))
 
     @on(Select.Changed)
     def _filter_changed(self, event: Select.Changed) -> None:
@@ -135,12 +136,12 @@ class PredictionsScreen(StoreScreen):
             return
         body = Text()
         body.append("Question\n", style="bold")
-        body.append(item.question + "\n\n")
+        body.append(visible(item.question, SHOWN_CHARS) + "\n\n")
         body.append("Response\n", style="bold")
-        body.append(item.response + "\n\n")
-        body.append(f"gold {item.gold}   extracted {item.value} ({item.rule})   final {item.final_value}"
+        body.append(visible(item.response, SHOWN_CHARS) + "\n\n")
+        body.append(f"gold {item.gold}   extracted {item.value} ({visible(item.rule)})   final {item.final_value}"
                     f"{'   (triaged)' if item.triaged else ''}\ncandidates {item.candidates}")
-        self.app.push_screen(DetailScreen(f"{item.run_name} · {item.item_id}", body))
+        self.app.push_screen(DetailScreen(visible(f"{item.run_name} · {item.item_id}"), body))
 
     def action_triage(self) -> None:
         row = self._selected()

@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from rich.text import Text
 from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -18,6 +17,7 @@ from textual.widgets import Footer, Header, Input, Static, TextArea, Tree
 from textual_fastdatatable import DataTable
 
 from kdtui.errors import KdtuiError
+from kdtui.render import as_text
 from kdtui.store import UserQuery
 from kdtui.store.reads import schema
 from kdtui.tui.screens.base import StoreScreen
@@ -119,9 +119,9 @@ class SqlScreen(StoreScreen):
         tree.clear()
         tree.root.expand()
         for table, columns in tables.items():
-            node = tree.root.add(Text(table), data=table)
+            node = tree.root.add(as_text(table), data=table)
             for column, kind in columns:
-                label = Text(column)
+                label = as_text(column)
                 label.append(f" {kind.lower()}", style="dim")
                 node.add_leaf(label, data=column)
 
@@ -168,7 +168,7 @@ class SqlScreen(StoreScreen):
         self.query_one("#sql-status", Static).update(f"{shown} in {message.seconds:.2f}s")
 
     def show_error(self, error: str) -> None:
-        self.query_one("#sql-status", Static).update(Text(error, style="red"))
+        self.query_one("#sql-status", Static).update(as_text(error, style="red"))
         self.kdtui.report_error(error)
 
     # ------------------------------------------------------------------ history

@@ -18,6 +18,7 @@ from textual.message import Message
 from textual.widgets import Footer, Header, Static
 
 from kdtui.extract import answers_match, scan_numbers
+from kdtui.render import SHOWN_CHARS, as_text, visible
 from kdtui.store.reads import TriageItem, run_names, triage_item, triage_queue
 from kdtui.tui.screens.base import StoreScreen
 from kdtui.tui.screens.dialogs import InputScreen
@@ -146,21 +147,21 @@ class TriageScreen(StoreScreen):
         scope = f"run {self.run_filter}" if self.run_filter else "all runs"
         status = self.query_one("#tr-status", Static)
         if item is None:
-            status.update(Text(f"Triage · {scope} · nothing needs review ({done} decided) · / to filter"))
+            status.update(as_text(f"Triage · {scope} · nothing needs review ({done} decided) · / to filter"))
             self.query_one("#question", Static).update("")
             self.query_one("#response", Static).update("")
             self.query_one("#candidates", Static).update("")
             return
-        status.update(Text(f"Triage · {scope} · {done} done / {len(self.items) - done} remaining · "
-                           f"item {self.index + 1} of {len(self.items)} · {item.run_name} · {item.item_id}"))
-        self.query_one("#question", Static).update(Text(item.question))
+        status.update(as_text(f"Triage · {scope} · {done} done / {len(self.items) - done} remaining · "
+                              f"item {self.index + 1} of {len(self.items)} · {item.run_name} · {item.item_id}"))
+        self.query_one("#question", Static).update(as_text(item.question, SHOWN_CHARS))
         self.query_one("#response", Static).update(self._highlighted(item))
         self.query_one("#candidates", Static).update(self._answer_panel(item))
 
     def _highlighted(self, item: TriageItem) -> Text:
         """The response with every candidate number marked and the extracted one emphasised."""
-        text = Text(item.response or "(empty response)")
-        for number in scan_numbers(item.response):
+        text = as_text(item.response or "(empty response)", SHOWN_CHARS)
+        for number in scan_numbers(item.response[:SHOWN_CHARS]):
             if answers_match(number.value, item.value):
                 text.stylize("bold black on yellow", number.start, number.end)
             elif any(answers_match(number.value, c) for c in item.candidates):
@@ -177,7 +178,7 @@ class TriageScreen(StoreScreen):
             text.append(" no numbers found; type a value (e) or n for no answer", style="dim")
         text.append("\n")
         state = f"decided: {format_value(item.final_value)}" if item.triaged else \
-            f"extracted: {format_value(item.value)} ({item.rule})"
+            f"extracted: {format_value(item.value)} ({visible(item.rule)})"
         text.append(f" {state}   ")
         text.append(f"gold: {format_value(item.gold)}" if self.show_gold else "gold: hidden (g)",
                     style="green" if self.show_gold else "dim")
@@ -252,14 +253,14 @@ class TriageScreen(StoreScreen):
             if slot < len(item.candidates):
                 self.decide(item.candidates[slot])
             else:
-                self.notify(f"no candidate {char}", severity="warning")
+                self.notify(f"no candidate {char}", severity="warning", markup=False)
 
     def _commit_typing(self) -> None:
         text, self.typing = self.typing, ""
         try:
             self.decide(float(text))
         except ValueError:
-            self.notify(f"not a number: {text!r}", severity="error")
+            self.notify(f"not a number: {visible(repr(text))}", severity="error", markup=False)
             self.show_item()
 
     def action_clear_typing(self) -> None:
@@ -310,7 +311,7 @@ class TriageScreen(StoreScreen):
         if item is not None and item.triaged:  # decided in an earlier session: undo what is in force for it
             self.writer.submit(Op("undo", item.run_id, item.item_id))
             return
-        self.notify("nothing to undo in this session", severity="warning")
+        self.notify("nothing to undo in this session", severity="warning", markup=False)
 
     def _replace_item(self, fresh: TriageItem | None) -> None:
         if fresh is not None:
