@@ -19,6 +19,7 @@ from pathlib import Path
 import duckdb
 
 from kdtui.store import Store
+from kdtui.store.reads import leaderboard
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -47,14 +48,14 @@ def main() -> None:
 
         big = Store(Path(tmp) / "b")
         for r in range(10):
-            run_id = big.ensure_run(f"run{r}", "eval", {"model": "m", "prompt": "plain"})
+            run_id = big.runs.start(f"run{r}", "eval", {"model": "m", "prompt": "plain"})
             for chunk in range(0, args.big // 10, 100_000):
-                big.add_predictions(run_id, _rows(min(100_000, args.big // 10 - chunk), chunk))
-            big.decide(run_id, "q0", 18.0)
-        big.leaderboard()
+                big.predictions.add(run_id, _rows(min(100_000, args.big // 10 - chunk), chunk))
+            big.triage.decide(run_id, "q0", 18.0)
+        leaderboard(big)
         start = time.perf_counter()
-        board = big.leaderboard()
-        results.append((f"leaderboard over {args.big:,} predictions ({len(board.rows)} runs)",
+        board = leaderboard(big)
+        results.append((f"leaderboard over {args.big:,} predictions ({len(board)} runs)",
                         time.perf_counter() - start, "<= 0.5 s", "s"))
 
         start = time.perf_counter()
@@ -67,6 +68,14 @@ def main() -> None:
             store.predictions.add(run, _rows(100, args.rows + i * 100))
         session = (time.perf_counter() - start) / 20
         results.append(("locked session: connect + 100-row insert + close", session, "", "s"))
+        start = time.perf_counter()
+        for _ in range(20):
+            store.query("SELECT count(*) FROM runs")
+        results.append(("locked read session (read-only, locked config) + query", (time.perf_counter() - start) / 20,
+                        "", "s"))
+        start = time.perf_counter()
+        Store(Path(tmp) / "a", create=False).query("SELECT 1")
+        results.append(("first read of a fresh Store (shared schema check)", time.perf_counter() - start, "", "s"))
 
         procs = []
         for index, (role, name) in enumerate([("write", "w0"), ("write", "w1"), ("write", "w2"), ("read", "-")]):
