@@ -44,13 +44,18 @@ async def test_leaderboard_lists_runs_sorted_and_compares_to_baseline(tui_store:
         table = screen.query_one("#board", DataTable)
         assert table.row_count == 3
         assert [r.name for r in screen._ordered()] == ["base", "teacher-kd", "no-distil"]
-        assert "60.0%" in str(table.get_row_at(0)[1])
+        assert str(table.get_row_at(0)[1]) == "60.0%*"  # provisional: 4 reviews pending
+        assert "* provisional" in status(app, "#lb-status")
         await pilot.press("b")  # base becomes the baseline
         await settle(pilot)
         rows = {r.name: r for r in screen.rows}
         assert rows["base"].delta == 0.0
-        assert rows["no-distil"].delta == pytest.approx(-0.6)
-        assert rows["no-distil"].p_value == pytest.approx(2 / 2**6)  # 6 discordant pairs, all one way
+        # McNemar pairs settled items only: q00, q03, q05, q08 (the rest are pending in one run or the other);
+        # base is right on q00 and q05, no-distil on none: 2 discordant pairs, one way
+        assert rows["no-distil"].paired == 4
+        assert rows["no-distil"].delta == pytest.approx(-0.5)
+        assert rows["no-distil"].p_value == pytest.approx(2 / 2**2)
+        assert "McNemar on settled pairs" in status(app, "#lb-status")
         assert "baseline: base" in status(app, "#lb-status")
         await pilot.press("o")  # next sort column: 95% CI
         assert "sorted by 95% CI" in status(app, "#lb-status")

@@ -47,23 +47,31 @@ def eval_progress(label: str) -> Iterator[Any]:
         yield update
 
 
-def print_leaderboard(rows: list[LeaderRow]) -> None:
+def print_leaderboard(rows: list[LeaderRow], settled: bool = False) -> None:
     if not rows:
         out.print("no evaluated runs yet; run `kdtui eval` or `kdtui demo`")
         return
-    table = Table(title="Leaderboard (GSM8K accuracy, Wilson 95% interval)")
-    for column in ("run", "kind", "state", "prompt", "n", "accuracy", "95% CI", "", "pending"):
+    title = ("Leaderboard (GSM8K accuracy over settled items, Wilson 95% interval)" if settled else
+             "Leaderboard (GSM8K accuracy, Wilson 95% interval)")
+    table = Table(title=title)
+    for column in ("run", "kind", "state", "prompt", "n", "accuracy", "95% CI", "", "pending",
+                   "if pending ✗–✓"):
         table.add_column(column, justify="right" if column in ("n", "accuracy", "pending") else "left",
                          no_wrap=True)
     for row in rows:
         table.add_row(
             as_text(row.name), as_text(row.kind), as_text(row.status), as_text(row.prompt), str(row.n),
-            f"{row.accuracy:.1%}",
-            f"{max(row.ci_low, 0.0):.1%}–{min(row.ci_high, 1.0):.1%}", interval_bar(row.ci_low, row.ci_high,
-                                                                                   row.accuracy),
+            f"{row.accuracy:.1%}" + ("*" if row.provisional else ""),
+            f"{row.ci_low:.1%}–{row.ci_high:.1%}", interval_bar(row.ci_low, row.ci_high, row.accuracy),
             str(row.pending),
+            f"{row.acc_if_pending_wrong:.1%}–{row.acc_if_pending_right:.1%}" if row.pending else "",
         )
     out.print(table)
+    out.file.flush()  # the note goes to stderr: let the table's last line end first
+    if any(row.provisional for row in rows):
+        console.print("* provisional: pending reviews count at their automatic value; the last column is the "
+                      "accuracy if all were wrong / all right (kdtui leaderboard --settled leaves them out)",
+                      markup=False, highlight=False)
 
 
 def print_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], note: str | None = None) -> None:

@@ -16,7 +16,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     from kdtui.cli.console import print_leaderboard
     from kdtui.store.reads import leaderboard
 
-    print_leaderboard(leaderboard(open_store(args)))
+    print_leaderboard(leaderboard(open_store(args), settled=args.settled), settled=args.settled)
     return 0
 
 
@@ -57,8 +57,11 @@ def cmd_sql(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any, parents: Parents) -> None:
-    add_command(sub, "leaderboard", "print accuracy per run with Wilson 95% intervals and pending reviews",
-                cmd_leaderboard, parents)
+    board = add_command(sub, "leaderboard", "print accuracy per run with Wilson 95% intervals and pending reviews",
+                        cmd_leaderboard, parents)
+    board.add_argument("--settled", action="store_true",
+                       help="accuracy over settled items only (no review pending), instead of counting pending "
+                            "items at their automatic value")
     sql = add_command(sub, "sql", "run read-only SQL on the store (writes and DDL are refused)", cmd_sql, parents)
     sql.add_argument("query", help="SELECT ... (tables: runs, predictions, triage, captures; views: "
                                    "predictions_final, leaderboard, runs_live)")

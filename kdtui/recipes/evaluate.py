@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kdtui import __version__
 from kdtui.config.eval import EvalConfig
 from kdtui.config.names import safe_run_name
 from kdtui.data.gsm8k import Problem, load_problems
@@ -140,6 +141,8 @@ def prediction_row(problem: Problem, prompt: str, response: str, n_new_tokens: i
         "needs_review": extraction.needs_review,
         "correct": answers_match(extraction.value, problem.gold),
         "candidates": extraction.candidates,
+        "protocol": protocol,
+        "kdtui_version": __version__,
     }
 
 

@@ -10,7 +10,7 @@ if TYPE_CHECKING:
 
 PREDICTION_COLUMNS = (
     "item_id", "question", "gold", "prompt", "response", "n_new_tokens", "finish_reason",
-    "value", "rule", "needs_review", "correct", "candidates",
+    "value", "rule", "needs_review", "correct", "candidates", "protocol", "kdtui_version",
 )
 
 

@@ -28,7 +28,12 @@ def _build(cls: type[T], result: QueryResult) -> list[T]:
 
 @dataclass
 class LeaderRow:
-    """One run on the leaderboard, with its comparison to the baseline run."""
+    """One run on the leaderboard, with its comparison to the baseline run.
+
+    ``accuracy`` counts pending reviews at their automatic value, so while ``pending`` > 0 it
+    is provisional: the truth lies between ``acc_if_pending_wrong`` and ``acc_if_pending_right``.
+    In the settled view, ``n``, ``correct``, ``accuracy`` and the interval are over settled items only.
+    """
 
     run_id: int
     name: str
@@ -42,17 +47,31 @@ class LeaderRow:
     ci_low: float
     ci_high: float
     pending: int
+    acc_if_pending_wrong: float
+    acc_if_pending_right: float
+    settled: bool = False
     delta: float | None = None
     p_value: float | None = None
-    paired: int = 0
+    paired: int = 0  # items both runs settled, on which McNemar was computed
+
+    @property
+    def provisional(self) -> bool:
+        return self.pending > 0 and not self.settled
 
 
-def leaderboard(store: Store, baseline: int | None = None) -> list[LeaderRow]:
-    """Every evaluated run, best first; with ``baseline``, accuracy differences and McNemar p-values."""
+def leaderboard(store: Store, baseline: int | None = None, settled: bool = False) -> list[LeaderRow]:
+    """Every evaluated run, best first; with ``baseline``, accuracy differences and McNemar p-values.
+
+    ``settled``: accuracy and interval over the items no review is pending on. McNemar always
+    pairs settled items only (a pending item has no settled answer to compare), by question.
+    """
+    counts = ("n_settled AS n, correct_settled AS correct, coalesce(settled_accuracy, 0) AS accuracy, "
+              "coalesce(settled_ci_low, 0) AS ci_low, coalesce(settled_ci_high, 1) AS ci_high" if settled else
+              "n, correct, accuracy, ci_low, ci_high")
     rows = _build(LeaderRow, store.query(
         "SELECT run_id, name, kind, status, coalesce(strategy, '') AS strategy, coalesce(prompt, '') AS prompt, "
-        "n, correct, accuracy, ci_low, ci_high, pending_review AS pending "
-        "FROM leaderboard ORDER BY accuracy DESC, name"))
+        f"{counts}, pending_review AS pending, acc_if_pending_wrong, acc_if_pending_right, ? AS settled "
+        "FROM leaderboard ORDER BY accuracy DESC, name", [settled]))
     if baseline is None or baseline not in {r.run_id for r in rows}:
         return rows
     pairs = store.query(
@@ -60,12 +79,13 @@ def leaderboard(store: Store, baseline: int | None = None) -> list[LeaderRow]:
         "count(*) FILTER (WHERE b.final_correct AND NOT a.final_correct) AS only_b, "
         "count(*) FILTER (WHERE a.final_correct AND NOT b.final_correct) AS only_a, "
         "avg(b.final_correct::INT) - avg(a.final_correct::INT) AS delta "
-        "FROM predictions_final a JOIN predictions_final b USING (item_id) "
-        "WHERE a.run_id = ? AND b.run_id <> ? GROUP BY b.run_id", [baseline, baseline]).records()
+        "FROM predictions_final a JOIN predictions_final b USING (item_key) "
+        "WHERE a.run_id = ? AND b.run_id <> ? AND NOT a.pending_review AND NOT b.pending_review "
+        "GROUP BY b.run_id", [baseline, baseline]).records()
     by_run = {r["run_id"]: r for r in pairs}
     for row in rows:
         if row.run_id == baseline:
-            row.delta, row.p_value, row.paired = 0.0, 1.0, row.n
+            row.delta, row.p_value, row.paired = 0.0, 1.0, row.n - (0 if settled else row.pending)
         elif row.run_id in by_run:
             pair = by_run[row.run_id]
             row.delta, row.paired = pair["delta"], pair["paired"]

@@ -6,6 +6,8 @@ Migration N is applied once, in one transaction, and recorded in
 
 from __future__ import annotations
 
+from kdtui.extract import sql_answers_match
+
 # z for a two-sided 95% interval.
 Z95 = 1.959963984540054
 
@@ -138,9 +140,73 @@ _V4_WARNINGS = [
     "ALTER TABLE runs ADD COLUMN warnings JSON",
 ]
 
+# v5: honest numbers.  One tolerance rule (kdtui.extract.sql_answers_match) decides
+# correctness for extracted and triaged values alike; items pair by a hash of the
+# question text (item_key), so the same question pairs across sources and different
+# ones never do; the leaderboard says how much is still pending and what accuracy
+# would be if every pending item were wrong or right, and has a settled-only view.
+_FINAL_V5 = f"""CREATE OR REPLACE VIEW predictions_final AS
+    SELECT p.*,
+        left(sha256(coalesce(p.question, '')), 16) AS item_key,
+        e.decision_id IS NOT NULL AS triaged,
+        CASE WHEN e.decision_id IS NOT NULL THEN e.value ELSE p.value END AS final_value,
+        p.needs_review AND e.decision_id IS NULL AS pending_review,
+        coalesce({sql_answers_match("CASE WHEN e.decision_id IS NOT NULL THEN e.value ELSE p.value END",
+                                    "p.gold")}, FALSE) AS final_correct
+    FROM predictions p
+    LEFT JOIN triage_effective e USING (run_id, item_id)"""
+
+
+def _wilson(k: str, n: str, side: str) -> str:
+    """Wilson 95% bound (side '-' or '+') of k successes in n, clamped to [0, 1] so 0/n is 0, never -0."""
+    p = f"({k})::DOUBLE / ({n})"
+    bound = (f"(({p}) + {Z95 * Z95} / (2 * ({n})) {side} {Z95} * sqrt(({p}) * (1 - ({p})) / ({n}) "
+             f"+ {Z95 * Z95} / (4 * ({n}) * ({n})))) / (1 + {Z95 * Z95} / ({n}))")
+    return f"CASE WHEN ({n}) = 0 THEN NULL ELSE least(1.0, greatest(0.0, {bound})) END"
+
+
+_LEADERBOARD_V5 = f"""CREATE OR REPLACE VIEW leaderboard AS
+    WITH counts AS (
+        SELECT run_id,
+            count(*) AS n,
+            count(*) FILTER (WHERE NOT needs_review) AS auto_resolved,
+            count(*) FILTER (WHERE pending_review) AS pending_review,
+            count(*) FILTER (WHERE triaged) AS triaged,
+            count(*) FILTER (WHERE final_correct) AS correct,
+            count(*) FILTER (WHERE NOT pending_review) AS n_settled,
+            count(*) FILTER (WHERE final_correct AND NOT pending_review) AS correct_settled
+        FROM predictions_final GROUP BY run_id
+    )
+    SELECT r.id AS run_id, r.name, r.kind, r.state AS status,
+        json_extract_string(r.config, '$.model') AS model,
+        json_extract_string(r.config, '$.strategy') AS strategy,
+        json_extract_string(r.config, '$.prompt') AS prompt,
+        c.n, c.auto_resolved, c.pending_review, c.triaged, c.correct,
+        c.correct::DOUBLE / c.n AS accuracy,
+        {_wilson("c.correct", "c.n", "-")} AS ci_low,
+        {_wilson("c.correct", "c.n", "+")} AS ci_high,
+        c.pending_review > 0 AS provisional,
+        c.correct_settled::DOUBLE / c.n AS acc_if_pending_wrong,
+        (c.correct_settled + c.pending_review)::DOUBLE / c.n AS acc_if_pending_right,
+        c.n_settled, c.correct_settled,
+        CASE WHEN c.n_settled > 0 THEN c.correct_settled::DOUBLE / c.n_settled END AS settled_accuracy,
+        {_wilson("c.correct_settled", "c.n_settled", "-")} AS settled_ci_low,
+        {_wilson("c.correct_settled", "c.n_settled", "+")} AS settled_ci_high,
+        r.updated_at
+    FROM runs_live r JOIN counts c ON c.run_id = r.id"""
+
+# v5 also records how each prediction was extracted, and by which kdtui.
+_V5_HONEST_NUMBERS = [
+    "ALTER TABLE predictions ADD COLUMN protocol VARCHAR",
+    "ALTER TABLE predictions ADD COLUMN kdtui_version VARCHAR",
+    _FINAL_V5,
+    _LEADERBOARD_V5,
+]
+
 MIGRATIONS: list[list[str]] = [
     _V1_TABLES + _V1_VIEWS,
     _V2_CAPTURES,
     _V3_LIFECYCLE,
     _V4_WARNINGS,
+    _V5_HONEST_NUMBERS,
 ]

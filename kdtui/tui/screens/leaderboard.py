@@ -37,6 +37,7 @@ class LeaderboardScreen(StoreScreen):
         Binding("o", "sort_next", "Sort"),
         Binding("O", "sort_reverse", "Reverse", show=False),
         Binding("g", "group", "Group by strategy"),
+        Binding("s", "settled", "Settled only"),
         Binding("r", "refresh", "Refresh"),
     ]
 
@@ -45,6 +46,7 @@ class LeaderboardScreen(StoreScreen):
         self.rows: list[LeaderRow] = []
         self.baseline: int | None = None
         self.sort_column = "acc"
+        self.settled = False  # accuracy over settled items only (no review pending)
         self.sort_descending = True
         self.grouped = False
 
@@ -64,8 +66,8 @@ class LeaderboardScreen(StoreScreen):
         self.load()
 
     def load(self) -> None:
-        store, baseline = self.kdtui.store, self.baseline
-        self.fetch(lambda: leaderboard(store, baseline), self._loaded, group="leaderboard")
+        store, baseline, settled = self.kdtui.store, self.baseline, self.settled
+        self.fetch(lambda: leaderboard(store, baseline, settled), self._loaded, group="leaderboard")
 
     def _loaded(self, rows: list[LeaderRow]) -> None:
         self.rows = rows
@@ -88,11 +90,17 @@ class LeaderboardScreen(StoreScreen):
             delta = "" if row.delta is None else f"{row.delta:+.1%}"
             p_value = "" if row.p_value is None else ("<0.001" if row.p_value < 0.001 else f"{row.p_value:.3f}")
             style = "bold green" if row.p_value is not None and row.p_value < 0.05 and (row.delta or 0) > 0 else ""
+            # A provisional accuracy counts pending reviews at their automatic value: marked *, with the
+            # accuracy if every pending item were wrong and if every one were right beside the count.
+            accuracy = Text(f"{row.accuracy:.1%}" + ("*" if row.provisional else ""),
+                            style="yellow" if row.provisional else "")
+            pending = (f"{row.pending} ({row.acc_if_pending_wrong * 100:.1f}–{row.acc_if_pending_right * 100:.1f})"
+                       if row.pending else "0")
             table.add_row(
-                as_text(base + _short(row.name, 24)), f"{row.accuracy:.1%}",
+                as_text(base + _short(row.name, 24)), accuracy,
                 f"{row.ci_low * 100:.1f}–{row.ci_high * 100:.1f}",
                 interval_bar(row.ci_low, row.ci_high, row.accuracy, 12, scale), Text(delta, style=style), p_value,
-                str(row.n), str(row.pending), as_text(row.strategy or "—"), as_text(row.prompt or "—"),
+                str(row.n), pending, as_text(row.strategy or "—"), as_text(row.prompt or "—"),
                 as_text(row.kind if row.status in ("done", "running") else f"{row.kind} ({row.status})"),
                 key=str(row.run_id),
             )
@@ -100,9 +108,16 @@ class LeaderboardScreen(StoreScreen):
             table.move_cursor(row=table.get_row_index(str(selected.run_id)))
         order = "↓" if self.sort_descending else "↑"
         baseline = next((r.name for r in self.rows if r.run_id == self.baseline), "none (b sets one)")
+        if self.settled:
+            view = " · settled items only (s: all)"
+        elif any(r.provisional for r in self.rows):
+            view = " · * provisional: reviews pending, bounds in 'pending' (s: settled only)"
+        else:
+            view = ""
+        paired = " · McNemar on settled pairs" if self.baseline is not None else ""
         self.query_one("#lb-status", Static).update(as_text(
             f"{len(self.rows)} runs · sorted by {self.sort_column} {order}"
-            f"{' · grouped by strategy' if self.grouped else ''} · baseline: {baseline}"))
+            f"{' · grouped by strategy' if self.grouped else ''} · baseline: {baseline}{paired}{view}"))
         self.query_one("#chart", Static).update(self._chart(ordered))
 
     @staticmethod
@@ -154,6 +169,10 @@ class LeaderboardScreen(StoreScreen):
         else:
             self.sort_column = column
         self.render_rows()
+
+    def action_settled(self) -> None:
+        self.settled = not self.settled
+        self.load()
 
     def action_group(self) -> None:
         self.grouped = not self.grouped
