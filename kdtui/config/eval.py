@@ -40,8 +40,10 @@ class EvalConfig(RecipeConfig):
     temperature: float = Field(1.0, gt=0, description="Sampling temperature (with --sample).", json_schema_extra=ID)
     top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling mass (with --sample).", json_schema_extra=ID)
     seed: int = Field(0, description="Random seed for sampling.", json_schema_extra=ID)
-    protocol: Literal["default", "seed"] = Field("default", description="Answer-extraction protocol.",
-                                                 json_schema_extra=ID)
+    protocol: Literal["default", "study-rules", "seed"] = Field(
+        "default", description="Answer extraction: default (kdtui's), study-rules (alias seed: the study's four "
+        "rules as described). For the study's exact code use `kdtui reextract RUN --protocol study`.",
+        json_schema_extra=ID)
     overlong: Literal["truncate", "refuse"] = Field(
         "truncate", description="A prompt longer than the model's context (less the generation budget): 'truncate' "
         "cuts it from the left and counts it in the run's warnings; 'refuse' stops the run.", json_schema_extra=ID)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
 from kdtui.data.jsonl import jsonl_objects
 from kdtui.errors import KdtuiError
-from kdtui.extract import answers_match, extract_answer
+from kdtui.extract import StudyCascade, answers_match, extract_answer
 
 
 @dataclass
@@ -61,6 +62,8 @@ def _as_number(raw: Any, line_no: int, field: str) -> float | None:
 def extract_stream(src: IO[str], dst: IO[str], protocol: str, field: str, source_name: str) -> ExtractSummary:
     """Extract answers from every line of ``src``; write enriched lines to ``dst``."""
     summary = ExtractSummary()
+    # "study" is stateful over a run in its file order: one cascade reads the whole file.
+    extract = StudyCascade() if protocol == "study" else partial(extract_answer, protocol=protocol)
     for line_no, record in jsonl_objects(src, source_name):
         response = record.get(field)
         if not isinstance(response, str):
@@ -68,7 +71,7 @@ def extract_stream(src: IO[str], dst: IO[str], protocol: str, field: str, source
                 f"{source_name}:{line_no}: no text field {field!r} (fields: {', '.join(record) or 'none'}); "
                 "choose one with --field"
             )
-        result = extract_answer(response, protocol)
+        result = extract(response)
         record.update(
             value=result.value,
             rule=result.rule,

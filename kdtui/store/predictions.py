@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +45,44 @@ class PredictionsRepo:
         rows = self.store.query("SELECT item_id FROM predictions WHERE run_id = ?", [run_id]).records()
         return {r["item_id"] for r in rows}
 
+    def responses(self, run_id: int) -> list[dict[str, Any]]:
+        """item_id, response, gold and extraction of every prediction of a run, in the data's own order.
+
+        Item ids end in the item's index in its data source (``test/12``), so they sort naturally.
+        """
+        rows = self.store.query("SELECT item_id, response, gold, value FROM predictions WHERE run_id = ?",
+                                [run_id]).records()
+        return sorted(rows, key=lambda r: _natural(r["item_id"]))
+
+    def replace_extractions(self, run_id: int, rows: Sequence[dict[str, Any]]) -> int:
+        """Overwrite value, rule, needs_review, correct, candidates, protocol and version of stored predictions.
+
+        Human decisions live in the triage log and stay in force. Returns how many rows were updated.
+        """
+        if not rows:
+            return 0
+        import pyarrow as pa
+
+        names = ("item_id", "value", "rule", "needs_review", "correct", "candidates", "protocol", "kdtui_version")
+        batch = pa.table({
+            **{k: [row.get(k) for row in rows] for k in names if k != "candidates"},
+            "candidates": pa.array([row.get("candidates") for row in rows], type=pa.list_(pa.float64())),
+        })
+        with self.store.write() as con:
+            con.register("incoming", batch)
+            updated = con.execute(
+                "UPDATE predictions p SET value = i.value, rule = i.rule, needs_review = i.needs_review, "
+                "correct = i.correct, candidates = i.candidates, protocol = i.protocol, "
+                "kdtui_version = i.kdtui_version FROM incoming i WHERE p.run_id = ? AND p.item_id = i.item_id",
+                [run_id]).fetchall()
+        return int(updated[0][0]) if updated else 0
+
     def count(self, run_id: int | None = None) -> int:
         where, params = ("WHERE run_id = ?", [run_id]) if run_id is not None else ("", [])
         return int(self.store.query(f"SELECT count(*) AS n FROM predictions {where}", params).records()[0]["n"])
+
+
+def _natural(item_id: str) -> tuple[str, int, str]:
+    """``test/12`` before ``test/100``: the prefix, then the trailing number."""
+    match = re.match(r"^(.*?)(\d+)$", item_id)
+    return (match.group(1), int(match.group(2)), "") if match else (item_id, -1, item_id)

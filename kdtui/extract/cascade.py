@@ -2,8 +2,9 @@
 
 Two protocols share one number scanner:
 
-* ``seed`` replays the study's four-rule cascade exactly (boxed, first line,
-  answer phrase, last number) so published numbers can be reproduced.
+* ``study-rules`` (alias ``seed``) is the study's four-rule cascade as its paper
+  describes it (boxed, first line, answer phrase, last number); ``study.py`` has the
+  notebook's actual code, bugs included.
 * ``default`` is kdtui's cascade.  It understands more notations (nested
   ``\\boxed{}``, ``\\frac``, mixed numbers, number words, ``#### N``), ignores list
   and step indices, skips restated questions and degenerate repeated tails, and
@@ -21,8 +22,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
-Protocol = Literal["seed", "default"]
-PROTOCOLS: tuple[str, ...] = ("default", "seed")
+Protocol = Literal["default", "study-rules", "seed", "study"]
+# The protocols one response can be extracted with alone ("study" needs a whole run: see study.py).
+SINGLE_PROTOCOLS: tuple[str, ...] = ("default", "study-rules", "seed", "study")
 MAX_CANDIDATES = 9
 # GSM8K golds are integers; decimals are money at most (two places).  A relative
 # tolerance also absorbs float noise from fractions such as 1/3.
@@ -78,6 +80,12 @@ _ANSWER_PHRASE_RE = re.compile(
     r"\banswer\s*(?:is|:|=|would\s+be|will\s+be)\s*:?", re.IGNORECASE
 )
 _GSM8K_MARKER_RE = re.compile(r"####")
+# A model taking back what it said.
+_CORRECTION_RE = re.compile(
+    r"\b(?:wait|actually|oops|correction|let me (?:re-?do|re-?check|re-?calculate|try again)"
+    r"|I made (?:a|an) (?:mistake|error)|that(?: i|')s (?:wrong|incorrect))\b",
+    re.IGNORECASE,
+)
 _SEED_PHRASE_RE = re.compile(r"the\s+(?:final\s+|correct\s+)?answer\s+is", re.IGNORECASE)
 # "\x08oxed": a JSON "\b" escape that turned the backslash of "\boxed" into a backspace.
 _BOXED_RE = re.compile(r"(?:\\b|\x08)oxed\s*\{")
@@ -447,8 +455,14 @@ def _extract_default(text: str) -> Extraction:
     if marked:
         return _result("gsm8k_marker", marked[0], numbers.all, len(_distinct(marked)) > 1, explicit)
 
-    # "The answer is X" is only a candidate: in the study's adjudicated data, where
-    # it and the closing number differ, people took the closing number (47 of 57).
+    # An explicit "the (final) answer is X" beats a trailing number: read by hand, the
+    # contested dev responses show the model committing there and then rambling on
+    # (the team's labels took the closing number instead, which is the study's cascade,
+    # not what the model said). Stated more than once, the last statement stands: that
+    # is where a model that corrects itself ends up; a visible correction after it
+    # ("Wait, let me redo it ... So 20") hands the choice back to the closing number.
+    if stated and not _CORRECTION_RE.search(text, stated[-1].end, limit):
+        return _result("answer_phrase", stated[-1], numbers.all, False, explicit)
     digits = [n for n in numbers.usable if not n.is_word] or numbers.usable
     if not digits:
         return _result("none", None, numbers.all, False, explicit)
@@ -473,16 +487,19 @@ def _extract_default(text: str) -> Extraction:
 def extract_answer(response: str, protocol: str = "default") -> Extraction:
     """Extract the numeric answer of one response.
 
-    ``protocol="seed"`` replays the study's cascade; ``"default"`` is kdtui's.
+    ``"default"`` is kdtui's cascade; ``"study-rules"`` (alias ``"seed"``) the study's four rules
+    as described; ``"study"`` the study's code, which needs the whole run (``extract_answers``).
     Never raises on any string; raises ``ValueError`` only for an unknown protocol.
     """
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"unknown extraction protocol {protocol!r}; use one of: {', '.join(PROTOCOLS)}")
+    if protocol not in SINGLE_PROTOCOLS:
+        raise ValueError(f"unknown extraction protocol {protocol!r}; use one of: {', '.join(SINGLE_PROTOCOLS)}")
+    if protocol == "study":
+        from kdtui.extract.study import StudyCascade
+
+        return StudyCascade()(response)  # alone, with no run before it (see extract_answers)
     if _HUGE_NUMBER_RE.search(response):
         # A run of digits no answer has (a loop, or garbage): no number read from it can be trusted.
         return Extraction(None, "unreadable_number", needs_review=True)
     if protocol == "default":
         return _extract_default(response)
-    if protocol == "seed":
-        return _extract_seed(response)
-    raise ValueError(f"unknown extraction protocol {protocol!r}; use one of: {', '.join(PROTOCOLS)}")
+    return _extract_seed(response)

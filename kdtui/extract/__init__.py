@@ -1,0 +1,42 @@
+"""Answer extraction: pure Python, nothing of kdtui's imported (an import-linter contract).
+
+* ``default``: kdtui's cascade (``cascade.py``).
+* ``study-rules`` (alias ``seed``): the four rules as the study described them.
+* ``study``: the study's notebook code replayed exactly, bugs included, stateful over a
+  run (``study.py``); for replication only.
+
+``extract_answers`` takes a run's responses in order and is the only way to get ``study``
+right; ``extract_answer`` handles one response.
+"""
+
+from collections.abc import Iterable
+
+from kdtui.extract.cascade import (
+    ABS_TOLERANCE,
+    MAX_CANDIDATES,
+    REL_TOLERANCE,
+    Extraction,
+    Number,
+    answers_match,
+    extract_answer,
+    gold_answer,
+    scan_numbers,
+    sql_answers_match,
+)
+from kdtui.extract.study import StudyCascade, extract_study
+
+# Every protocol a user can name; "seed" is the old name of "study-rules".
+PROTOCOLS: tuple[str, ...] = ("default", "study-rules", "seed", "study")
+
+
+def extract_answers(responses: Iterable[str], protocol: str = "default") -> list[Extraction]:
+    """One extraction per response, in order. ``study`` needs the whole run, in its original order."""
+    if protocol == "study":
+        return extract_study(responses)
+    return [extract_answer(response, protocol) for response in responses]
+
+
+__all__ = [
+    "ABS_TOLERANCE", "MAX_CANDIDATES", "PROTOCOLS", "REL_TOLERANCE", "Extraction", "Number", "StudyCascade",
+    "answers_match", "extract_answer", "extract_answers", "gold_answer", "scan_numbers", "sql_answers_match",
+]
