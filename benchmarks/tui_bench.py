@@ -43,6 +43,8 @@ def build(root: Path, predictions: int, review: int, runs: int = 10) -> Store:
 async def measure(root: Path, keys: int, shots: Path | None) -> tuple[float, float, list[float], list[float]]:
     start = time.perf_counter()
     app = KdtuiApp(root)
+    if shots:
+        app.sub_title = "store/kdtui.duckdb"  # not the temporary folder's path
     async with app.run_test(size=(100, 30)) as pilot:
         table = app.screen.query_one("#board")
         while getattr(table, "row_count", 0) == 0:

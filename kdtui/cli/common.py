@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, NoReturn
 
 from kdtui.config.paths import logs_dir, store_dir
@@ -51,5 +52,5 @@ def open_store(args: argparse.Namespace, create: bool = False, allow_files: bool
     return Store(store_dir(getattr(args, "store", None)), create=create, allow_files=allow_files)
 
 
-def logs(args: argparse.Namespace) -> Any:
+def logs(args: argparse.Namespace) -> Path:
     return logs_dir(getattr(args, "logs", None))

@@ -22,9 +22,11 @@ def _info(args: argparse.Namespace) -> int:
     store = open_store(args)
     version = store.schema_version()
     out.print(f"store {store.path} (schema v{version}, {store.path.stat().st_size / 1e6:.1f} MB)", markup=False)
-    rows = [(r.name, r.kind, r.state, r.pid or "", r.host or "", r.error or "") for r in runs(store)]
-    print_table(["run", "kind", "state", "pid", "host", "error"], rows,
-                f"{len(rows)} runs; 'lost' = running, but its process is gone or silent for a minute")
+    rows = [(r.name, r.kind, r.state, r.pid or "", r.host or "", r.error or "",
+             ", ".join(f"{k}: {v}" for k, v in r.warnings.items())) for r in runs(store)]
+    print_table(["run", "kind", "state", "pid", "host", "error", "warnings"], rows,
+                f"{len(rows)} run{'' if len(rows) == 1 else 's'}; 'lost' = running, but its process is gone or silent "
+                "for a minute")
     return 0
 
 

@@ -9,7 +9,7 @@ by column name.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -169,10 +169,3 @@ class Store:
                 return QueryResult(columns, cursor.fetchall())
             rows = cursor.fetchmany(max_rows + 1)
         return QueryResult(columns, rows[:max_rows], truncated=len(rows) > max_rows)
-
-
-def records_of(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-    """Rows of ``sql`` on an open session, as dicts keyed by column name."""
-    cursor = con.execute(sql, list(params))
-    columns = [d[0] for d in cursor.description or []]
-    return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
