@@ -1,0 +1,95 @@
+"""KD loss cost: kdtui's chunked fused loss vs the study's dense loss, forward + backward, on this CPU.
+
+    python benchmarks/kd_loss_bench.py [--sizes 32000x1024,32000x2048,128256x1024,128256x2048] [--d 2048]
+
+Baseline: the study's dense loss — full teacher logits in memory, the student's full [N, V]
+logits and softmax, reverse KL + CE at T = 5.94 (as its notebooks computed it). Each case runs
+in a fresh process, so "peak" is that process's peak resident memory above its start (model
+inputs included); ratios are ours / dense. Forms: ``topk`` (k = 64 + exact tail bucket),
+``hidden`` (teacher head input d = --d and head recomputed per chunk), ``dense-chunked`` (the
+same fused loss fed full teacher logits).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+
+CASE = r"""
+import json, resource, sys, time
+import torch
+import torch.nn.functional as F
+from kdtui.kd.losses import DenseTeacher, HiddenTeacher, KDConfig, TopKTeacher, fused_kd_loss
+
+form, vocab, n, d = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+torch.manual_seed(0)
+torch.set_num_threads(2)
+hidden = torch.randn(n, d, requires_grad=True)
+weight = torch.randn(vocab, d) / d ** 0.5          # frozen head (LoRA)
+labels = torch.randint(0, vocab, (n,))
+cfg = KDConfig(divergence="reverse_kl", chunk=256)
+if form in ("dense", "dense-chunked"):
+    teacher_logits = torch.randn(n, vocab)
+elif form == "topk":
+    values, ids = torch.randn(n, vocab).log_softmax(-1).topk(64, dim=-1)
+    topk = TopKTeacher(ids, values, torch.full((n,), -0.01))
+elif form == "hidden":
+    teacher = HiddenTeacher(torch.randn(n, d).half(), (torch.randn(vocab, d) / d ** 0.5).half())
+# warm up kernels and thread pools on tiny inputs, so the peak below is the loss's own memory
+_h = torch.randn(8, d, requires_grad=True)
+_l, _ = fused_kd_loss(_h, torch.randn(64, d), torch.randint(0, 64, (8,)), DenseTeacher(torch.randn(8, 64)), cfg)
+_l.backward()
+(F.log_softmax(_h @ torch.randn(64, d).T, -1).sum() + F.cross_entropy(_h @ torch.randn(64, d).T, torch.zeros(8, dtype=torch.long))).backward()
+start_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+t0 = time.perf_counter()
+if form == "dense":
+    # the study's way: every [N, V] tensor at once
+    logits = hidden @ weight.T
+    s = F.log_softmax(logits / cfg.temperature, -1)
+    t = F.log_softmax(teacher_logits / cfg.temperature, -1)
+    kl = F.kl_div(t, s, log_target=True, reduction="batchmean")  # KL(s || t): the study's "reverse" call
+    loss = cfg.alpha * F.cross_entropy(logits, labels) + (1 - cfg.alpha) * kl * cfg.temperature ** 2
+else:
+    teacher_obj = {"dense-chunked": lambda: DenseTeacher(teacher_logits), "topk": lambda: topk,
+                   "hidden": lambda: teacher}[form]()
+    loss, _ = fused_kd_loss(hidden, weight, labels, teacher_obj, cfg)
+loss.backward()
+seconds = time.perf_counter() - t0
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - start_rss
+print(json.dumps({"seconds": seconds, "peak_mb": peak / 1024}))
+"""
+
+
+def run(form: str, vocab: int, n: int, d: int) -> dict[str, float] | None:
+    proc = subprocess.run([sys.executable, "-c", CASE, form, str(vocab), str(n), str(d)], capture_output=True,
+                          text=True, timeout=1800)
+    if proc.returncode != 0:
+        return None  # out of memory or killed: reported as such
+    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="32000x1024,32000x2048,128256x1024,128256x2048")
+    parser.add_argument("--d", type=int, default=2048)
+    args = parser.parse_args()
+    print(f"{'V':>7s} {'N':>5s} {'form':14s} {'fwd+bwd s':>9s} {'peak MB':>9s} {'mem vs dense':>12s} "
+          f"{'time vs dense':>13s}")
+    for size in args.sizes.split(","):
+        vocab, n = (int(x) for x in size.split("x"))
+        dense = run("dense", vocab, n, args.d)
+        for form in ("dense", "dense-chunked", "topk", "hidden"):
+            got = dense if form == "dense" else run(form, vocab, n, args.d)
+            if got is None:
+                print(f"{vocab:7d} {n:5d} {form:14s} {'did not fit / failed':>45s}")
+                continue
+            mem = f"{got['peak_mb'] / dense['peak_mb']:.2f}" if dense else ""
+            tim = f"{got['seconds'] / dense['seconds']:.2f}" if dense else ""
+            print(f"{vocab:7d} {n:5d} {form:14s} {got['seconds']:9.2f} {got['peak_mb']:9.0f} {mem:>12s} {tim:>13s}",
+                  flush=True)
+
+
+if __name__ == "__main__":
+    main()
