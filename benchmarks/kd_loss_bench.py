@@ -41,7 +41,8 @@ elif form == "hidden":
 _h = torch.randn(8, d, requires_grad=True)
 _l, _ = fused_kd_loss(_h, torch.randn(64, d), torch.randint(0, 64, (8,)), DenseTeacher(torch.randn(8, 64)), cfg)
 _l.backward()
-(F.log_softmax(_h @ torch.randn(64, d).T, -1).sum() + F.cross_entropy(_h @ torch.randn(64, d).T, torch.zeros(8, dtype=torch.long))).backward()
+_w = torch.randn(64, d)
+(F.log_softmax(_h @ _w.T, -1).sum() + F.cross_entropy(_h @ _w.T, torch.zeros(8, dtype=torch.long))).backward()
 start_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 t0 = time.perf_counter()
 if form == "dense":
