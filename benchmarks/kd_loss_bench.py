@@ -4,8 +4,9 @@
 
 Baseline: the study's dense loss — full teacher logits in memory, the student's full [N, V]
 logits and softmax, reverse KL + CE at T = 5.94 (as its notebooks computed it). Each case runs
-in a fresh process, so "peak" is that process's peak resident memory above its start (model
-inputs included); ratios are ours / dense. Forms: ``topk`` (k = 64 + exact tail bucket),
+in a fresh process; "peak" is its peak resident memory during the loss's forward and backward
+above the memory held just before (inputs excluded; Linux's peak mark is reset first);
+ratios are ours / dense. Forms: ``topk`` (k = 64 + exact tail bucket),
 ``hidden`` (teacher head input d = --d and head recomputed per chunk), ``dense-chunked`` (the
 same fused loss fed full teacher logits).
 """
@@ -18,7 +19,7 @@ import subprocess
 import sys
 
 CASE = r"""
-import json, resource, sys, time
+import json, sys, time
 import torch
 import torch.nn.functional as F
 from kdtui.kd.losses import DenseTeacher, HiddenTeacher, KDConfig, TopKTeacher, fused_kd_loss
@@ -33,8 +34,10 @@ cfg = KDConfig(divergence="reverse_kl", chunk=256)
 if form in ("dense", "dense-chunked"):
     teacher_logits = torch.randn(n, vocab)
 elif form == "topk":
-    values, ids = torch.randn(n, vocab).log_softmax(-1).topk(64, dim=-1)
-    topk = TopKTeacher(ids, values, torch.full((n,), -0.01))
+    # built without any [N, V] tensor, so the peak below is the loss's own (ru_maxrss is a high-water mark)
+    ids = torch.stack([torch.randperm(vocab)[:64] for _ in range(n)])
+    values = torch.log_softmax(torch.randn(n, 65), -1)
+    topk = TopKTeacher(ids, values[:, :64], values[:, 64])
 elif form == "hidden":
     teacher = HiddenTeacher(torch.randn(n, d).half(), (torch.randn(vocab, d) / d ** 0.5).half())
 # warm up kernels and thread pools on tiny inputs, so the peak below is the loss's own memory
@@ -43,7 +46,13 @@ _l, _ = fused_kd_loss(_h, torch.randn(64, d), torch.randint(0, 64, (8,)), DenseT
 _l.backward()
 _w = torch.randn(64, d)
 (F.log_softmax(_h @ _w.T, -1).sum() + F.cross_entropy(_h @ _w.T, torch.zeros(8, dtype=torch.long))).backward()
-start_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+def status_kb(key):
+    return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith(key + ":"))
+
+# Reset the peak-RSS mark to now (Linux: "5" to clear_refs), so setup's temporaries do not count.
+with open("/proc/self/clear_refs", "w") as fh:
+    fh.write("5")
+start_rss = status_kb("VmRSS")
 t0 = time.perf_counter()
 if form == "dense":
     # the study's way: every [N, V] tensor at once
@@ -58,7 +67,7 @@ else:
     loss, _ = fused_kd_loss(hidden, weight, labels, teacher_obj, cfg)
 loss.backward()
 seconds = time.perf_counter() - t0
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - start_rss
+peak = status_kb("VmHWM") - start_rss
 print(json.dumps({"seconds": seconds, "peak_mb": peak / 1024}))
 """
 
@@ -75,13 +84,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="32000x1024,32000x2048,128256x1024,128256x2048")
     parser.add_argument("--d", type=int, default=2048)
+    parser.add_argument("--forms", default="dense-chunked,topk,hidden")
     args = parser.parse_args()
     print(f"{'V':>7s} {'N':>5s} {'form':14s} {'fwd+bwd s':>9s} {'peak MB':>9s} {'mem vs dense':>12s} "
           f"{'time vs dense':>13s}")
     for size in args.sizes.split(","):
         vocab, n = (int(x) for x in size.split("x"))
         dense = run("dense", vocab, n, args.d)
-        for form in ("dense", "dense-chunked", "topk", "hidden"):
+        for form in ("dense", *args.forms.split(",")):
             got = dense if form == "dense" else run(form, vocab, n, args.d)
             if got is None:
                 print(f"{vocab:7d} {n:5d} {form:14s} {'did not fit / failed':>45s}")
