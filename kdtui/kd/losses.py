@@ -21,7 +21,7 @@ reference it is tested against.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
@@ -94,9 +94,12 @@ class HiddenTeacher:
     bias: torch.Tensor | None = None
     logit_scale: float = 1.0
     softcap: float | None = None
+    _weight32: torch.Tensor | None = field(default=None, init=False, repr=False)
 
     def log_probs(self, start: int, stop: int, temperature: float) -> torch.Tensor:
-        logits = self.hidden[start:stop].float() @ self.weight.float().T
+        if self._weight32 is None:  # converted once, not once per chunk
+            self._weight32 = self.weight.float()
+        logits = self.hidden[start:stop].float() @ self._weight32.T
         if self.bias is not None:
             logits = logits + self.bias.float()
         logits = logits * self.logit_scale
