@@ -115,3 +115,16 @@ def test_a_killed_run_shows_as_lost(tmp_path: Path) -> None:
         con.execute("UPDATE runs SET host = 'elsewhere', heartbeat = ? WHERE name = 'killed'", [time.time() - 61])
     assert store.query("SELECT state FROM runs_live WHERE name = 'killed'").records() == [{"state": "lost"}]
     assert store.runs.get("killed").state == "lost"  # type: ignore[union-attr]
+
+
+def test_a_field_added_later_at_its_default_does_not_block_resume(tmp_path: Path) -> None:
+    from kdtui.recipes.lifecycle import check_identity
+
+    store = Store(tmp_path / "store")
+    cfg = EvalConfig(model="m")
+    identity = cfg.identity()
+    del identity["overlong"]  # as stored by a kdtui from before the field existed
+    store.runs.start("old", "eval", cfg.model_dump(), identity)
+    check_identity(store, "old", "eval", cfg)  # default value: the same measurement
+    with pytest.raises(KdtuiError, match="overlong: None -> 'refuse'"):
+        check_identity(store, "old", "eval", cfg.model_copy(update={"overlong": "refuse"}))
