@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from textual import on
 from textual.message import Message
 from textual.screen import Screen
+from textual.worker import get_current_worker
 
 from kdtui.errors import KdtuiError, log_crash
 
@@ -63,7 +64,8 @@ class StoreScreen(Screen[None]):
             except Exception as exc:  # a bug: say so in one line, keep the traceback
                 self.post_message(self.Failed(f"{error_prefix}internal error: {log_crash(exc)}"))
                 return
-            self.post_message(self.Fetched(result, done))
+            if not get_current_worker().is_cancelled:  # a newer fetch of the same group replaced this one
+                self.post_message(self.Fetched(result, done))
 
         self.run_worker(work, thread=True, group=group, exclusive=exclusive, exit_on_error=False)
 
