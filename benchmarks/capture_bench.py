@@ -100,6 +100,7 @@ def synthetic_128k(n_tokens: int = 2048, k: int = 64) -> tuple[float, float]:
             index=i // per, context=torch.randint(0, vocab, (per + 40,)).tolist(), target_start=40,
             targets=torch.randint(0, vocab, (per,)).tolist(), ids=packed["ids"][i:i + per].numpy(),
             logprobs=packed["logprobs"][i:i + per], lognorm=packed["lognorm"][i:i + per].numpy(),
+            log_tail=packed["log_tail"][i:i + per].numpy(),
             entropy=packed["entropy"][i:i + per].numpy()))
     tensors, _ = encode_shard(examples, "topk", vocab, "float16", {})
     entry_bytes = sum(t.numel() * t.element_size() for name, t in tensors.items()

@@ -17,7 +17,18 @@ import numpy as np
 import pytest
 import torch
 
-from kdtui.captures.format import pack_ids, read_shard, tail_mass, tempered_topk, unpack_ids
+from kdtui.captures.format import (
+    CapturedExample,
+    compress_topk,
+    encode_shard,
+    log_tail_of,
+    pack_ids,
+    read_shard,
+    tail_mass,
+    tempered_topk,
+    unpack_ids,
+    write_shard,
+)
 from kdtui.config.capture import CaptureConfig
 from kdtui.errors import KdtuiError
 from kdtui.models.teachers import load_teacher
@@ -83,6 +94,9 @@ def test_tail_mass_from_the_stored_normaliser_is_exact(tiny_model: Path, store_d
             true_tail = 1 - full.gather(-1, torch.from_numpy(example.ids)).sum(-1)
             stored_tail = tail_mass(example.logprobs, lognorm, t_index, temperature)
             torch.testing.assert_close(stored_tail, true_tail, atol=2e-3, rtol=0)
+            # the fp32 log tail stored since format 2 is exact, not just close
+            torch.testing.assert_close(log_tail_of(example, t_index, temperature).exp(), true_tail.float(),
+                                       atol=1e-6, rtol=1e-4)
             # and the tempered top-k probabilities themselves
             stored = tempered_topk(example.logprobs, lognorm, t_index, temperature).exp()
             torch.testing.assert_close(stored, full.gather(-1, torch.from_numpy(example.ids)), atol=1e-3, rtol=5e-3)
@@ -164,3 +178,32 @@ def test_tokenizer_mismatch_is_refused(tiny_model: Path, store_dir: Path, tmp_pa
 
     with pytest.raises(KdtuiError, match="tokenizer mismatch"):
         fidelity(store.root, "c", str(teacher))
+
+
+def test_a_tiny_tail_survives_in_the_stored_log_tail() -> None:
+    """Three dominant tokens and a tail of 1e-5: 1 - sum of fp16 values says 0, the stored log tail says 1e-5."""
+    vocab = 2000
+    probs = np.full(vocab, 1e-5 / (vocab - 3))
+    probs[:3] = (1 - 1e-5) * np.array([0.5, 0.3, 0.2])
+    logits = torch.tensor(np.log(probs), dtype=torch.float32)[None]
+    packed = compress_topk(logits, 3, [1.0, 5.942267335064758])
+    old_way = 1 - tempered_topk(packed["logprobs"].half(), packed["lognorm"], 0, 1.0).exp().sum(-1)
+    assert float(old_way) <= 1e-3 and float(old_way) != pytest.approx(1e-5, rel=0.1)
+    assert float(packed["log_tail"][0, 0].exp()) == pytest.approx(1e-5, rel=1e-3)
+    tempered = torch.softmax(logits.double() / 5.942267335064758, -1)[0, 3:].sum()
+    assert float(packed["log_tail"][0, 1].exp()) == pytest.approx(float(tempered), rel=1e-4)
+
+
+def test_format_1_shards_stay_readable(tmp_path: Path) -> None:
+    packed = compress_topk(torch.randn(4, 50), 5, [1.0, 2.0])
+    example = CapturedExample(0, [1, 2, 3, 4, 5], 1, [2, 3, 4, 5], ids=packed["ids"].numpy(),
+                              logprobs=packed["logprobs"], lognorm=packed["lognorm"].numpy(),
+                              log_tail=packed["log_tail"].numpy(), entropy=packed["entropy"].numpy())
+    tensors, meta = encode_shard([example], "topk", 50, "float16", {})
+    del tensors["log_tail"]
+    meta["format_version"] = "kdtui-capture/1"  # as written before the log tail was stored
+    entry = write_shard(tmp_path / "shard-00000.safetensors", tensors, meta)
+    [back] = read_shard(tmp_path / "shard-00000.safetensors", entry).examples()
+    assert back.log_tail is None
+    derived = log_tail_of(back, 1, 2.0).exp()  # falls back to 1 - sum, which is fine for this flat teacher
+    torch.testing.assert_close(derived, packed["log_tail"][:, 1].exp(), atol=2e-3, rtol=0)

@@ -4,8 +4,12 @@
 log-probabilities normalised over the FULL vocabulary (fp16 or bf16), and the exact
 log-normaliser log Z_T = logsumexp(z / T) at every configured temperature (fp32).
 With log Z_1 the raw logits of the top-k are recovered (z = logp + log Z_1), so the
-tempered top-k probabilities and the mass outside the top-k are exact at every
-stored temperature.  ``dense`` keeps full logits.
+tempered top-k probabilities are exact at every stored temperature.  Format 2 also
+stores the log of the mass outside the top-k at every temperature, in fp32, computed
+from the full logits on the teacher's device: derived as 1 - sum of fp16 values it
+rounds to 0 for a peaked teacher (a tail of 1e-4 is below fp16's resolution near 1),
+and a KL over it turns infinite.  Format-1 shards (no stored tail) stay readable.
+``dense`` keeps full logits.
 
 Token ids use the fewest bits the vocabulary allows: uint16 below 65,536; above,
 the low 16 bits as uint16 plus the high bits as packed bit planes (1 extra bit =
@@ -31,7 +35,8 @@ import torch
 
 from kdtui.errors import KdtuiError
 
-FORMAT_VERSION = "kdtui-capture/1"
+FORMAT_VERSION = "kdtui-capture/2"
+READABLE_VERSIONS = ("kdtui-capture/1", FORMAT_VERSION)
 
 
 # ------------------------------------------------------------------ compression
@@ -45,9 +50,12 @@ def compress_topk(logits: torch.Tensor, k: int, temperatures: list[float]) -> di
     z = logits.float()
     lognorm = torch.stack([torch.logsumexp(z / t, dim=-1) for t in temperatures], dim=-1)
     top = torch.topk(z, min(k, z.shape[-1]), dim=-1)
+    outside = z.scatter(-1, top.indices, float("-inf"))  # the logits of every token not kept
+    log_tail = torch.stack([torch.logsumexp(outside / t, dim=-1) for t in temperatures], dim=-1) - lognorm
     logp = z.log_softmax(dim=-1)
     entropy = -(logp.exp() * logp).sum(dim=-1)
-    return {"ids": top.indices, "logprobs": top.values - lognorm[:, :1], "lognorm": lognorm, "entropy": entropy}
+    return {"ids": top.indices, "logprobs": top.values - lognorm[:, :1], "lognorm": lognorm, "log_tail": log_tail,
+            "entropy": entropy}
 
 
 def tempered_topk(logprobs: torch.Tensor, lognorm: torch.Tensor, t_index: int, temperature: float) -> torch.Tensor:
@@ -57,8 +65,20 @@ def tempered_topk(logprobs: torch.Tensor, lognorm: torch.Tensor, t_index: int, t
 
 
 def tail_mass(logprobs: torch.Tensor, lognorm: torch.Tensor, t_index: int, temperature: float) -> torch.Tensor:
-    """Probability outside the stored top-k at a stored temperature, per position."""
+    """Probability outside the stored top-k at a stored temperature, as 1 - sum (format-1 shards only).
+
+    Prefer :func:`log_tail_of`: this loses a tail below the values' rounding.
+    """
     return (1 - tempered_topk(logprobs, lognorm, t_index, temperature).exp().sum(dim=-1)).clamp(min=0)
+
+
+def log_tail_of(example: CapturedExample, t_index: int, temperature: float) -> torch.Tensor:
+    """Log of the mass outside the stored top-k at a stored temperature: exact (fp32) from a format-2 shard,
+    derived as log(1 - sum), floored at 1e-30, from a format-1 one."""
+    if example.log_tail is not None:
+        return torch.from_numpy(example.log_tail[:, t_index]).float()
+    assert example.logprobs is not None and example.lognorm is not None
+    return tail_mass(example.logprobs, torch.from_numpy(example.lognorm), t_index, temperature).clamp(min=1e-30).log()
 
 
 # ------------------------------------------------------------------ id packing
@@ -100,6 +120,7 @@ class CapturedExample:
     ids: np.ndarray | None = None          # [n, k] (topk)
     logprobs: torch.Tensor | None = None   # [n, k] (topk)
     lognorm: np.ndarray | None = None      # [n, T] (topk)
+    log_tail: np.ndarray | None = None     # [n, T] (topk, format 2): log mass outside the top-k, fp32
     logits: torch.Tensor | None = None     # [n, V] (dense)
     entropy: np.ndarray | None = None      # [n]
     text: str = ""
@@ -144,6 +165,10 @@ def encode_shard(examples: list[CapturedExample], fmt: str, vocab_size: int, val
         tensors["topk_logprobs"] = torch.cat([e.logprobs for e in examples if e.logprobs is not None]).to(dtype)
         tensors["lognorm"] = torch.from_numpy(np.concatenate([e.lognorm for e in examples if e.lognorm is not None])
                                               .astype(np.float32))
+        tails = [e.log_tail for e in examples if e.log_tail is not None]
+        if len(tails) != len(examples):
+            raise KdtuiError("every example of a format-2 top-k shard needs its log tail (compress_topk gives it)")
+        tensors["log_tail"] = torch.from_numpy(np.concatenate(tails).astype(np.float32))
     else:
         tensors["logits"] = torch.cat([e.logits for e in examples if e.logits is not None]).to(dtype)
     meta = dict(metadata) | {"format_version": FORMAT_VERSION, "format": fmt, "vocab_size": str(vocab_size),
@@ -230,6 +255,8 @@ class Shard:
                 example.ids = topk_ids[a:b]
                 example.logprobs = self.tensors["topk_logprobs"][a:b]
                 example.lognorm = self.tensors["lognorm"][a:b].numpy()
+                if "log_tail" in self.tensors:  # format 2
+                    example.log_tail = self.tensors["log_tail"][a:b].numpy()
             else:
                 example.logits = self.tensors["logits"][a:b]
             out.append(example)
@@ -255,6 +282,6 @@ def read_shard(path: Path, entry: dict[str, Any] | None = None) -> Shard:
         meta = json.loads(data[8:8 + header_len]).get("__metadata__", {})
     except (SafetensorError, ValueError, json.JSONDecodeError) as exc:
         raise KdtuiError(f"corrupt capture shard {path} ({exc}); delete it and rerun the same capture") from None
-    if meta.get("format_version") != FORMAT_VERSION:
+    if meta.get("format_version") not in READABLE_VERSIONS:
         raise KdtuiError(f"{path} is not a kdtui capture shard (format {meta.get('format_version')!r})")
     return Shard(meta, tensors)

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from kdtui.captures.format import read_shard, tempered_topk
+from kdtui.captures.format import log_tail_of, read_shard, tempered_topk
 from kdtui.captures.manifest import CaptureFolder, load_manifest
 from kdtui.errors import KdtuiError
 from kdtui.models.teachers import load_teacher, vocab_identity
@@ -56,8 +56,8 @@ def fidelity(root: Path, name: str, teacher_path: str, backend: str = "hf", samp
             full = torch.log_softmax(logits / temperature, dim=-1)
             stored = tempered_topk(example.logprobs, lognorm, t_index, temperature)
             top_full = full.gather(-1, ids)
-            tail_full = (1 - top_full.exp().sum(-1)).clamp(min=1e-12)
-            tail_stored = (1 - stored.exp().sum(-1)).clamp(min=1e-12)
+            tail_full = torch.logsumexp(full.scatter(-1, ids, float("-inf")), dim=-1).exp().clamp(min=1e-30)
+            tail_stored = log_tail_of(example, t_index, temperature).exp().clamp(min=1e-30)
             p_top = top_full.exp()
             kl_top = (p_top * (top_full - stored)).sum(-1)
             kl_bucket = kl_top + tail_full * (tail_full.log() - tail_stored.log())

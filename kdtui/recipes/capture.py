@@ -178,5 +178,6 @@ def _fill(teacher: Teacher, batch: list[CapturedExample], cfg: CaptureConfig) ->
             example.ids = packed["ids"].cpu().numpy().astype(np.int64)
             example.logprobs = packed["logprobs"].float().cpu()
             example.lognorm = packed["lognorm"].float().cpu().numpy()
+            example.log_tail = packed["log_tail"].float().cpu().numpy()
         else:
             example.logits = logits.float().cpu()
