@@ -46,8 +46,11 @@ def hold_read_only(path: Path) -> duckdb.DuckDBPyConnection:
 
 def start_kdtui(args: list[str], stderr: Path, **env: str) -> subprocess.Popen[bytes]:
     environ = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", **env)
+    # A shell running the tests in the background ignores SIGINT, and children inherit that: restore it,
+    # so the Ctrl-C test sends what a terminal would.
     return subprocess.Popen([sys.executable, "-m", "kdtui.cli", *args], stdout=subprocess.DEVNULL,
-                            stderr=stderr.open("w"), env=environ, cwd=REPO)
+                            stderr=stderr.open("w"), env=environ, cwd=REPO,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def eval_args(tiny_model: Path, store: Path, run: str, n: int, logs: Path) -> list[str]:

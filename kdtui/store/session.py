@@ -202,6 +202,10 @@ class Sessions:
                 yield con
             finally:
                 con.close()
+        except duckdb.InterruptException:
+            # Ctrl-C that reached DuckDB first comes back as its own error, which writers keep going
+            # through: it is still Ctrl-C. (A console's own cancel is turned into "query cancelled" inside.)
+            raise KeyboardInterrupt from None
         finally:
             os.close(lock)
 
