@@ -10,8 +10,6 @@ from kdtui.cli.common import Parents, add_command, logs, open_store
 from kdtui.config.capture import CaptureConfig
 from kdtui.errors import KdtuiError
 
-NOT_CONFIG = ("config", "store", "logs", "handler", "command", "action", "against", "sample", "verify")
-
 
 def cmd_capture(args: argparse.Namespace) -> int:
     if args.action:
@@ -21,7 +19,7 @@ def cmd_capture(args: argparse.Namespace) -> int:
     from kdtui.cli.console import console
     from kdtui.recipes.capture import run_capture
 
-    cfg = CaptureConfig.from_sources({k: v for k, v in vars(args).items() if k not in NOT_CONFIG}, args.config)
+    cfg = CaptureConfig.from_sources(vars(args), args.config)
 
     def show(state: dict[str, Any]) -> None:
         rest = state["total"] - state["done"]

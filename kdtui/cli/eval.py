@@ -8,15 +8,12 @@ from typing import Any
 from kdtui.cli.common import Parents, add_command, logs, open_store
 from kdtui.config.eval import EvalConfig
 
-NOT_CONFIG = ("config", "store", "logs", "handler", "command", "show_leaderboard")
-
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from kdtui.cli.console import console, eval_progress
     from kdtui.recipes.evaluate import run_eval
 
-    flags = {k: v for k, v in vars(args).items() if k not in NOT_CONFIG}
-    cfg = EvalConfig.from_sources(flags, args.config)
+    cfg = EvalConfig.from_sources(vars(args), args.config)
     store = open_store(args, create=True)
     with eval_progress(cfg.run or cfg.prompt) as update:
         result = run_eval(cfg, store, logs(args), progress=update)

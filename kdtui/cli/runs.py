@@ -27,8 +27,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     from kdtui.cli.console import out
     from kdtui.recipes.import_run import run_import
 
-    flags = {k: v for k, v in vars(args).items() if k in ImportConfig.model_fields}
-    cfg = ImportConfig.from_sources(flags)
+    cfg = ImportConfig.from_sources(vars(args))
     count, accuracy = run_import(cfg, open_store(args, create=True), logs(args))
     out.print(f"imported {count} predictions as run {cfg.run!r} ({cfg.protocol} extraction): accuracy "
               f"{accuracy:.1%} before triage; `kdtui` to review and compare", markup=False)

@@ -14,14 +14,12 @@ import json
 import tomllib
 import types
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Self, TypeVar, Union, get_args, get_origin
+from typing import Any, ClassVar, Literal, Self, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic.fields import FieldInfo
 
 from kdtui.errors import KdtuiError
-
-T = TypeVar("T", bound=BaseModel)
 
 
 def _extra(info: FieldInfo) -> dict[str, Any]:
@@ -102,7 +100,10 @@ class RecipeConfig(BaseModel):
 
     @classmethod
     def from_sources(cls, flags: dict[str, Any], toml_path: str | Path | None = None) -> Self:
-        """The config from a TOML table (if given) overridden by explicitly given flags."""
+        """The config from a TOML table (if given) overridden by explicitly given flags.
+
+        ``flags`` may hold anything (a whole argparse namespace): only this model's fields are taken.
+        """
         data: dict[str, Any] = {}
         if toml_path is not None:
             data = load_toml_table(Path(toml_path), cls.TOML_TABLE)
@@ -155,10 +156,3 @@ def load_toml_table(path: Path, table: str | None) -> dict[str, Any]:
             raise KdtuiError(f"{path}: [{table}] must be a table")
     return dict(data)
 
-
-def load_toml_config(path: Path, model: type[T], table: str | None = None) -> T:
-    """Read ``path`` (optionally one table of it) and validate it against ``model``."""
-    try:
-        return model.model_validate(load_toml_table(path, table))
-    except ValidationError as exc:
-        raise KdtuiError(validation_message(exc, f"{path}: ", flags=False)) from None

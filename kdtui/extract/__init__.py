@@ -15,6 +15,7 @@ from kdtui.extract.cascade import (
     ABS_TOLERANCE,
     MAX_CANDIDATES,
     REL_TOLERANCE,
+    SINGLE_PROTOCOLS,
     Extraction,
     Number,
     answers_match,
@@ -26,7 +27,7 @@ from kdtui.extract.cascade import (
 from kdtui.extract.study import StudyCascade, extract_study
 
 # Every protocol a user can name; "seed" is the old name of "study-rules".
-PROTOCOLS: tuple[str, ...] = ("default", "study-rules", "seed", "study")
+PROTOCOLS: tuple[str, ...] = SINGLE_PROTOCOLS
 
 
 def extract_answers(responses: Iterable[str], protocol: str = "default") -> list[Extraction]:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 Protocol = Literal["default", "study-rules", "seed", "study"]
-# The protocols one response can be extracted with alone ("study" needs a whole run: see study.py).
+# Every protocol ("study" is only right over a whole run, in order: see study.py and extract_answers).
 SINGLE_PROTOCOLS: tuple[str, ...] = ("default", "study-rules", "seed", "study")
 MAX_CANDIDATES = 9
 # GSM8K golds are integers; decimals are money at most (two places).  A relative

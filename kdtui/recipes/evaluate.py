@@ -22,7 +22,7 @@ from kdtui.data.prompts import PromptTemplate, get_prompt
 from kdtui.errors import KdtuiError
 from kdtui.extract import answers_match, extract_answer
 from kdtui.models.loading import LoadedModel, check_model_path, load_model
-from kdtui.recipes.lifecycle import check_identity, run_lifecycle
+from kdtui.recipes.lifecycle import run_lifecycle
 from kdtui.store import Store
 
 
@@ -149,13 +149,13 @@ def prediction_row(problem: Problem, prompt: str, response: str, n_new_tokens: i
 def run_eval(cfg: EvalConfig, store: Store, logs: Path, progress: ProgressFn | None = None,
              should_stop: Callable[[], bool] | None = None) -> EvalResult:
     """Evaluate ``cfg`` into ``store``; resumable by run name."""
-    # -- setup: everything that can fail on bad input fails before the run is registered
+    # -- setup: everything that can fail on bad input fails before the run is registered (the lifecycle
+    # then refuses a changed setup before it touches the runs row)
     check_model_path(cfg.model, cfg.adapter)
     prompt: PromptTemplate = get_prompt(cfg.prompt, Path(cfg.prompts_file) if cfg.prompts_file else None)
     max_new_tokens = cfg.max_new_tokens or prompt.max_new_tokens
     problems = load_problems(cfg.data, cfg.limit, cfg.offset, cfg.split, cfg.data_config)
     name = cfg.run or default_run_name(cfg)
-    check_identity(store, name, "eval", cfg)
     start = time.monotonic()
     with run_lifecycle(store, cfg, name=name, kind="eval", logs=logs, should_stop=should_stop) as run:
         done = store.predictions.done_items(run.run_id)
