@@ -122,11 +122,15 @@ class Waiter:
         self.next_report = self.start + REPORT_AFTER
         self.holder = "another process"
 
-    def sleep(self, holder: str | None = None) -> None:
-        """Wait a little, or raise :class:`StoreBusy` when the time is up."""
+    def sleep(self, holder: Callable[[], str | None]) -> None:
+        """Wait a little, or raise :class:`StoreBusy` when the time is up.
+
+        ``holder`` names who holds the store; it reads /proc, so it is asked only when there is
+        something to say, not on every poll.
+        """
         now = time.monotonic()
-        if holder:
-            self.holder = holder
+        if now >= self.deadline or now >= self.next_report:
+            self.holder = holder() or self.holder
         if now >= self.deadline:
             raise StoreBusy(f"the store {self.path} stayed locked for {self.timeout:.0f}s by {self.holder}; "
                             "let that process finish (or stop it), then retry")
@@ -151,8 +155,7 @@ def _flock(path: Path, exclusive: bool, waiter: Waiter, holders_of: Path) -> int
             fcntl.flock(fd, mode)
         except BlockingIOError:
             os.close(fd)
-            holders = lock_holders(holders_of)
-            waiter.sleep(", ".join(describe_pid(p) for p in holders) if holders else None)
+            waiter.sleep(lambda: ", ".join(describe_pid(p) for p in lock_holders(holders_of)) or None)
             continue
         try:
             same = os.fstat(fd).st_ino == path.stat().st_ino
@@ -220,8 +223,14 @@ class Sessions:
                     raise KdtuiError(f"cannot open store {self.path}: {first_line(exc)}; "
                                      "check the file, or point --store at another folder") from None
                 match = _DUCKDB_PID.search(str(exc))
-                holder = describe_pid(int(match.group(1))) if match else "a DuckDB client in this process"
-                waiter.sleep(f"{holder} (an outside DuckDB client: close it to let kdtui in)")
+
+                def holder(match: re.Match[str] | None = match) -> str:
+                    who = describe_pid(int(match.group(1))) if match else "a DuckDB client in this process"
+                    return f"{who} (an outside DuckDB client: close it to let kdtui in)"
+
+                waiter.sleep(holder)
+            except duckdb.InterruptException:
+                raise KeyboardInterrupt from None  # Ctrl-C during the open: not a damaged store
             except duckdb.Error as exc:
                 raise NotAStore(f"{self.path} is not a usable kdtui store ({first_line(exc)}); "
                                 "point --store at another folder") from None
