@@ -40,6 +40,7 @@ class RunContext:
         self.predictions = PredictionWriter(store, run_id, name, logs)
         self._external_stop = external_stop
         self.stop_requested = threading.Event()
+        self.interrupted = threading.Event()  # Ctrl-C arrived, even if a library swallowed the exception
         self.stopped = False  # the loop ended early because it was asked to
         self.warnings: dict[str, int] = {}
 
@@ -49,8 +50,9 @@ class RunContext:
             self.warnings[key] = self.warnings.get(key, 0) + count
 
     def should_stop(self) -> bool:
-        """True once SIGTERM arrived or the caller asked; the loop then ends at the next batch."""
-        if self.stop_requested.is_set() or (self._external_stop is not None and self._external_stop()):
+        """True once SIGTERM or Ctrl-C arrived or the caller asked; the loop then ends at the next batch."""
+        if self.stop_requested.is_set() or self.interrupted.is_set() or \
+                (self._external_stop is not None and self._external_stop()):
             self.stopped = True
         return self.stopped
 
@@ -84,20 +86,34 @@ def _beat(ctx: RunContext, stop: threading.Event) -> None:
 
 
 @contextmanager
-def _sigterm_sets(flag: threading.Event) -> Iterator[None]:
-    """SIGTERM asks the loop to stop after its batch (main thread only; elsewhere the caller stops it)."""
+def _stop_signals(ctx: RunContext) -> Iterator[None]:
+    """SIGTERM asks the loop to stop after its batch; Ctrl-C interrupts at once and is also remembered.
+
+    DuckDB checks for signals inside its calls and can swallow the KeyboardInterrupt that Python's own
+    handler raises there, so the run would go on; the flag makes the loop stop at the next batch anyway.
+    Main thread only (elsewhere the caller stops the loop); an ignored SIGINT (a background job) stays ignored.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
-    def handler(_signum: int, _frame: FrameType | None) -> None:
-        flag.set()
+    def on_term(_signum: int, _frame: FrameType | None) -> None:
+        ctx.stop_requested.set()
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    def on_int(_signum: int, _frame: FrameType | None) -> None:
+        ctx.interrupted.set()
+        raise KeyboardInterrupt
+
+    previous_term = signal.signal(signal.SIGTERM, on_term)
+    previous_int = signal.getsignal(signal.SIGINT)
+    if previous_int is not signal.SIG_IGN:
+        signal.signal(signal.SIGINT, on_int)
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGTERM, previous_term)
+        if previous_int is not signal.SIG_IGN:
+            signal.signal(signal.SIGINT, previous_int)
 
 
 @contextmanager
@@ -113,8 +129,10 @@ def run_lifecycle(store: Store, cfg: RecipeConfig, *, name: str, kind: str, logs
     beat.start()
     status, error, in_flight = "done", None, False
     try:
-        with _sigterm_sets(ctx.stop_requested):
+        with _stop_signals(ctx):
             yield ctx
+        if ctx.interrupted.is_set():
+            raise KeyboardInterrupt  # the loop stopped for a Ctrl-C something on the way swallowed
         if ctx.stopped:
             status, error = "interrupted", "stopped on request"
     except KeyboardInterrupt:

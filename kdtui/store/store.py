@@ -162,6 +162,8 @@ class Store:
         with self.read() as con:
             try:
                 cursor = con.execute(sql, list(params or []))
+            except duckdb.InterruptException:
+                raise KeyboardInterrupt from None  # Ctrl-C, not a failed query
             except duckdb.Error as exc:
                 raise KdtuiError(f"query failed: {first_line(exc)}") from None
             columns = [d[0] for d in cursor.description or []]
