@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -35,3 +36,11 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def store_dir(tmp_path: Path) -> Path:
     return tmp_path / "store"
+
+
+@pytest.fixture
+def tui_store(tmp_path: Path) -> Any:
+    """The deterministic three-run store the TUI tests and snapshots share (tests/tui_store.py)."""
+    from tests.tui_store import build_store
+
+    return build_store(tmp_path / "store")

@@ -29,3 +29,14 @@ async def until(pilot: Any, condition: Callable[[], bool], what: str, timeout: f
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await pilot.pause(0.02)
+
+
+async def open_triage(pilot: Any) -> Any:
+    """Press F2 and wait for the triage queue; returns the TriageScreen."""
+    from kdtui.tui.screens.triage import TriageScreen
+
+    await pilot.press("f2")
+    await settle(pilot)
+    screen = pilot.app.screen
+    assert isinstance(screen, TriageScreen)
+    return screen

@@ -11,15 +11,9 @@ from kdtui.store import Store
 from kdtui.tui.app import KdtuiApp
 from kdtui.tui.screens.leaderboard import LeaderboardScreen
 from kdtui.tui.screens.triage import TriageScreen
-from tests.pilot_helpers import settle
-from tests.tui_store import build_store
+from tests.pilot_helpers import open_triage, settle
 
 SIZE = (100, 30)
-
-
-@pytest.fixture
-def tui_store(tmp_path: Path) -> Store:
-    return build_store(tmp_path / "store")
 
 
 def status(app: KdtuiApp, widget_id: str) -> str:
@@ -68,10 +62,7 @@ async def test_triage_decisions_persist_and_move_the_leaderboard(tui_store: Stor
     app = KdtuiApp(tui_store.root)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        await pilot.press("f2")
-        await settle(pilot)
-        screen = app.screen
-        assert isinstance(screen, TriageScreen)
+        screen = await open_triage(pilot)
         assert len(screen.items) == 12
         first = screen.current
         assert first is not None and first.run_name == "base" and first.item_id == "q02"
@@ -94,10 +85,7 @@ async def test_triage_decisions_persist_and_move_the_leaderboard(tui_store: Stor
     # a new app (as after a dropped SSH session) no longer queues decided items
     app = KdtuiApp(tui_store.root)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("f2")
-        await settle(pilot)
-        screen = app.screen
-        assert isinstance(screen, TriageScreen)
+        screen = await open_triage(pilot)
         remaining = {(i.run_name, i.item_id) for i in screen.items}
         assert ("base", "q02") not in remaining and ("base", "q04") not in remaining
 
@@ -105,10 +93,7 @@ async def test_triage_decisions_persist_and_move_the_leaderboard(tui_store: Stor
 async def test_typed_value_and_undo_restore_previous_value(tui_store: Store) -> None:
     app = KdtuiApp(tui_store.root)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("f2")
-        await settle(pilot)
-        screen = app.screen
-        assert isinstance(screen, TriageScreen)
+        screen = await open_triage(pilot)
         target = screen.current
         assert target is not None
         await pilot.press("0", "1", "3", "enter")  # a leading 0/./- always types a value: 013 = 13

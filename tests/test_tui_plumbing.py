@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import duckdb
-import pytest
 from textual import events
 from textual.widgets import TextArea
 
@@ -13,17 +10,10 @@ from kdtui.store import Store
 from kdtui.tui.app import KdtuiApp
 from kdtui.tui.screens.leaderboard import LeaderboardScreen
 from kdtui.tui.screens.sql import SqlScreen
-from kdtui.tui.screens.triage import TriageScreen
-from tests.pilot_helpers import settle, until
+from tests.pilot_helpers import open_triage, settle, until
 from tests.test_store import _rows
-from tests.tui_store import build_store
 
 SIZE = (100, 30)
-
-
-@pytest.fixture
-def tui_store(tmp_path: Path) -> Store:
-    return build_store(tmp_path / "store")
 
 
 def log(store: Store) -> list[dict[str, object]]:
@@ -37,10 +27,7 @@ def in_force(store: Store) -> dict[str, object]:
 async def test_fast_undo_undoes_the_decision_just_made(tui_store: Store) -> None:
     app = KdtuiApp(tui_store.root)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("f2")
-        await settle(pilot)
-        screen = app.screen
-        assert isinstance(screen, TriageScreen)
+        screen = await open_triage(pilot)
         first, second = screen.items[0], screen.items[1]
         # Keys 10 ms apart: decide, decide, undo, undo, decide — faster than any write lands.
         for key in ("1", "n", "u", "u", "n"):
@@ -61,10 +48,7 @@ async def test_fast_undo_undoes_the_decision_just_made(tui_store: Store) -> None
 async def test_a_failed_write_puts_the_item_back(tui_store: Store) -> None:
     app = KdtuiApp(tui_store.root)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("f2")
-        await settle(pilot)
-        screen = app.screen
-        assert isinstance(screen, TriageScreen)
+        screen = await open_triage(pilot)
         target = screen.current
         assert target is not None
         app.store.sessions.busy_timeout = 0.5
@@ -86,10 +70,7 @@ async def test_hidden_screens_do_not_reload_on_store_writes(tui_store: Store) ->
         await settle(pilot)
         board = app.screen
         assert isinstance(board, LeaderboardScreen)
-        await pilot.press("f2")
-        await settle(pilot)
-        triage = app.screen
-        assert isinstance(triage, TriageScreen)
+        triage = await open_triage(pilot)
         board_loads, triage_loads = board.loads, triage.loads
         run = tui_store.runs.start("written-meanwhile", "eval", {"model": "m"})
         tui_store.predictions.add(run, _rows(5))

@@ -85,8 +85,9 @@ class PredictionsScreen(StoreScreen):
                 select.set_options([(name, name) for name in runs])
                 if self.filter.run in runs:
                     select.value = self.filter.run
-        table = pa.table({name: pa.array(["" if getattr(r, name) is None else visible(getattr(r, name), 200)
-                                          for r in rows], pa.string()) for name in PREDICTION_LIST_COLUMNS})
+        # replace_grid makes every string visible (kdtui.render) before the grid draws it
+        table = pa.table({name: pa.array(["" if getattr(r, name) is None else str(getattr(r, name)) for r in rows],
+                                         pa.string()) for name in PREDICTION_LIST_COLUMNS})
         grid = await replace_grid(grid, table, cursor_type="row")
         if previous is not None:
             index = next((i for i, r in enumerate(rows) if (r.run_id, r.item) == (previous.run_id, previous.item)),
@@ -141,7 +142,7 @@ class PredictionsScreen(StoreScreen):
         body.append(visible(item.response, SHOWN_CHARS) + "\n\n")
         body.append(f"gold {item.gold}   extracted {item.value} ({visible(item.rule)})   final {item.final_value}"
                     f"{'   (triaged)' if item.triaged else ''}\ncandidates {item.candidates}")
-        self.app.push_screen(DetailScreen(visible(f"{item.run_name} · {item.item_id}"), body))
+        self.app.push_screen(DetailScreen(f"{item.run_name} · {item.item_id}", body))  # shown via as_text
 
     def action_triage(self) -> None:
         row = self._selected()
