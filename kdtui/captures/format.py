@@ -9,7 +9,10 @@ stores the log of the mass outside the top-k at every temperature, in fp32, comp
 from the full logits on the teacher's device: derived as 1 - sum of fp16 values it
 rounds to 0 for a peaked teacher (a tail of 1e-4 is below fp16's resolution near 1),
 and a KL over it turns infinite.  Format-1 shards (no stored tail) stay readable.
-``dense`` keeps full logits.
+``dense`` keeps full logits. ``hidden`` keeps, per target position, the teacher's head input ``h``
+(fp16/bf16, or int8 with a per-token fp32 scale) and, once per capture, the head itself in
+``head.safetensors`` (weight, bias, logit scale, soft-capping): logits = h W^T are recovered exactly
+at training time, at any temperature, for d values per token instead of V.
 
 Token ids use the fewest bits the vocabulary allows: uint16 below 65,536; above,
 the low 16 bits as uint16 plus the high bits as packed bit planes (1 extra bit =
@@ -122,14 +125,54 @@ class CapturedExample:
     lognorm: np.ndarray | None = None      # [n, T] (topk)
     log_tail: np.ndarray | None = None     # [n, T] (topk, format 2): log mass outside the top-k, fp32
     logits: torch.Tensor | None = None     # [n, V] (dense)
+    hidden: torch.Tensor | None = None     # [n, d] (hidden): the teacher's head input
     entropy: np.ndarray | None = None      # [n]
     text: str = ""
 
 
 def _value_dtype(name: str) -> torch.dtype:
-    if name not in ("float16", "bfloat16"):
-        raise KdtuiError(f"unknown value dtype {name!r}; use float16 or bfloat16")
-    return torch.float16 if name == "float16" else torch.bfloat16
+    if name not in ("float16", "bfloat16", "int8"):
+        raise KdtuiError(f"unknown value dtype {name!r}; use float16, bfloat16 or int8 (hidden only)")
+    return {"float16": torch.float16, "bfloat16": torch.bfloat16, "int8": torch.int8}[name]
+
+
+def quantize_rows(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Symmetric int8 per row: (q, scale) with values ~= q * scale."""
+    scale = values.float().abs().amax(dim=-1).clamp(min=1e-30) / 127.0
+    return (values.float() / scale[:, None]).round().clamp(-127, 127).to(torch.int8), scale
+
+
+HEAD_FILE = "head.safetensors"
+
+
+def write_head(folder: Path, weight: torch.Tensor, bias: torch.Tensor | None = None, logit_scale: float = 1.0,
+               softcap: float | None = None) -> dict[str, Any]:
+    """The teacher's output head, once per hidden capture; returns its manifest entry."""
+    from safetensors.torch import save
+
+    tensors = {"weight": weight.detach().contiguous().cpu()}  # as the teacher computes with it: exact
+    if bias is not None:
+        tensors["bias"] = bias.detach().float().contiguous().cpu()
+    meta = {"logit_scale": repr(float(logit_scale)), "softcap": "" if softcap is None else repr(float(softcap))}
+    path = folder / HEAD_FILE
+    write_atomic_bytes(path, _canonical(save(tensors, metadata=meta)))
+    return {"file": HEAD_FILE, "bytes": path.stat().st_size, "sha256": sha256_file(path),
+            "shape": list(weight.shape), "logit_scale": float(logit_scale), "softcap": softcap}
+
+
+def read_head(folder: Path, manifest: dict[str, Any]) -> dict[str, Any]:
+    """weight, bias, logit_scale and softcap of a hidden capture's head, checked against its manifest entry."""
+    from safetensors.torch import load
+
+    entry = manifest.get("head")
+    path = folder / HEAD_FILE
+    if entry is None or not path.is_file():
+        raise KdtuiError(f"capture {manifest['name']!r} has no {HEAD_FILE}; recapture with --format hidden")
+    if path.stat().st_size != entry["bytes"] or sha256_file(path) != entry["sha256"]:
+        raise KdtuiError(f"{path} does not match its manifest entry (size or sha256); recapture")
+    tensors = load(path.read_bytes())
+    return {"weight": tensors["weight"], "bias": tensors.get("bias"), "logit_scale": float(entry["logit_scale"]),
+            "softcap": entry.get("softcap")}
 
 
 def _ids_tensors(prefix: str, ids: np.ndarray, vocab_size: int) -> dict[str, torch.Tensor]:
@@ -169,6 +212,12 @@ def encode_shard(examples: list[CapturedExample], fmt: str, vocab_size: int, val
         if len(tails) != len(examples):
             raise KdtuiError("every example of a format-2 top-k shard needs its log tail (compress_topk gives it)")
         tensors["log_tail"] = torch.from_numpy(np.concatenate(tails).astype(np.float32))
+    elif fmt == "hidden":
+        hidden = torch.cat([e.hidden for e in examples if e.hidden is not None])
+        if dtype == torch.int8:
+            tensors["hidden"], tensors["hidden_scale"] = quantize_rows(hidden)
+        else:
+            tensors["hidden"] = hidden.to(dtype)
     else:
         tensors["logits"] = torch.cat([e.logits for e in examples if e.logits is not None]).to(dtype)
     meta = dict(metadata) | {"format_version": FORMAT_VERSION, "format": fmt, "vocab_size": str(vocab_size),
@@ -257,6 +306,11 @@ class Shard:
                 example.lognorm = self.tensors["lognorm"][a:b].numpy()
                 if "log_tail" in self.tensors:  # format 2
                     example.log_tail = self.tensors["log_tail"][a:b].numpy()
+            elif fmt == "hidden":
+                hidden = self.tensors["hidden"][a:b]
+                if "hidden_scale" in self.tensors:
+                    hidden = hidden.float() * self.tensors["hidden_scale"][a:b, None]
+                example.hidden = hidden
             else:
                 example.logits = self.tensors["logits"][a:b]
             out.append(example)

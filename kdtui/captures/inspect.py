@@ -29,8 +29,10 @@ def fidelity(root: Path, name: str, teacher_path: str, backend: str = "hf", samp
     """Per stored temperature: mean top-k mass, KL(full || top-k + exact tail bucket) and
     KL(full || top-k + tail spread uniformly) on the first ``sample`` examples."""
     manifest = load_manifest(root, name)
-    if manifest["format"] != "topk":
-        raise KdtuiError("fidelity applies to topk captures; dense captures store the full logits")
+    if manifest["format"] == "dense":
+        raise KdtuiError("fidelity applies to topk and hidden captures; dense captures store the full logits")
+    if manifest["format"] == "hidden":
+        return hidden_fidelity(root, name, teacher_path, backend, sample, device)
     teacher = load_teacher(backend, teacher_path, device)
     if vocab_identity(teacher) != manifest["tokenizer"]:
         raise KdtuiError(f"tokenizer mismatch: capture has {manifest['tokenizer']}, --against teacher has "
@@ -72,3 +74,50 @@ def fidelity(root: Path, name: str, teacher_path: str, backend: str = "hf", samp
         for key in ("topk_mass", "kl_bucket", "kl_uniform_tail"):
             row[key] = row[key] / positions if positions else math.nan
     return totals
+
+
+def reconstructed_logits(hidden: torch.Tensor, head: dict[str, Any]) -> torch.Tensor:
+    """Teacher logits from a hidden capture: h W^T (+ b), scaled and soft-capped as the architecture does."""
+    logits = hidden.float() @ head["weight"].float().T
+    if head.get("bias") is not None:
+        logits = logits + head["bias"].float()
+    logits = logits * float(head.get("logit_scale") or 1.0)
+    if head.get("softcap"):
+        logits = head["softcap"] * torch.tanh(logits / head["softcap"])
+    return logits
+
+
+def hidden_fidelity(root: Path, name: str, teacher_path: str, backend: str = "hf", sample: int = 8,
+                    device: str = "auto") -> list[dict[str, float]]:
+    """Per stored temperature: the largest |logit - reconstructed logit| and the mean KL(full || reconstructed)
+    over the first ``sample`` examples, against the live teacher."""
+    from kdtui.captures.format import read_head
+
+    manifest = load_manifest(root, name)
+    teacher = load_teacher(backend, teacher_path, device)
+    if vocab_identity(teacher) != manifest["tokenizer"]:
+        raise KdtuiError(f"tokenizer mismatch: capture has {manifest['tokenizer']}, --against teacher has "
+                         f"{vocab_identity(teacher)}; compare with the capture's own teacher")
+    folder = root / "captures" / name
+    head = read_head(folder, manifest)
+    examples = []
+    for entry in manifest["shards"]:
+        examples += read_shard(folder / entry["file"], entry).examples()
+        if len(examples) >= sample:
+            break
+    rows = [{"temperature": t, "max_abs_dlogit": 0.0, "kl": 0.0} for t in manifest["temperatures"]]
+    positions = 0
+    for example in examples[:sample]:
+        assert example.hidden is not None
+        span = (example.target_start - 1, example.target_start - 1 + len(example.targets))
+        live = teacher.forward([example.context], [span])[0].float().cpu()
+        rebuilt = reconstructed_logits(example.hidden, head)[:, : live.shape[-1]]
+        positions += live.shape[0]
+        for row in rows:
+            t = row["temperature"]
+            full, approx = torch.log_softmax(live / t, -1), torch.log_softmax(rebuilt / t, -1)
+            row["max_abs_dlogit"] = max(row["max_abs_dlogit"], float((live - rebuilt).abs().max()))
+            row["kl"] += float((full.exp() * (full - approx)).sum(-1).clamp(min=0).sum())
+    for row in rows:
+        row["kl"] = row["kl"] / positions if positions else math.nan
+    return rows

@@ -54,6 +54,10 @@ def _inspect(args: argparse.Namespace, name: str) -> int:
     if args.against:
         backend = getattr(args, "backend", None) or manifest["backend"]
         table = fidelity(root, name, args.against, backend, args.sample)
+        if manifest["format"] == "hidden":
+            print_table(["T", "max |Δlogit| (live vs h·Wᵀ)", "mean KL(full‖reconstructed)"],
+                        [(f"{r['temperature']:g}", f"{r['max_abs_dlogit']:.2e}", f"{r['kl']:.2e}") for r in table])
+            return 0
         print_table(["T", "mean top-k mass", "KL(full‖top-k+tail bucket) (a lower bound)",
                      "KL(full‖top-k+uniform tail)"],
                     [(f"{r['temperature']:g}", f"{r['topk_mass']:.4f}", f"{r['kl_bucket']:.2e}",

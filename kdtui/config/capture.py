@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from kdtui.config.base import RecipeConfig
 from kdtui.config.names import check_capture_name
@@ -30,14 +30,22 @@ class CaptureConfig(RecipeConfig):
     split: str = Field("train", description="Hub split (the study captured on train).", json_schema_extra=ID)
     limit: int | None = Field(None, ge=1, description="At most this many examples.")
     offset: int = Field(0, ge=0, description="Skip this many examples first.", json_schema_extra=ID)
-    format: Literal["topk", "dense"] = Field("topk", description="topk: k ids + log-probs; dense: full logits.",
-                                             json_schema_extra=ID)
+    format: Literal["topk", "dense", "hidden"] = Field(
+        "topk", description="topk: k ids + log-probs (exact at the stored temperatures); dense: full logits; "
+        "hidden: the teacher's head input per token plus its head once (exact logits at any T).",
+        json_schema_extra=ID)
+    span: Literal["targets", "all"] = Field(
+        "targets", description="targets: positions that predict the targets; all: every context position from 0 "
+        "(the study's alignment, for --preset study-literal).", json_schema_extra=ID)
+    bos: bool = Field(True, description="Begin the teacher's context with its BOS token (the study's teacher pass "
+                      "had none).", json_schema_extra=ID)
     k: int = Field(64, ge=1, le=4096, description="Token ids kept per position (topk).", json_schema_extra=ID)
     temperatures: list[float] = Field([1.0, 5.942267335064758],
                                       description="Temperatures whose exact log-normaliser is stored; 1.0 first.",
                                       json_schema_extra=ID)
-    value_dtype: Literal["float16", "bfloat16"] = Field("float16", description="Stored value precision.",
-                                                        json_schema_extra=ID)
+    value_dtype: Literal["float16", "bfloat16", "int8"] = Field(
+        "float16", description="Stored value precision (int8: hidden only, with a per-token scale).",
+        json_schema_extra=ID)
     examples_per_shard: int = Field(256, ge=1, description="Examples per shard file (the resume granularity).",
                                     json_schema_extra=ID)
     batch_size: int = Field(8, ge=1, description="Sequences per teacher forward pass.")
@@ -54,6 +62,14 @@ class CaptureConfig(RecipeConfig):
     @classmethod
     def _plain_name(cls, value: str) -> str:
         return check_capture_name(value)
+
+    @model_validator(mode="after")
+    def _int8_hidden_only(self) -> CaptureConfig:
+        if self.value_dtype == "int8" and self.format != "hidden":
+            raise ValueError("--value-dtype int8 is for --format hidden only")
+        if self.span == "all" and self.mode == "generate":
+            raise ValueError("--span all stores the teacher's prompt positions: use --mode prompt or answer")
+        return self
 
     @field_validator("temperatures")
     @classmethod

@@ -146,10 +146,16 @@ class KDConfig:
     chunk: int = 256  # tokens per chunk in the fused loss: peak memory ~ 20 x chunk x vocabulary x 4 bytes
 
 
-def _chunk_terms(logits: torch.Tensor, labels: torch.Tensor, teacher: Teacher, start: int, stop: int,
+def _chunk_terms(logits: torch.Tensor, labels: torch.Tensor, teacher: Teacher | None, start: int, stop: int,
                  cfg: KDConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Summed CE, summed divergence, summed bucketed forward KL, summed full forward KL (NaN when unknown)."""
+    """Summed CE, summed divergence, summed bucketed forward KL, summed full forward KL (NaN when unknown).
+
+    Without a teacher (plain fine-tuning) the divergence is 0 and both KLs are NaN.
+    """
     ce = F.cross_entropy(logits.float(), labels, ignore_index=IGNORE, reduction="sum")
+    if teacher is None:
+        nan = torch.tensor(float("nan"), device=logits.device)
+        return ce, torch.zeros((), device=logits.device), nan, nan
     student_logp = F.log_softmax(logits.float() / cfg.temperature, dim=-1)
     keep = labels != IGNORE
     if isinstance(teacher, TopKTeacher):
@@ -158,9 +164,9 @@ def _chunk_terms(logits: torch.Tensor, labels: torch.Tensor, teacher: Teacher, s
         full = torch.tensor(float("nan"))
     else:
         teacher_logp = teacher.log_probs(start, stop, cfg.temperature)
-        full = _kl(teacher_logp, student_logp).detach()[keep].sum()
+        full = _kl(teacher_logp, student_logp).detach().clamp(min=0)[keep].sum()  # rounding can dip below 0
     div = divergence(teacher_logp, student_logp, cfg.divergence, cfg.beta, cfg.skew)[keep].sum()
-    bucketed = _kl(teacher_logp, student_logp).detach()[keep].sum()
+    bucketed = _kl(teacher_logp, student_logp).detach().clamp(min=0)[keep].sum()
     return ce, div, bucketed, full
 
 
@@ -179,7 +185,7 @@ class KDStats:
     kl_full: float
 
 
-def naive_kd_loss(hidden: torch.Tensor, weight: torch.Tensor, labels: torch.Tensor, teacher: Teacher,
+def naive_kd_loss(hidden: torch.Tensor, weight: torch.Tensor, labels: torch.Tensor, teacher: Teacher | None,
                   cfg: KDConfig, bias: torch.Tensor | None = None) -> tuple[torch.Tensor, KDStats]:
     """The reference: full [N, V] student logits at once, plain autograd."""
     logits = hidden @ weight.T + (bias if bias is not None else 0)
@@ -194,7 +200,7 @@ class _FusedKD(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-                labels: torch.Tensor, teacher: Teacher, cfg: KDConfig, stats: list[KDStats]) -> torch.Tensor:
+                labels: torch.Tensor, teacher: Teacher | None, cfg: KDConfig, stats: list[KDStats]) -> torch.Tensor:
         count = int((labels != IGNORE).sum())
         want_weight = weight.requires_grad
         want_bias = bias is not None and bias.requires_grad
@@ -222,7 +228,7 @@ class _FusedKD(torch.autograd.Function):
             if grad_bias is not None:
                 grad_bias += grads[-1]
             total += loss.detach()
-            sums += torch.stack([ce.detach(), div.detach(), bucketed, full.to(bucketed)]).double().cpu()
+            sums += torch.stack([ce.detach(), div.detach().to(ce), bucketed.to(ce), full.to(ce)]).double().cpu()
         ctx.save_for_backward(grad_hidden, *(g for g in (grad_weight, grad_bias) if g is not None))
         ctx.has_weight, ctx.has_bias = grad_weight is not None, grad_bias is not None
         means = (sums / max(count, 1)).tolist()
@@ -238,7 +244,7 @@ class _FusedKD(torch.autograd.Function):
         return grad_hidden, grad_weight, grad_bias, None, None, None, None
 
 
-def fused_kd_loss(hidden: torch.Tensor, weight: torch.Tensor, labels: torch.Tensor, teacher: Teacher,
+def fused_kd_loss(hidden: torch.Tensor, weight: torch.Tensor, labels: torch.Tensor, teacher: Teacher | None,
                   cfg: KDConfig, bias: torch.Tensor | None = None) -> tuple[torch.Tensor, KDStats]:
     """The KD loss with the student's head fused in, ``cfg.chunk`` tokens at a time.
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,18 @@ def check_model_path(name: str, adapter: str | None = None) -> None:
                          "pass --model a transformers model folder")
     if adapter and not (Path(adapter).expanduser() / "adapter_config.json").is_file():
         raise KdtuiError(f"no PEFT adapter at {adapter} (expected adapter_config.json)")
+
+
+def adapter_info(adapter: str | None) -> dict[str, Any]:
+    """What ``kdtui distill`` wrote beside an adapter (its run, preset, capture and strategy), or {}."""
+    if not adapter:
+        return {}
+    path = Path(adapter).expanduser() / "kdtui.json"
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return info if isinstance(info, dict) else {}
 
 
 def load_model(name: str, adapter: str | None = None, device: str = "auto", dtype: str = "auto") -> LoadedModel:

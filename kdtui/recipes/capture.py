@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from kdtui import __version__
-from kdtui.captures.format import CapturedExample, compress_topk, encode_shard, write_shard
+from kdtui.captures.format import CapturedExample, compress_topk, encode_shard, write_head, write_shard
 from kdtui.captures.manifest import CaptureFolder
 from kdtui.config.capture import CaptureConfig
 from kdtui.data.gsm8k import Problem, load_problems
@@ -40,16 +40,23 @@ def common_prefix(a: list[int], b: list[int]) -> int:
     return n
 
 
-def build_example(teacher: Teacher, strategy: Strategy, problem: Problem, mode: str, index: int) -> CapturedExample:
-    """Token the teacher's context and mark where the targets begin (before any forward pass)."""
+def build_example(teacher: Teacher, strategy: Strategy, problem: Problem, mode: str, index: int,
+                  span: str = "targets", bos: bool = True) -> CapturedExample:
+    """Token the teacher's context and mark where the targets begin (before any forward pass).
+
+    ``span="all"`` keeps every position from 0 (row i predicts token i + 1), as the study's capture did.
+    """
     before, context_text = strategy.context(problem.question, teacher.chat_tokenizer)
     if mode == "answer":
         context_text = context_text + "\n" + problem.solution
         before = context_text[: len(context_text) - len(problem.solution)]
-    ids = teacher.encode(context_text)
+    ids = teacher.encode(context_text, bos=bos)
     # Tokens straddling the boundary belong to the targets: the student sees the same ids.
-    start = min(common_prefix(teacher.encode(before), ids), len(ids) - 1) if before else min(1, len(ids) - 1)
+    start = min(common_prefix(teacher.encode(before, bos=bos), ids), len(ids) - 1) if before else \
+        min(1, len(ids) - 1)
     start = max(start, 1)  # position 0 has no predecessor to predict it
+    if span == "all":
+        start = 1
     if mode == "generate":
         return CapturedExample(index, ids, len(ids), [])
     return CapturedExample(index, ids, start, ids[start:])
@@ -98,7 +105,10 @@ def run_capture(cfg: CaptureConfig, store: Store, progress: ProgressFn | None = 
             "temperatures": cfg.temperatures, "value_dtype": cfg.value_dtype,
             "dataset": {"data": cfg.data, "split": cfg.split, "offset": cfg.offset, "limit": cfg.limit},
             "config": cfg.identity(), "n_examples": 0, "n_tokens": 0, "shards": [], "status": "running",
+            "span": cfg.span, "bos": cfg.bos,
         }
+        if cfg.format == "hidden":  # the head once, before any shard: logits = h W^T at training time
+            manifest["head"] = write_head(folder.path, **teacher.head())
         folder.save_manifest(manifest)
     done = _resume_point(folder, manifest, cfg, identity)
     header = {"teacher": cfg.teacher, "strategy": cfg.strategy, "mode": cfg.mode, "k": str(cfg.k),
@@ -116,7 +126,7 @@ def run_capture(cfg: CaptureConfig, store: Store, progress: ProgressFn | None = 
             shard_end = min(shard_start + cfg.examples_per_shard, len(problems))
             chunk: list[CapturedExample] = []
             for position in range(shard_start, shard_end, cfg.batch_size):
-                batch = [build_example(teacher, strategy, problems[i], cfg.mode, i + cfg.offset)
+                batch = [build_example(teacher, strategy, problems[i], cfg.mode, i + cfg.offset, cfg.span, cfg.bos)
                          for i in range(position, min(position + cfg.batch_size, shard_end))]
                 _fill(teacher, batch, cfg)
                 chunk.extend(batch)
@@ -168,9 +178,20 @@ def _fill(teacher: Teacher, batch: list[CapturedExample], cfg: CaptureConfig) ->
             example.targets = new
             example.text = teacher.decode(new)
             rows.append(logits)
+        if cfg.format == "hidden":  # the head inputs of what it generated, read in one pass
+            pairs = teacher.forward_hidden([e.context for e in batch],
+                                           [(len(e.context) - len(e.targets) - 1, len(e.context) - 1) for e in batch])
+            for example, (hidden, _) in zip(batch, pairs, strict=True):
+                example.hidden = hidden.cpu()
     else:
         spans = [(e.target_start - 1, len(e.context) - 1) for e in batch]
-        rows = teacher.forward([e.context for e in batch], spans)
+        if cfg.format == "hidden":
+            pairs = teacher.forward_hidden([e.context for e in batch], spans)
+            for example, (hidden, _) in zip(batch, pairs, strict=True):
+                example.hidden = hidden.cpu()
+            rows = [logits for _, logits in pairs]
+        else:
+            rows = teacher.forward([e.context for e in batch], spans)
     for example, logits in zip(batch, rows, strict=True):
         packed = compress_topk(logits, cfg.k, cfg.temperatures)
         example.entropy = packed["entropy"].float().cpu().numpy()
@@ -179,5 +200,5 @@ def _fill(teacher: Teacher, batch: list[CapturedExample], cfg: CaptureConfig) ->
             example.logprobs = packed["logprobs"].float().cpu()
             example.lognorm = packed["lognorm"].float().cpu().numpy()
             example.log_tail = packed["log_tail"].float().cpu().numpy()
-        else:
+        elif cfg.format == "dense":
             example.logits = logits.float().cpu()

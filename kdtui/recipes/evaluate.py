@@ -21,7 +21,7 @@ from kdtui.data.gsm8k import Problem, load_problems
 from kdtui.data.prompts import PromptTemplate, get_prompt
 from kdtui.errors import KdtuiError
 from kdtui.extract import answers_match, extract_answer
-from kdtui.models.loading import LoadedModel, check_model_path, load_model
+from kdtui.models.loading import LoadedModel, adapter_info, check_model_path, load_model
 from kdtui.recipes.lifecycle import run_lifecycle
 from kdtui.store import Store
 
@@ -68,7 +68,8 @@ ProgressFn = Callable[[EvalProgress], None]
 
 def default_run_name(cfg: EvalConfig) -> str:
     model = Path(cfg.model).name or cfg.model
-    adapter = f"+{Path(cfg.adapter).name}" if cfg.adapter else ""
+    trained = adapter_info(cfg.adapter).get("run")  # a kdtui adapter is named by its distill run
+    adapter = f"+{trained or Path(cfg.adapter).name}" if cfg.adapter else ""
     return safe_run_name(f"{model}{adapter}/{cfg.prompt}")
 
 
@@ -152,6 +153,9 @@ def run_eval(cfg: EvalConfig, store: Store, logs: Path, progress: ProgressFn | N
     # -- setup: everything that can fail on bad input fails before the run is registered (the lifecycle
     # then refuses a changed setup before it touches the runs row)
     check_model_path(cfg.model, cfg.adapter)
+    if cfg.strategy is None and adapter_info(cfg.adapter).get("strategy"):
+        # A distilled student shows on the leaderboard with the strategy its teacher was prompted with.
+        cfg = cfg.model_copy(update={"strategy": adapter_info(cfg.adapter)["strategy"]})
     prompt: PromptTemplate = get_prompt(cfg.prompt, Path(cfg.prompts_file) if cfg.prompts_file else None)
     max_new_tokens = cfg.max_new_tokens or prompt.max_new_tokens
     problems = load_problems(cfg.data, cfg.limit, cfg.offset, cfg.split, cfg.data_config)

@@ -203,10 +203,35 @@ _V5_HONEST_NUMBERS = [
     _LEADERBOARD_V5,
 ]
 
+# v6: training curves.  One row per optimiser step (split 'train') or eval pass (split 'eval') of a
+# distill run, ingested from the run's metrics file; a re-ingested step replaces itself, so a resumed
+# run that recomputes steps after its last checkpoint keeps one row per step.
+_V6_TRAIN_METRICS = [
+    """CREATE TABLE train_metrics (
+        run_id INTEGER NOT NULL,
+        split VARCHAR NOT NULL,             -- train, eval
+        step INTEGER NOT NULL,              -- optimiser steps done
+        epoch DOUBLE,                       -- fractional epoch
+        loss DOUBLE,                        -- alpha*CE + (1-alpha)*D*T^2
+        ce DOUBLE,                          -- cross-entropy per target token
+        divergence DOUBLE,                  -- D per target token (before T^2)
+        kl_bucketed DOUBLE,                 -- KL(teacher||student) over top-k + tail: a lower bound
+        kl_full DOUBLE,                     -- KL(teacher||student) over the vocabulary; NULL when unknown
+        lr DOUBLE,
+        grad_norm DOUBLE,
+        tokens BIGINT,                      -- target tokens seen so far
+        tokens_per_s DOUBLE,
+        elapsed_s DOUBLE,
+        logged_at DOUBLE,                   -- epoch seconds
+        PRIMARY KEY (run_id, split, step)
+    )""",
+]
+
 MIGRATIONS: list[list[str]] = [
     _V1_TABLES + _V1_VIEWS,
     _V2_CAPTURES,
     _V3_LIFECYCLE,
     _V4_WARNINGS,
     _V5_HONEST_NUMBERS,
+    _V6_TRAIN_METRICS,
 ]

@@ -19,6 +19,7 @@ import duckdb
 
 from kdtui.errors import KdtuiError, first_line
 from kdtui.store.captures import CapturesRepo
+from kdtui.store.metrics import TrainMetricsRepo
 from kdtui.store.predictions import PredictionsRepo
 from kdtui.store.runs import RunsRepo
 from kdtui.store.schema import MIGRATIONS
@@ -78,6 +79,7 @@ class Store:
         self.predictions = PredictionsRepo(self)
         self.triage = TriageRepo(self)
         self.captures = CapturesRepo(self)
+        self.train_metrics = TrainMetricsRepo(self)
 
     # ------------------------------------------------------------------ sessions
 

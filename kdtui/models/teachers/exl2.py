@@ -71,8 +71,8 @@ class ExLlamaV2Teacher:
         except (OSError, ValueError):
             return None
 
-    def encode(self, text: str) -> list[int]:
-        return [int(t) for t in self.tokenizer.encode(text, add_bos=True)[0].tolist()]
+    def encode(self, text: str, bos: bool = True) -> list[int]:
+        return [int(t) for t in self.tokenizer.encode(text, add_bos=bos)[0].tolist()]
 
     def decode(self, ids: list[int]) -> str:
         return str(self.tokenizer.decode(torch.tensor([ids]))[0]) if ids else ""
@@ -88,6 +88,43 @@ class ExLlamaV2Teacher:
             logits = self.model.forward(torch.tensor([sequence], dtype=torch.long), cache=None)
             out.append(logits[0, a:b, : self.vocab_size])
         return out
+
+    @torch.inference_mode()
+    def forward_hidden(self, sequences: list[list[int]],
+                       spans: list[tuple[int, int]]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Head inputs via a hook on the head module (``model.modules[-1]``, an ``ExLlamaV2Linear``).
+
+        ``forward(..., return_last_state=True)`` keeps only the last position (and, in later versions,
+        the state before the final norm), so the head's own input is read instead: it is the normed
+        state at every position, whatever the version.
+        """
+        from kdtui.models.teachers import HeadInput
+
+        head_module = self.model.modules[-1]
+        original = head_module.forward
+        seen = HeadInput()
+
+        def recording(hidden_states: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+            seen(head_module, (hidden_states,))
+            return original(hidden_states, *args, **kwargs)
+
+        head_module.forward = recording
+        out = []
+        try:
+            for sequence, (a, b) in zip(sequences, spans, strict=True):
+                logits = self.model.forward(torch.tensor([sequence], dtype=torch.long), cache=None)
+                assert seen.value is not None
+                out.append((seen.value.reshape(-1, seen.value.shape[-1])[a:b], logits[0, a:b, : self.vocab_size]))
+        finally:
+            head_module.forward = original
+        return out
+
+    def head(self) -> dict[str, Any]:
+        """The head's weight, dequantised (``get_weight_tensor_dq`` returns it as [d, V])."""
+        weight = self.model.modules[-1].get_weight_tensor_dq().T[: self.vocab_size]
+        return {"weight": weight, "bias": None,
+                "logit_scale": float(getattr(self.config, "logit_scale", None) or 1.0),
+                "softcap": getattr(self.config, "final_logit_softcapping", None)}
 
     @torch.inference_mode()
     def generate(self, ids: list[int], max_new_tokens: int, temperature: float | None,

@@ -24,18 +24,16 @@ class HFTeacher:
             self.eos_ids.add(self.tokenizer.eos_token_id)
         self.chat_tokenizer: Any = self.tokenizer
 
-    def encode(self, text: str) -> list[int]:
-        return list(self.tokenizer(text, add_special_tokens=True)["input_ids"])
+    def encode(self, text: str, bos: bool = True) -> list[int]:
+        return list(self.tokenizer(text, add_special_tokens=bos)["input_ids"])
 
     def decode(self, ids: list[int]) -> str:
         return str(self.tokenizer.decode(ids, skip_special_tokens=True))
 
     def vocabulary(self) -> list[str]:
-        vocab = self.tokenizer.get_vocab()
-        by_id = [""] * max(len(self.tokenizer), max(vocab.values()) + 1)
-        for token, index in vocab.items():
-            by_id[index] = token
-        return by_id
+        from kdtui.models.teachers import hf_vocabulary
+
+        return hf_vocabulary(self.tokenizer)
 
     @torch.inference_mode()
     def forward(self, sequences: list[list[int]], spans: list[tuple[int, int]]) -> list[torch.Tensor]:
@@ -49,6 +47,27 @@ class HFTeacher:
             mask[row, : len(sequence)] = 1
         logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
         return [logits[row, a:b] for row, (a, b) in enumerate(spans)]
+
+    @torch.inference_mode()
+    def forward_hidden(self, sequences: list[list[int]],
+                       spans: list[tuple[int, int]]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        from kdtui.models.teachers import HeadInput
+
+        seen = HeadInput()
+        handle = self.model.get_output_embeddings().register_forward_pre_hook(seen)
+        try:
+            logits = self.forward(sequences, spans)
+        finally:
+            handle.remove()
+        assert seen.value is not None
+        return [(seen.value[row, a:b], rows) for row, ((a, b), rows) in enumerate(zip(spans, logits, strict=True))]
+
+    def head(self) -> dict[str, Any]:
+        head = self.model.get_output_embeddings()
+        config = self.model.config
+        return {"weight": head.weight.detach(), "bias": getattr(head, "bias", None),
+                "logit_scale": float(getattr(config, "logit_scale", None) or 1.0),
+                "softcap": getattr(config, "final_logit_softcapping", None)}
 
     @torch.inference_mode()
     def generate(self, ids: list[int], max_new_tokens: int, temperature: float | None,

@@ -1,0 +1,334 @@
+"""Distillation recipe: a student learns from a teacher capture (or, as the control, from reference solutions).
+
+Setup (config, capture, tokenizer check, items, student with LoRA, optimiser, schedule, resume point)
+-> loop (micro-batches, gradient accumulation, an optimiser step, a metrics line, eval and checkpoints
+on their schedule) -> cleanup (final eval, the adapter in PEFT format, metrics ingested). The engine
+is Hugging Face accelerate: the same code runs on CPU, one GPU, or under ``accelerate launch``; only
+the main process writes. Killed at any moment, ``--resume`` continues from the last checkpoint and
+reaches the loss an uninterrupted run reaches.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from kdtui.config.distill import DistillConfig
+from kdtui.data.gsm8k import load_problems
+from kdtui.data.strategies import Strategy
+from kdtui.errors import KdtuiError
+from kdtui.kd.checkpoint import Position, checkpoints, load_checkpoint, save_checkpoint
+from kdtui.kd.examples import TrainItem, aligned_items, captured_examples, fine_tune_items, literal_items
+from kdtui.kd.losses import KDConfig, KDStats
+from kdtui.kd.metrics_log import MetricsIngester, MetricsLog
+from kdtui.kd.step import HeadWeights, TargetHidden, aligned_loss, literal_loss, load_head
+from kdtui.models.loading import check_model_path, resolve_device, resolve_dtype
+from kdtui.models.teachers import hf_vocabulary, identity_of
+from kdtui.recipes.lifecycle import run_lifecycle
+from kdtui.store import Store
+
+ProgressFn = Callable[[dict[str, Any]], None]
+FINAL_INGEST_TIMEOUT_S = 30.0
+
+
+@dataclass
+class DistillResult:
+    run: str
+    steps: int
+    final_loss: float
+    eval_loss: float | None
+    adapter: Path | None
+    folder: Path
+    metrics_pending: bool = False
+    warnings: dict[str, int] = field(default_factory=dict)
+
+
+def run_folder(root: Path, run: str) -> Path:
+    """``store/distill/<run>``: '/' and ':' in a run name become '__' (a run name is one folder)."""
+    return root / "distill" / run.replace("/", "__").replace(":", "_")
+
+
+def check_tokenizer(manifest: dict[str, Any], tokenizer: Any, model: Any, student: str) -> None:
+    """Refuse a student whose vocabulary is not the teacher's: token ids would mean different things."""
+    rows = int(model.get_output_embeddings().weight.shape[0])
+    mine = identity_of(hf_vocabulary(tokenizer), rows)
+    if mine != manifest["tokenizer"]:
+        raise KdtuiError(f"the student {student} has another tokenizer than capture {manifest['name']!r}'s teacher "
+                         f"(student {mine}, teacher {manifest['tokenizer']}); distil a student of the teacher's "
+                         "family, or capture with a teacher that shares its tokenizer")
+
+
+def _items(cfg: DistillConfig, root: Path, tokenizer: Any) -> tuple[list[TrainItem], dict[str, Any] | None,
+                                                                    HeadWeights | None]:
+    if cfg.preset == "fine-tune":
+        assert cfg.data is not None
+        problems = load_problems(cfg.data, cfg.limit, 0, cfg.split, cfg.data_config)
+        return fine_tune_items(problems, tokenizer, cfg.max_length), None, None
+    assert cfg.capture is not None
+    manifest, examples = captured_examples(root, cfg.capture)
+    if cfg.limit is not None:
+        examples = examples[:cfg.limit]
+    head = load_head(root, manifest) if manifest["format"] == "hidden" else None
+    if cfg.preset == "study-literal":
+        return literal_items(manifest, examples, tokenizer, cfg.max_length), manifest, head
+    strategy = Strategy.model_validate(manifest["strategy"])
+    return aligned_items(manifest, examples, tokenizer, cfg.temperature, cfg.max_length, strategy), manifest, head
+
+
+def _schedule(cfg: DistillConfig, optimizer: Any, total_steps: int, steps_per_epoch: int) -> Any:
+    from transformers import (
+        get_constant_schedule_with_warmup,
+        get_cosine_schedule_with_warmup,
+        get_linear_schedule_with_warmup,
+    )
+
+    if cfg.schedule == "study-cosine":  # the notebooks: T_max = one epoch, so epoch 2 climbs back up
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps_per_epoch)
+    if cfg.schedule == "cosine":
+        return get_cosine_schedule_with_warmup(optimizer, cfg.warmup_steps, total_steps)
+    if cfg.schedule == "linear":
+        return get_linear_schedule_with_warmup(optimizer, cfg.warmup_steps, total_steps)
+    return get_constant_schedule_with_warmup(optimizer, cfg.warmup_steps)
+
+
+def _optimizer(cfg: DistillConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def _order(cfg: DistillConfig, n: int, epoch: int) -> list[int]:
+    if not cfg.shuffle:
+        return list(range(n))
+    generator = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
+    return torch.randperm(n, generator=generator).tolist()
+
+
+def run_distill(cfg: DistillConfig, store: Store, logs: Path, progress: ProgressFn | None = None,
+                should_stop: Callable[[], bool] | None = None) -> DistillResult:
+    """Train ``cfg``'s student; resumable with ``cfg.resume``."""
+    from accelerate import Accelerator
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+
+    # -- setup: bad input fails before the run is registered
+    check_model_path(cfg.student)
+    folder = run_folder(store.root, cfg.run)
+    found = checkpoints(folder / "checkpoints")
+    if found and not cfg.resume:
+        raise KdtuiError(f"run {cfg.run!r} has checkpoints in {folder}: add --resume to continue it, or choose "
+                         "another --run")
+    device = resolve_device(cfg.device)
+    accelerator = Accelerator(cpu=device == "cpu")
+    dtype = resolve_dtype(cfg.dtype, str(accelerator.device))
+    tokenizer = AutoTokenizer.from_pretrained(cfg.student)
+    torch.manual_seed(cfg.seed)
+    model: Any = AutoModelForCausalLM.from_pretrained(cfg.student, dtype=dtype)
+    items, manifest, head = _items(cfg, store.root, tokenizer)
+    if manifest is not None:
+        check_tokenizer(manifest, tokenizer, model, cfg.student)
+    train, held_out = (items[:-cfg.eval_size], items[-cfg.eval_size:]) if cfg.eval_size else (items, [])
+    if not train:
+        raise KdtuiError(f"no training examples left (found {len(items)}, --eval-size {cfg.eval_size}); lower "
+                         "--eval-size or raise --limit")
+    if cfg.lora:
+        from peft import LoraConfig, get_peft_model
+
+        model = get_peft_model(model, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
+                                                 lora_dropout=cfg.lora_dropout, target_modules=cfg.targets,
+                                                 task_type="CAUSAL_LM"))
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+        if cfg.lora:
+            model.enable_input_require_grads()
+    forward = TargetHidden(model)
+    kd = KDConfig(alpha=cfg.alpha if cfg.distils else 1.0, temperature=cfg.temperature, divergence=cfg.loss,
+                  beta=cfg.beta, skew=cfg.skew, chunk=cfg.chunk)
+    optimizer = _optimizer(cfg, model)
+    batches_per_epoch = math.ceil(len(train) / cfg.batch_size)
+    steps_per_epoch = math.ceil(batches_per_epoch / cfg.grad_accum)
+    total_steps = min(steps_per_epoch * cfg.epochs, cfg.max_steps or 1 << 62)
+    scheduler = _schedule(cfg, optimizer, total_steps, steps_per_epoch)
+    forward, optimizer = accelerator.prepare(forward, optimizer)
+    position = load_checkpoint(found[-1], model, optimizer, scheduler) if found else Position()
+    main = accelerator.is_main_process
+
+    def batch_loss(batch: list[TrainItem]) -> tuple[torch.Tensor, KDStats, int]:
+        if cfg.preset == "study-literal":
+            return literal_loss(model, batch[0], cfg.alpha, cfg.temperature, head)
+        return aligned_loss(forward, model, batch, kd, head)
+
+    def evaluate() -> float | None:
+        if not held_out:
+            return None
+        model.eval()
+        total, count = 0.0, 0
+        with torch.no_grad():
+            for start in range(0, len(held_out), cfg.batch_size):
+                loss, _, n = batch_loss(held_out[start:start + cfg.batch_size])
+                total, count = total + float(loss) * n, count + n
+        model.train()
+        return total / max(count, 1)
+
+    metrics_path = folder / "metrics.jsonl"
+    with run_lifecycle(store, cfg, name=cfg.run, kind="distill", logs=logs, should_stop=should_stop) as run:
+        log = MetricsLog(metrics_path) if main else None
+        ingester = MetricsIngester(store, run.run_id, metrics_path).start() if main else None
+        if main:
+            _write_info(folder, cfg, manifest)
+        # -- loop: micro-batches accumulate into an optimiser step; every step is a metrics line
+        model.train()
+        clock = _Clock(position.step)
+        last_loss = math.nan
+        try:
+            for epoch in range(position.epoch, cfg.epochs):
+                order = _order(cfg, len(train), epoch)
+                step = _StepSums()
+                for b in range(position.batch if epoch == position.epoch else 0, batches_per_epoch):
+                    if position.step >= total_steps or run.should_stop():
+                        break
+                    batch = [train[i] for i in order[b * cfg.batch_size:(b + 1) * cfg.batch_size]]
+                    last_of_step = step.micro + 1 == cfg.grad_accum or b + 1 == batches_per_epoch
+                    with nullcontext() if last_of_step else accelerator.no_sync(forward):
+                        loss, stats, n = batch_loss(batch)
+                        _stop_if_not_finite(float(loss.detach()), position.step + 1, folder)
+                        accelerator.backward(loss / cfg.grad_accum if cfg.grad_accum > 1 else loss)
+                    step.add(float(loss.detach()), stats, n)
+                    if not last_of_step:
+                        continue
+                    grad_norm = _grad_norm(model, cfg.max_grad_norm)
+                    lr = scheduler.get_last_lr()[0]  # the rate this step used
+                    optimizer.step()
+                    scheduler.step()
+                    optimizer.zero_grad(set_to_none=True)
+                    position.step, position.batch = position.step + 1, b + 1
+                    position.tokens += step.tokens
+                    row = step.row(position, epoch + (b + 1) / batches_per_epoch, lr, grad_norm, clock)
+                    last_loss, step = row["loss"], _StepSums()
+                    if log is not None:
+                        log.append(row)
+                        if cfg.eval_every and position.step % cfg.eval_every == 0:
+                            log.append({"split": "eval", "step": position.step, "loss": evaluate(),
+                                        "logged_at": time.time()})
+                        if position.step % cfg.checkpoint_every == 0:
+                            save_checkpoint(folder / "checkpoints", model, optimizer, scheduler, position,
+                                            cfg.keep_checkpoints)
+                        if progress is not None:
+                            progress(row | {"total_steps": total_steps, "eta_s": clock.eta(position.step,
+                                                                                            total_steps)})
+                if run.stopped or position.step >= total_steps:
+                    break
+                position.epoch, position.batch = epoch + 1, 0
+            # -- cleanup: the checkpoint to resume from, the final eval, the adapter
+            adapter = None
+            if main:
+                save_checkpoint(folder / "checkpoints", model, optimizer, scheduler, position, cfg.keep_checkpoints)
+            eval_loss = None
+            if not run.stopped:
+                eval_loss = evaluate()
+                if log is not None:
+                    if eval_loss is not None:
+                        log.append({"split": "eval", "step": position.step, "loss": eval_loss,
+                                    "logged_at": time.time()})
+                    adapter = _save_outputs(folder, cfg, model, tokenizer, manifest)
+        finally:
+            if log is not None:
+                log.close()
+            pending = ingester is not None and not ingester.close(FINAL_INGEST_TIMEOUT_S)
+            if pending:
+                run.warn("metrics_not_ingested")
+    return DistillResult(cfg.run, position.step, last_loss, eval_loss, adapter, folder, pending, dict(run.warnings))
+
+
+class _Clock:
+    """Throughput and ETA of this session (a resumed run does not count the steps it inherited)."""
+
+    def __init__(self, first_step: int) -> None:
+        self.started, self.first_step, self.tokens = time.monotonic(), first_step, 0
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def eta(self, step: int, total: int) -> float | None:
+        rate = (step - self.first_step) / self.elapsed() if self.elapsed() > 0 else 0.0
+        return (total - step) / rate if rate > 0 else None
+
+
+@dataclass
+class _StepSums:
+    """Token-weighted sums over the micro-batches of one optimiser step."""
+
+    micro: int = 0
+    tokens: int = 0
+    sums: list[float] = field(default_factory=lambda: [0.0] * 5)
+
+    def add(self, loss: float, stats: KDStats, n: int) -> None:
+        self.micro += 1
+        self.tokens += n
+        for i, value in enumerate((loss, stats.ce, stats.divergence, stats.kl_bucketed, stats.kl_full)):
+            self.sums[i] += value * n
+
+    def row(self, position: Position, epoch: float, lr: float, grad_norm: float, clock: _Clock) -> dict[str, Any]:
+        clock.tokens += self.tokens
+        elapsed = clock.elapsed()
+        loss, ce, divergence, kl_bucketed, kl_full = (v / max(self.tokens, 1) for v in self.sums)
+        return {"split": "train", "step": position.step, "epoch": epoch, "loss": loss, "ce": ce,
+                "divergence": divergence, "kl_bucketed": kl_bucketed, "kl_full": kl_full, "lr": lr,
+                "grad_norm": grad_norm, "tokens": position.tokens,
+                "tokens_per_s": clock.tokens / elapsed if elapsed > 0 else None, "elapsed_s": elapsed,
+                "logged_at": time.time()}
+
+
+def _stop_if_not_finite(loss: float, step: int, folder: Path) -> None:
+    """A NaN/inf loss ends the run before it reaches the weights; the last checkpoint stays good."""
+    if math.isfinite(loss):
+        return
+    last = checkpoints(folder / "checkpoints")
+    raise KdtuiError(f"the loss became {loss} at step {step}; stopped with the last good checkpoint "
+                     f"{last[-1] if last else '(none yet)'} kept: lower --lr, or check the capture")
+
+
+def _grad_norm(model: torch.nn.Module, clip: float | None) -> float:
+    params = [p for p in model.parameters() if p.grad is not None]
+    if not params:
+        return 0.0
+    return float(torch.nn.utils.clip_grad_norm_(params, clip if clip is not None else math.inf))
+
+
+def _write_info(folder: Path, cfg: DistillConfig, manifest: dict[str, Any] | None) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    info = {"run": cfg.run, "preset": cfg.preset, "student": cfg.student, "capture": cfg.capture,
+            "strategy": manifest["strategy"]["name"] if manifest else cfg.preset, "config": cfg.model_dump()}
+    (folder / "kdtui.json").write_text(json.dumps(info, indent=1))
+
+
+def _save_outputs(folder: Path, cfg: DistillConfig, model: Any, tokenizer: Any,
+                  manifest: dict[str, Any] | None) -> Path:
+    """The adapter in PEFT format (or the full model), with kdtui.json naming its run and strategy."""
+    target = folder / ("adapter" if cfg.lora else "model")
+    tmp = folder / f".tmp-{target.name}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    if not cfg.lora:
+        tokenizer.save_pretrained(tmp)
+    (tmp / "kdtui.json").write_text((folder / "kdtui.json").read_text())
+    shutil.rmtree(target, ignore_errors=True)
+    tmp.rename(target)
+    if cfg.merge and cfg.lora:
+        merged = folder / "merged"
+        shutil.rmtree(merged, ignore_errors=True)
+        model.merge_and_unload().save_pretrained(merged)
+        tokenizer.save_pretrained(merged)
+    return target

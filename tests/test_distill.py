@@ -1,0 +1,331 @@
+"""The distillation recipe on tiny real models: losses against the formulas, the notebooks' step, resume,
+refusals, NaN, and metrics that survive a busy store."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from kdtui.config.capture import CaptureConfig
+from kdtui.config.distill import DistillConfig
+from kdtui.errors import KdtuiError
+from kdtui.kd.examples import aligned_items, captured_examples, literal_items
+from kdtui.kd.losses import KDConfig
+from kdtui.kd.step import TargetHidden, aligned_loss, load_head
+from kdtui.recipes.capture import run_capture
+from kdtui.recipes.distill import run_distill, run_folder
+from kdtui.store import Store
+from tests.tiny import build_tiny_llama
+
+REPO = Path(__file__).resolve().parents[1]
+ALPHA, T = 0.6093348343631224, 5.942267335064758
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A teacher with the student's tokenizer but other weights, so KL is far from 0."""
+    return build_tiny_llama(tmp_path_factory.mktemp("teacher"), seed=11)
+
+
+def capture(store: Store, teacher: Path, name: str, **options: Any) -> dict[str, Any]:
+    cfg = CaptureConfig.model_validate({"name": name, "teacher": str(teacher), "data": "synthetic", "limit": 6,
+                                        "device": "cpu", "examples_per_shard": 4} | options)
+    return run_capture(cfg, store, logs=store.root / "logs")
+
+
+def distill_cfg(student: Path, run: str, **options: Any) -> DistillConfig:
+    flags = {"run": run, "student": str(student), "device": "cpu", "lora_dropout": 0.0} | options
+    return DistillConfig.from_sources(flags)
+
+
+def train_rows(store: Store, run: str) -> list[dict[str, Any]]:
+    record = store.runs.get(run)
+    assert record is not None
+    return store.train_metrics.curve(record.id)
+
+
+def wait_for(condition: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.02)
+
+
+# ----------------------------------------------------------------------------- losses
+
+
+@pytest.mark.parametrize("fmt", ["dense", "hidden"])
+def test_study_preset_loss_equals_the_dense_formula(tiny_model: Path, teacher: Path, tmp_path: Path,
+                                                    fmt: str) -> None:
+    """Aligned KD through the fused path equals alpha*CE + (1-alpha)*KL(s||t)*T^2 computed densely."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    store = Store(tmp_path / "store")
+    manifest = capture(store, teacher, "c", mode="answer", format=fmt)
+    _, examples = captured_examples(store.root, "c")
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    from kdtui.data.strategies import Strategy
+
+    items = aligned_items(manifest, examples[:3], tokenizer, T, 1024, Strategy.model_validate(manifest["strategy"]))
+    model = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32)
+    head = load_head(store.root, manifest) if fmt == "hidden" else None
+    loss, stats, n = aligned_loss(TargetHidden(model), model, items, KDConfig(alpha=ALPHA, temperature=T,
+                                                                                divergence="reverse_kl"), head)
+
+    teacher_model = AutoModelForCausalLM.from_pretrained(teacher, dtype=torch.float32)
+    ce_sum, kl_sum, count = 0.0, 0.0, 0
+    for item, example in zip(items, examples[:3], strict=True):
+        logits = model(input_ids=torch.tensor([item.input_ids])).logits[0]
+        student = logits[item.target_pos:item.target_pos + item.n_targets]
+        full = teacher_model(input_ids=torch.tensor([example.context])).logits[0]
+        t_logits = full[example.target_start - 1:example.target_start - 1 + item.n_targets]
+        labels = torch.tensor(item.labels)
+        ce_sum += float(F.cross_entropy(student, labels, reduction="sum").detach())
+        s_logp, t_logp = F.log_softmax(student / T, -1), F.log_softmax(t_logits / T, -1)
+        kl_sum += float((s_logp.exp() * (s_logp - t_logp)).sum().detach())
+        count += item.n_targets
+    assert n == count
+    expected = (ALPHA * ce_sum + (1 - ALPHA) * kl_sum * T**2) / count
+    assert math.isclose(float(loss), expected, rel_tol=1e-4), (float(loss), expected)  # fp16 storage
+    assert stats.kl_full > 1e-4  # a different teacher: the full KL is known and not 0
+
+
+def test_study_literal_equals_the_notebook_step(tiny_model: Path, teacher: Path, tmp_path: Path) -> None:
+    """Two steps of the recipe's study-literal preset equal a transcription of ai-KD/distill.ipynb's loop."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    store = Store(tmp_path / "store")
+    capture(store, teacher, "all", mode="prompt", span="all", bos=False, format="dense", value_dtype="float16")
+    cfg = distill_cfg(tiny_model, "lit", preset="study-literal", capture="all", max_steps=2, seed=3)
+    run_distill(cfg, store, tmp_path / "logs")
+    ours = [row["loss"] for row in train_rows(store, "lit")]
+
+    # -- the transcription (KnowledgeDistillationLoss and train_model, batch_size 1, file order)
+    manifest, examples = captured_examples(store.root, "all")
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    from kdtui.kd.examples import capture_problems
+
+    problems = capture_problems(manifest)
+    torch.manual_seed(3)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32)
+    model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0,
+                                             target_modules=["q_proj", "v_proj", "k_proj", "o_proj"],
+                                             task_type="CAUSAL_LM"))
+    lora = [p for n, p in model.named_parameters() if "lora" in n]
+    base = [p for n, p in model.named_parameters() if "lora" not in n]
+    optimizer = torch.optim.SGD([{"params": base, "weight_decay": 0.0}, {"params": lora, "weight_decay": 1e-2}],
+                                lr=5e-6, momentum=0.9)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=len(examples))
+    theirs = []
+    model.train()
+    for batch_idx in range(2):
+        example = problems[examples[batch_idx].index]
+        inputs = tokenizer(example.question, truncation=True, max_length=256, return_tensors="pt")
+        labels = tokenizer(example.solution, truncation=True, max_length=256, return_tensors="pt")["input_ids"]
+        student_logits = model(**inputs).logits
+        teacher_logits = examples[batch_idx].logits.float()[None]  # type: ignore[union-attr]
+        seq_len = min(student_logits.size(1), labels.size(1), teacher_logits.size(1))
+        student_logits = student_logits[:, :seq_len, :].reshape(-1, student_logits.size(-1))
+        labels = labels[:, :seq_len].reshape(-1)
+        teacher_logits = teacher_logits[:, :seq_len, :].reshape(-1, student_logits.size(-1))
+        loss_hard = torch.nn.CrossEntropyLoss()(student_logits, labels)
+        teacher_log_probs = F.log_softmax(teacher_logits / T, dim=1)
+        student_probs = F.softmax(student_logits / T, dim=1)
+        loss_soft = F.kl_div(teacher_log_probs, student_probs, reduction="batchmean", log_target=False) * T**2
+        loss = ALPHA * loss_hard + (1.0 - ALPHA) * loss_soft
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        theirs.append(float(loss))
+    assert len(ours) == 2
+    for a, b in zip(ours, theirs, strict=True):
+        assert abs(a - b) <= 1e-6, (ours, theirs)
+
+
+def test_study_literal_refuses_a_targets_capture(tiny_model: Path, teacher: Path, tmp_path: Path) -> None:
+    store = Store(tmp_path / "store")
+    manifest = capture(store, teacher, "t", format="dense")
+    _, examples = captured_examples(store.root, "t")
+    with pytest.raises(KdtuiError, match="--span all"):
+        literal_items(manifest, examples, None, 256)
+
+
+# ----------------------------------------------------------------------------- the run
+
+
+def test_resume_after_sigkill_equals_an_uninterrupted_run(tiny_model: Path, teacher: Path, tmp_path: Path) -> None:
+    store_dir = tmp_path / "store"
+    store = Store(store_dir)
+    capture(store, teacher, "c", mode="answer")
+    common = ["--student", str(tiny_model), "--capture", "c", "--device", "cpu", "--epochs", "40",
+              "--checkpoint-every", "5", "--lr", "1e-3", "--lora-dropout", "0.1", "--seed", "5", "--batch-size", "2",
+              "--grad-accum", "2", "--store", str(store_dir), "--logs", str(tmp_path / "logs")]
+    whole = run_distill(DistillConfig.from_sources({
+        "run": "whole", "student": str(tiny_model), "capture": "c", "device": "cpu", "epochs": 40,
+        "checkpoint_every": 5, "lr": 1e-3, "lora_dropout": 0.1, "seed": 5, "batch_size": 2, "grad_accum": 2}),
+        store, tmp_path / "logs")
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
+    proc = subprocess.Popen([sys.executable, "-m", "kdtui.cli", "distill", "--run", "cut", *common], cwd=REPO,
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    checkpoints = run_folder(store_dir, "cut") / "checkpoints"
+    try:
+        wait_for(lambda: (checkpoints.is_dir() and any(p.name.startswith("step-") for p in checkpoints.iterdir()))
+                 or proc.poll() is not None, 120, "a first checkpoint")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        proc.kill()
+    killed_at = max(json.loads(line)["step"] for line in
+                    (run_folder(store_dir, "cut") / "metrics.jsonl").read_text().splitlines())
+    assert killed_at < whole.steps, "the run finished before it could be killed"
+    refused = subprocess.run([sys.executable, "-m", "kdtui.cli", "distill", "--run", "cut", *common], cwd=REPO,
+                             env=env, capture_output=True, text=True)
+    assert refused.returncode == 2 and "--resume" in refused.stderr
+    resumed = subprocess.run([sys.executable, "-m", "kdtui.cli", "distill", "--run", "cut", "--resume", *common],
+                             cwd=REPO, env=env, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    a, b = train_rows(store, "whole"), train_rows(store, "cut")
+    assert [r["step"] for r in b] == list(range(1, whole.steps + 1))  # every step once, none lost in the kill
+    assert abs(a[-1]["loss"] - b[-1]["loss"]) <= 1e-4, (a[-1], b[-1])
+
+
+def test_tokenizer_mismatch_is_refused(tiny_model: Path, teacher: Path, tmp_path: Path) -> None:
+    from transformers import AutoModelForCausalLM
+
+    store = Store(tmp_path / "store")
+    capture(store, teacher, "c")
+    other = tmp_path / "other"
+    shutil.copytree(tiny_model, other)
+    model = AutoModelForCausalLM.from_pretrained(other)
+    model.resize_token_embeddings(model.get_output_embeddings().weight.shape[0] + 8)
+    model.save_pretrained(other)
+    with pytest.raises(KdtuiError, match="another tokenizer"):
+        run_distill(distill_cfg(other, "x", capture="c", max_steps=1), store, tmp_path / "logs")
+    assert store.runs.get("x") is None  # refused before the run was registered
+
+
+def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tiny_model: Path, teacher: Path,
+                                                                    tmp_path: Path) -> None:
+    store = Store(tmp_path / "store")
+    capture(store, teacher, "c")
+    cfg = distill_cfg(tiny_model, "nan", capture="c", optimizer="sgd", lr=1e30, momentum=0.0, epochs=30,
+                      checkpoint_every=1, schedule="constant")
+    with pytest.raises(KdtuiError, match=r"the loss became (nan|inf) at step (\d+); stopped with the last good "
+                                         r"checkpoint .*step-"):
+        run_distill(cfg, store, tmp_path / "logs")
+    record = store.runs.get("nan")
+    assert record is not None and record.status == "failed" and "the loss became" in (record.error or "")
+    kept = sorted((run_folder(store.root, "nan") / "checkpoints").iterdir())
+    weights = kept[-1] / "trainable.safetensors"
+    from safetensors.torch import load_file
+
+    assert all(torch.isfinite(t).all() for t in load_file(str(weights)).values())
+
+
+def test_an_outside_reader_during_training_loses_no_metrics(tiny_model: Path, teacher: Path, tmp_path: Path) -> None:
+    """A read-only DuckDB client opens the file mid-run: ingestion and the run's end wait, every step arrives."""
+    import threading
+
+    store = Store(tmp_path / "store")
+    capture(store, teacher, "c")
+    cfg = distill_cfg(tiny_model, "held", capture="c", epochs=4, checkpoint_every=100)
+    metrics = run_folder(store.root, "held") / "metrics.jsonl"
+    result: dict[str, Any] = {}
+    worker = threading.Thread(target=lambda: result.update(r=run_distill(cfg, store, tmp_path / "logs")))
+    holder = None
+    try:
+        worker.start()
+        wait_for(lambda: metrics.is_file() and len(metrics.read_text().splitlines()) >= 1, 120, "the first step")
+        holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time\nwhile True:\n    try:\n"
+                                   "        c = duckdb.connect(sys.argv[1], read_only=True); break\n"
+                                   "    except duckdb.IOException: time.sleep(0.01)\n"
+                                   "print('held', flush=True); sys.stdin.read()", str(store.path)],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        wait_for(lambda: len(metrics.read_text().splitlines()) >= 24, 120, "every step in the metrics file")
+        assert worker.is_alive()  # it cannot record its end while the outside client holds the file
+        assert holder.stdin is not None
+        holder.stdin.close()
+        holder.wait(timeout=30)
+        worker.join(timeout=120)
+    finally:
+        if holder is not None:
+            holder.kill()
+    assert result["r"].steps == 24 and not result["r"].metrics_pending
+    assert [r["step"] for r in train_rows(store, "held")] == list(range(1, 25))
+
+
+def test_fine_tune_control_and_eval_of_the_adapter(tiny_model: Path, teacher: Path, tmp_path: Path) -> None:
+    """The fine-tune preset trains on solutions alone; the adapter loads in `kdtui eval --adapter`, and a
+    distilled student shows with its strategy on the leaderboard."""
+    from kdtui.config.eval import EvalConfig
+    from kdtui.recipes.evaluate import run_eval
+    from kdtui.store.reads import leaderboard
+
+    store = Store(tmp_path / "store")
+    ft = run_distill(distill_cfg(tiny_model, "ft", preset="fine-tune", data="synthetic", limit=4, max_steps=2),
+                     store, tmp_path / "logs")
+    assert ft.adapter is not None and (ft.adapter / "adapter_config.json").is_file()
+    assert all(math.isnan(r["kl_full"] or math.nan) and r["divergence"] == 0 for r in train_rows(store, "ft"))
+    capture(store, teacher, "c")
+    kd = run_distill(distill_cfg(tiny_model, "kd", capture="c", max_steps=2), store, tmp_path / "logs")
+    assert kd.adapter is not None
+    result = run_eval(EvalConfig.model_validate({"model": str(tiny_model), "adapter": str(kd.adapter),
+                                                 "data": "synthetic", "limit": 2, "max_new_tokens": 8,
+                                                 "device": "cpu"}), store, tmp_path / "logs")
+    assert result.run.endswith("+kd/plain")
+    row = next(r for r in leaderboard(store) if r.name == result.run)
+    assert row.strategy == "base"
+
+
+def test_cli_distill_one_line_errors(tiny_model: Path, tmp_path: Path) -> None:
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
+
+    def kdtui(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "kdtui.cli", *args, "--store", str(tmp_path / "s")], cwd=REPO,
+                              env=env, capture_output=True, text=True)
+
+    for args, message in [
+        (["distill", "--run", "r", "--student", str(tiny_model)], "give --capture NAME"),
+        (["distill", "--run", "r", "--student", str(tiny_model), "--capture", "nope"], "no capture 'nope'"),
+        (["distill", "--run", "r", "--student", str(tiny_model), "--preset", "fine-tune"], "give --data"),
+        (["distill", "--run", "r", "--student", str(tmp_path / "missing"), "--capture", "c"], "no model at"),
+        (["distill", "--run", "r", "--student", str(tiny_model), "--capture", "c", "--alpha", "2"], "--alpha"),
+    ]:
+        proc = kdtui(*args)
+        assert proc.returncode == 2, proc.stderr
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and message in lines[0], proc.stderr
+
+
+@pytest.mark.parametrize("dtype", ["float16", "int8"])
+def test_hidden_capture_reconstructs_the_teachers_logits(teacher: Path, tmp_path: Path, dtype: str) -> None:
+    """h W^T from the stored head input equals the live teacher's logits within the storage rounding."""
+    from kdtui.captures.inspect import hidden_fidelity
+
+    store = Store(tmp_path / "store")
+    manifest = capture(store, teacher, "h", mode="answer", format="hidden", value_dtype=dtype)
+    assert manifest["head"]["file"] == "head.safetensors" and manifest["span"] == "targets"
+    rows = hidden_fidelity(store.root, "h", str(teacher), "hf", sample=6, device="cpu")
+    assert [r["temperature"] for r in rows] == [1.0, T]
+    limit = 1e-6 if dtype == "float16" else 1e-4  # int8 with a per-token scale keeps ~2 decimal digits
+    for row in rows:
+        assert row["kl"] <= limit, rows
+        assert row["max_abs_dlogit"] <= (1e-2 if dtype == "float16" else 0.1), rows
+    hidden_bytes = manifest["shards"][0]["bytes"] / manifest["shards"][0]["n_tokens"]
+    assert hidden_bytes < 64 * 2 + 200  # d = 64 fp16 values (+ ids and bookkeeping) per token, not V
