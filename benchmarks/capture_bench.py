@@ -7,7 +7,12 @@ T=1 and T=5.94; capture throughput vs a bare forward of the same model (target:
 overhead <= 15%); peak RSS and bytes on disk vs the study's way (dense logits kept
 in RAM, one file at the end); and the format's cost at Llama 3's 128,256-token
 vocabulary on a synthetic logit tensor (target: <= 4.25 bytes per stored (id, value)
-plus <= 24 bytes per token).
+plus <= 24 bytes per token). It also compares the three stored forms: bytes/token of ``hidden``
+(fp16 and int8) vs ``dense`` vs ``topk`` here and at Llama 3.1 405B's shapes (d = 16,384,
+V = 128,256); the KL each form implies against the live teacher at T = 1 and 5.94 (top-k: the
+bucketed KL, a lower bound, and the KL of a student that spreads the tail uniformly; hidden and
+dense: KL(full || stored), which only rounding makes non-zero); and the tail mass's relative error
+derived as 1 - sum of fp16 values (format 1) vs the fp32 log tail stored since format 2.
 """
 
 from __future__ import annotations
@@ -23,8 +28,8 @@ from pathlib import Path
 
 import torch
 
-from kdtui.captures.format import CapturedExample, compress_topk, encode_shard
-from kdtui.captures.inspect import fidelity
+from kdtui.captures.format import CapturedExample, compress_topk, encode_shard, read_shard, tail_mass
+from kdtui.captures.inspect import fidelity, hidden_fidelity
 from kdtui.config.capture import CaptureConfig
 from kdtui.data.gsm8k import load_problems
 from kdtui.data.strategies import get_strategy
@@ -109,6 +114,72 @@ def synthetic_128k(n_tokens: int = 2048, k: int = 64) -> tuple[float, float]:
     return entry_bytes / (n_tokens * k), (total - entry_bytes) / n_tokens
 
 
+def dense_fidelity(root: Path, name: str, teacher_path: str, n: int) -> list[tuple[float, float]]:
+    """KL(full || stored) of a dense capture: the live teacher's logits vs the stored fp16 ones."""
+    teacher = load_teacher("hf", teacher_path, "cpu")
+    manifest = json.loads((root / "captures" / name / "manifest.json").read_text())
+    entry = manifest["shards"][0]
+    out = []
+    for t in manifest["temperatures"]:
+        total, count = 0.0, 0
+        for example in read_shard(root / "captures" / name / entry["file"], entry).examples()[:n]:
+            span = (example.target_start - 1, example.target_start - 1 + len(example.targets))
+            live = teacher.forward([example.context], [span])[0].float()
+            full = torch.log_softmax(live / t, -1)
+            stored = torch.log_softmax(example.logits.float() / t, -1)  # type: ignore[union-attr]
+            total += float((full.exp() * (full - stored)).sum(-1).clamp(min=0).sum())
+            count += live.shape[0]
+        out.append((t, total / max(count, 1)))
+    return out
+
+
+def llama405b_bytes(n_tokens: int = 64) -> list[tuple[str, str]]:
+    """Bytes per token of each form at Llama 3.1 405B's shapes, from real encoded shards."""
+    vocab, d = 128_256, 16_384
+    torch.manual_seed(0)
+    logits = torch.randn(n_tokens, vocab) * 2
+    hidden = torch.randn(n_tokens, d)
+    context = torch.randint(0, vocab, (n_tokens + 40,)).tolist()
+    out = []
+    for fmt, dtype in (("dense", "float16"), ("hidden", "float16"), ("hidden", "int8"), ("topk", "float16")):
+        example = CapturedExample(index=0, context=context, target_start=40, targets=context[40:40 + n_tokens],
+                                  entropy=torch.zeros(n_tokens).numpy())
+        if fmt == "dense":
+            example.logits = logits
+        elif fmt == "hidden":
+            example.hidden = hidden
+        else:
+            packed = compress_topk(logits, 64, [1.0, T_STUDY])
+            example.ids, example.logprobs = packed["ids"].numpy(), packed["logprobs"]
+            example.lognorm, example.log_tail = packed["lognorm"].numpy(), packed["log_tail"].numpy()
+        tensors, _ = encode_shard([example], fmt, vocab, dtype, {})
+        size = sum(t.numel() * t.element_size() for t in tensors.values())
+        out.append((f"405B shapes: bytes/token, {fmt} {dtype}", f"{size / n_tokens:,.0f}"))
+    out.append(("405B shapes: hidden head once (fp16 W, MB)", f"{vocab * d * 2 / 1e6:,.0f}"))
+    return out
+
+
+def tail_errors(n_tokens: int = 1024) -> list[tuple[str, str]]:
+    """Relative error of the top-64 tail mass: 1 - sum of fp16 values (format 1) vs the fp32 log tail."""
+    torch.manual_seed(1)
+    vocab = 128_256
+    logits = torch.randn(n_tokens, vocab) * 2
+    logits[torch.arange(n_tokens), torch.randint(0, vocab, (n_tokens,))] += 20  # peaked: tail ~ 1e-4
+    packed = compress_topk(logits, 64, [1.0, T_STUDY])
+    top = torch.topk(logits, 64, -1).indices
+    out = []
+    for t_index, t in enumerate((1.0, T_STUDY)):
+        exact = torch.logsumexp((logits / t).scatter(-1, top, float("-inf")), -1) - torch.logsumexp(logits / t, -1)
+        derived = tail_mass(packed["logprobs"].half(), packed["lognorm"], t_index, t)
+        stored = packed["log_tail"][:, t_index].exp()
+        rel_derived = ((derived - exact.exp()).abs() / exact.exp()).mean()
+        rel_stored = ((stored - exact.exp()).abs() / exact.exp()).mean()
+        zeros = int((derived == 0).sum())
+        out.append((f"tail mass rel. error at T={t:.3g}: 1 - sum fp16 (format 1) / fp32 log tail",
+                    f"{rel_derived:.1e} ({zeros} of {n_tokens} rounded to 0) / {rel_stored:.1e}"))
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--teacher", default=str(DEFAULT_TEACHER))
@@ -126,10 +197,13 @@ def main() -> None:
             teacher = str(build_tiny_llama(Path(tmp) / "tiny"))
         store = Store(Path(tmp) / "store")
         timings = {}
-        for fmt, k in (("topk", 16), ("topk", 32), ("topk", 64), ("topk", 128), ("dense", 0)):
-            name = f"{fmt}{k or ''}"
+        forms = (("topk", 16, "float16"), ("topk", 32, "float16"), ("topk", 64, "float16"), ("topk", 128, "float16"),
+                 ("dense", 0, "float16"), ("hidden", 0, "float16"), ("hidden", 0, "int8"))
+        for fmt, k, dtype in forms:
+            name = f"{fmt}{k or ''}" + ("-int8" if dtype == "int8" else "")
             cfg = CaptureConfig(name=name, teacher=teacher, strategy="teacher", data="synthetic", limit=args.n,
-                                format=fmt, k=k or 64, batch_size=args.batch_size, examples_per_shard=args.n)
+                                format=fmt, k=k or 64, batch_size=args.batch_size, examples_per_shard=args.n,
+                                value_dtype=dtype)
             start = time.perf_counter()
             manifest = run_capture(cfg, store)
             timings[name] = time.perf_counter() - start
@@ -140,6 +214,14 @@ def main() -> None:
                     t = "5.94" if row["temperature"] != 1.0 else "1"
                     rows.append((f"  {name} T={t}: top-k mass / KL bucket / KL uniform tail",
                                  f"{row['topk_mass']:.3f} / {row['kl_bucket']:.1e} / {row['kl_uniform_tail']:.3f}"))
+            elif fmt == "hidden":
+                for row in hidden_fidelity(store.root, name, teacher, sample=args.n):
+                    t = "5.94" if row["temperature"] != 1.0 else "1"
+                    rows.append((f"  {name} T={t}: max |dlogit| / KL(full || h W^T)",
+                                 f"{row['max_abs_dlogit']:.1e} / {row['kl']:.1e}"))
+            else:
+                for t, kl in dense_fidelity(store.root, name, teacher, args.n):
+                    rows.append((f"  {name} T={t:.3g}: KL(full || stored fp16 logits)", f"{kl:.1e}"))
         # throughput: a fresh capture (model load excluded) vs the same bare forward passes
         bare = bare_forward_seconds(teacher, args.n, args.batch_size)
         store2 = Store(Path(tmp) / "store2")
@@ -163,6 +245,10 @@ def main() -> None:
     per_entry, per_token = synthetic_128k()
     rows.append(("vocab 128,256: bytes per (id, value) (target <= 4.25)", f"{per_entry:.3f}"))
     rows.append(("vocab 128,256: overhead bytes per token (target <= 24)", f"{per_token:.1f}"))
+    for label, value in llama405b_bytes():
+        rows.append((label, value))
+    for label, value in tail_errors():
+        rows.append((label, value))
     width = max(len(r[0]) for r in rows)
     print(f"teacher: {teacher}, {args.n} synthetic questions, strategy 'teacher', prompt mode")
     for label, value in rows:

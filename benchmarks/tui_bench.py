@@ -3,6 +3,9 @@
     python benchmarks/tui_bench.py [--predictions 1000000] [--review 10000] [--keys 50] [--screenshots DIR]
 
 Targets (issue 4): first screen <= 1.5 s; keypress to next item in triage <= 100 ms.
+Training screen (issue 12): one redraw of 4 overlaid runs x 200,000 steps <= 150 ms (smoothing, min/max
+downsampling per column, robust range and the plot widget's update, then the frame that paints it);
+incremental refresh = reading the rows after the last step seen plus the redraw.
 Baseline (issue 8, wave 1 measured on this machine): first screen 362 ms, 3 ms per triage key;
 the "vs wave 1" column is this run divided by it.
 """
@@ -94,12 +97,69 @@ async def measure(root: Path, keys: int, shots: Path | None) -> tuple[float, flo
     return first_screen, queue_load, latencies, round_trips
 
 
+def build_training(store: Store, runs: int, steps: int) -> None:
+    """``runs`` distill runs of ``steps`` optimiser steps each, written by DuckDB itself (fast)."""
+    for r in range(runs):
+        run_id = store.runs.start(f"distill-{r}", "distill", {"preset": "study", "capture": f"c{r}"})
+        add_training_steps(store, run_id, 0, steps, steps)
+        store.runs.finish(run_id, "done")
+
+
+def add_training_steps(store: Store, run_id: int, first: int, count: int, total: int) -> None:
+    with store.write() as con:
+        con.execute(
+            "INSERT INTO train_metrics (run_id, split, step, total_steps, loss, ce, divergence, lr, grad_norm, "
+            "tokens, tokens_per_s, elapsed_s) SELECT ?, 'train', i, ?, 4 * exp(-i / 50000) + 0.5 + random() * 0.3, "
+            "5.0, 0.1, 1e-3, 1 + random(), i * 512, 5000, i * 0.1 FROM range(?, ?) t(i)",
+            [run_id, total, first + 1, first + count + 1]).fetchall()
+
+
+async def measure_training(root: Path, shots: Path | None, repeats: int = 5) -> tuple[float, float, float]:
+    """(first load of the screen, median redraw incl. the paint, median incremental refresh)."""
+    from kdtui.tui.screens.training import TrainingScreen
+
+    app = KdtuiApp(root)
+    if shots:
+        app.sub_title = "store/kdtui.duckdb"
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause(0.2)
+        start = time.perf_counter()
+        await pilot.press("f7")
+        screen = app.screen
+        assert isinstance(screen, TrainingScreen)
+        while screen.drawn is None or len(screen.selected) < 4 or not screen.drawn.series:
+            await pilot.pause(0.005)
+        first = time.perf_counter() - start
+        redraws = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            screen.redraw()
+            await pilot.pause()  # the frame that paints it
+            redraws.append(time.perf_counter() - start)
+        refreshes = []
+        store = app.store
+        for i in range(repeats):
+            for run_id in screen.selected:
+                add_training_steps(store, run_id, 200_000 + i * 100, 100, 200_000 + repeats * 100)
+            count = screen.redraws
+            start = time.perf_counter()
+            screen.reload()
+            while screen.redraws == count:
+                await pilot.pause(0.002)
+            await pilot.pause()
+            refreshes.append(time.perf_counter() - start)
+        if shots:
+            app.save_screenshot(str(shots / "training.svg"))
+    return first, statistics.median(redraws), statistics.median(refreshes)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--predictions", type=int, default=1_000_000)
     parser.add_argument("--review", type=int, default=10_000)
     parser.add_argument("--keys", type=int, default=50)
     parser.add_argument("--screenshots", type=Path)
+    parser.add_argument("--training-steps", type=int, default=200_000, help="steps per run on the Training screen")
     args = parser.parse_args()
     if args.screenshots:
         args.screenshots.mkdir(parents=True, exist_ok=True)
@@ -111,6 +171,9 @@ def main() -> None:
         pending = store.query("SELECT count(*) FROM predictions WHERE needs_review").rows[0][0]
         first, queue, latencies, round_trips = asyncio.run(measure(root, args.keys, args.screenshots))
         decided = store.query("SELECT count(*) FROM triage").rows[0][0]
+        train_root = Path(tmp) / "train-store"
+        build_training(Store(train_root), 4, args.training_steps)
+        t_first, t_redraw, t_refresh = asyncio.run(measure_training(train_root, args.screenshots))
     p50 = statistics.median(latencies)
     p95 = sorted(latencies)[int(0.95 * (len(latencies) - 1))]
     print(f"store: {args.predictions:,} predictions, {pending:,} needing review (built in {built:.1f}s); "
@@ -121,7 +184,11 @@ def main() -> None:
                                         ("keypress to next item, median", p50, 0.1, 0.003),
                                         ("keypress to next item, p95", p95, 0.1, None),
                                         ("  incl. Pilot's wait for idle, median", statistics.median(round_trips),
-                                         None, None)):
+                                         None, None),
+                                        (f"training: first load, 4 x {args.training_steps:,} steps", t_first,
+                                         None, None),
+                                        ("training: redraw, 4 overlaid runs, median", t_redraw, 0.15, None),
+                                        ("training: incremental refresh (+100 steps/run)", t_refresh, None, None)):
         ratio = f"{value / target:.2f}" if target else ""
         versus = f"{value / wave1:.2f}x" if wave1 else ""
         print(f"{label:40s} {value * 1000:7.0f}ms {'' if target is None else f'{target * 1000:.0f}ms':>8s} "

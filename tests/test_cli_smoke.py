@@ -114,10 +114,12 @@ def test_eval_and_demo(tiny_model: Path, tmp_path: Path) -> None:
     one_line_error(kdtui("eval", "--model", str(tiny_model), "--batch-size", "0", "--store", str(store)),
                    r"--batch-size: Input should be greater than or equal to 1")
     one_line_error(kdtui("eval", "--store", str(store)), r"--model: Field required")
-    proc = kdtui("demo", "--model", str(tiny_model), "--data", "synthetic", "--limit", "2", "--no-tui",
-                 "--store", str(store), "--logs", str(tmp_path / "logs"))
+    proc = kdtui("demo", "--model", str(tiny_model), "--data", "synthetic", "--limit", "2", "--train", "12",
+                 "--steps", "2", "--no-tui", "--store", str(store), "--logs", str(tmp_path / "logs"))
     assert proc.returncode == 0, proc.stderr
-    assert "demo/tiny-llama" in proc.stdout or "demo/" in proc.stdout
+    for run in ("demo/eval/no-distil", "demo/eval/kd-base", "demo/eval/kd-teacher", "demo/eval/fine-tune"):
+        assert run in proc.stdout
+    assert "stage timings: model" in proc.stdout
     one_line_error(kdtui("demo", "--model", str(tmp_path / "nope"), "--no-tui", "--store", str(store)),
                    "no model at")
 

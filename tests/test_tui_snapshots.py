@@ -58,3 +58,15 @@ def test_sql(snap_compare: Any, app: KdtuiApp) -> None:
         await pilot.pause(0.05)
 
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+def test_training(snap_compare: Any, tmp_path: Path) -> None:
+    """The Training screen: two distill runs overlaid, smoothed, an eval point every 100 steps."""
+    from tests.test_tui_training import seed_run
+
+    store = build_store(tmp_path / "store")
+    seed_run(store, "study/ai-to-ai", 600)
+    seed_run(store, "study/teacher", 450)
+    app = KdtuiApp(store.root)
+    app.sub_title = "store/kdtui.duckdb"
+    assert snap_compare(app, terminal_size=(120, 36), run_before=_keys("f7"))

@@ -63,22 +63,27 @@ def load_problems(data: str, limit: int | None = None, offset: int = 0,
                   split: str = "test", config: str = "main") -> list[Problem]:
     """Problems ``offset .. offset+limit`` of a data source.
 
-    ``data`` is ``synthetic`` (or ``synthetic:SEED``), a local ``.json``/``.jsonl``
+    ``data`` is ``synthetic`` (or ``synthetic:SEED``, or ``synthetic:SEED:STEPS`` for problems of one
+    size), a local ``.json``/``.jsonl``
     file with ``question``/``answer`` fields, or a ``datasets`` hub id.
     """
     if offset < 0 or (limit is not None and limit < 0):
         raise KdtuiError("--limit and --offset must not be negative")
     stop = None if limit is None else offset + limit
     if data == SYNTHETIC or data.startswith(SYNTHETIC + ":"):
-        seed_text = data.split(":", 1)[1] if ":" in data else "0"
-        if not seed_text.isdigit():
-            raise KdtuiError(f"--data {data}: the synthetic seed must be a whole number, e.g. synthetic:7")
-        seed = int(seed_text)
+        parts = data.split(":")[1:]
+        bad_steps = len(parts) == 2 and parts[1] not in ("1", "2", "3")
+        if len(parts) > 2 or not all(p.isdigit() for p in parts) or bad_steps:
+            raise KdtuiError(f"--data {data}: use synthetic, synthetic:SEED or synthetic:SEED:STEPS (STEPS 1-3: "
+                             "only problems of that many steps), e.g. synthetic:7 or synthetic:0:1")
+        seed = int(parts[0]) if parts else 0
+        steps = int(parts[1]) if len(parts) == 2 else None
         # A fixed-size set, made lazily: only the requested slice is generated, whatever --limit says.
         end = SYNTHETIC_SIZE if stop is None else min(stop, SYNTHETIC_SIZE)
-        made = (synthetic.problem(i, seed) for i in range(offset, end))
+        made = (synthetic.problem(i, seed, steps) for i in range(offset, end))
         records = [{"question": p.question, "answer": p.answer} for p in made]
-        problems = _from_records(records, f"synthetic-{seed}/", offset, "synthetic")
+        prefix = f"synthetic-{seed}/" if steps is None else f"synthetic-{seed}-{steps}step/"
+        problems = _from_records(records, prefix, offset, "synthetic")
     else:
         import datasets
 

@@ -69,10 +69,17 @@ def _three_step(rng: random.Random) -> SyntheticProblem:
 _TEMPLATES: list[Callable[[random.Random], SyntheticProblem]] = [_one_step, _two_step, _three_step]
 
 
-def problem(index: int, seed: int = 0) -> SyntheticProblem:
-    """Problem ``index`` of the set for ``seed``, made on demand: any slice costs only its own length."""
-    rng = random.Random(f"kdtui-synthetic/{seed}/{index}")  # str seeds are stable across processes
-    return _TEMPLATES[index % len(_TEMPLATES)](rng)
+def problem(index: int, seed: int = 0, steps: int | None = None) -> SyntheticProblem:
+    """Problem ``index`` of the set for ``seed``, made on demand: any slice costs only its own length.
+
+    ``steps`` (1-3) keeps to problems of that many steps (the demo's one-step slice); by default the
+    three kinds take turns.
+    """
+    if steps is None:
+        rng = random.Random(f"kdtui-synthetic/{seed}/{index}")  # str seeds are stable across processes
+        return _TEMPLATES[index % len(_TEMPLATES)](rng)
+    rng = random.Random(f"kdtui-synthetic/{seed}/{steps}-step/{index}")
+    return _TEMPLATES[steps - 1](rng)
 
 
 def generate(n: int, seed: int = 0) -> list[SyntheticProblem]:

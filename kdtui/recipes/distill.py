@@ -107,11 +107,27 @@ def _optimizer(cfg: DistillConfig, model: torch.nn.Module) -> torch.optim.Optimi
     return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
-def _order(cfg: DistillConfig, n: int, epoch: int) -> list[int]:
-    if not cfg.shuffle:
-        return list(range(n))
-    generator = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
-    return torch.randperm(n, generator=generator).tolist()
+def _order(cfg: DistillConfig, n: int, epoch: int, rank: int = 0, world: int = 1) -> list[int]:
+    """This process's examples of an epoch: one seeded order for all, dealt round-robin to the ranks."""
+    order = list(range(n)) if not cfg.shuffle else \
+        torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)).tolist()
+    return order[rank:n - n % world:world]
+
+
+class _Follower:
+    """What a non-main rank sees of the run: it never writes the store (rank 0 does)."""
+
+    def __init__(self, should_stop: Callable[[], bool] | None) -> None:
+        self._should_stop, self.stopped = should_stop, False
+        self.warnings: dict[str, int] = {}
+        self.run_id = -1  # never used: followers neither ingest metrics nor write the store
+
+    def should_stop(self) -> bool:
+        self.stopped = self.stopped or bool(self._should_stop and self._should_stop())
+        return self.stopped
+
+    def warn(self, key: str, count: int = 1) -> None:
+        self.warnings[key] = self.warnings.get(key, 0) + count
 
 
 def run_distill(cfg: DistillConfig, store: Store, logs: Path, progress: ProgressFn | None = None,
@@ -157,7 +173,11 @@ def run_distill(cfg: DistillConfig, store: Store, logs: Path, progress: Progress
     kd = KDConfig(alpha=cfg.alpha if cfg.distils else 1.0, temperature=cfg.temperature, divergence=cfg.loss,
                   beta=cfg.beta, skew=cfg.skew, chunk=cfg.chunk)
     optimizer = _optimizer(cfg, model)
-    batches_per_epoch = math.ceil(len(train) / cfg.batch_size)
+    rank, world = accelerator.process_index, accelerator.num_processes
+    per_rank = len(train) // world
+    if per_rank == 0:
+        raise KdtuiError(f"{len(train)} training examples cannot be shared by {world} processes; use more data")
+    batches_per_epoch = math.ceil(per_rank / cfg.batch_size)
     steps_per_epoch = math.ceil(batches_per_epoch / cfg.grad_accum)
     total_steps = min(steps_per_epoch * cfg.epochs, cfg.max_steps or 1 << 62)
     scheduler = _schedule(cfg, optimizer, total_steps, steps_per_epoch)
@@ -183,7 +203,9 @@ def run_distill(cfg: DistillConfig, store: Store, logs: Path, progress: Progress
         return total / max(count, 1)
 
     metrics_path = folder / "metrics.jsonl"
-    with run_lifecycle(store, cfg, name=cfg.run, kind="distill", logs=logs, should_stop=should_stop) as run:
+    lifecycle = run_lifecycle(store, cfg, name=cfg.run, kind="distill", logs=logs, should_stop=should_stop) \
+        if main else nullcontext(_Follower(should_stop))
+    with lifecycle as run:
         log = MetricsLog(metrics_path) if main else None
         ingester = MetricsIngester(store, run.run_id, metrics_path).start() if main else None
         if main:
@@ -194,7 +216,7 @@ def run_distill(cfg: DistillConfig, store: Store, logs: Path, progress: Progress
         last_loss = math.nan
         try:
             for epoch in range(position.epoch, cfg.epochs):
-                order = _order(cfg, len(train), epoch)
+                order = _order(cfg, len(train), epoch, rank, world)
                 step = _StepSums()
                 for b in range(position.batch if epoch == position.epoch else 0, batches_per_epoch):
                     if position.step >= total_steps or run.should_stop():
@@ -203,6 +225,10 @@ def run_distill(cfg: DistillConfig, store: Store, logs: Path, progress: Progress
                     last_of_step = step.micro + 1 == cfg.grad_accum or b + 1 == batches_per_epoch
                     with nullcontext() if last_of_step else accelerator.no_sync(forward):
                         loss, stats, n = batch_loss(batch)
+                        if not math.isfinite(float(loss.detach())) and log is not None:
+                            # the step shows as a gap and a "diverged" marker on the curves
+                            log.append({"split": "train", "step": position.step + 1, "total_steps": total_steps,
+                                        "loss": float(loss.detach()), "logged_at": time.time()})
                         _stop_if_not_finite(float(loss.detach()), position.step + 1, folder)
                         accelerator.backward(loss / cfg.grad_accum if cfg.grad_accum > 1 else loss)
                     step.add(float(loss.detach()), stats, n)
@@ -215,7 +241,8 @@ def run_distill(cfg: DistillConfig, store: Store, logs: Path, progress: Progress
                     optimizer.zero_grad(set_to_none=True)
                     position.step, position.batch = position.step + 1, b + 1
                     position.tokens += step.tokens
-                    row = step.row(position, epoch + (b + 1) / batches_per_epoch, lr, grad_norm, clock)
+                    row = step.row(position, epoch + (b + 1) / batches_per_epoch, lr, grad_norm, clock) | {
+                        "total_steps": total_steps}
                     last_loss, step = row["loss"], _StepSums()
                     if log is not None:
                         log.append(row)
@@ -226,8 +253,7 @@ def run_distill(cfg: DistillConfig, store: Store, logs: Path, progress: Progress
                             save_checkpoint(folder / "checkpoints", model, optimizer, scheduler, position,
                                             cfg.keep_checkpoints)
                         if progress is not None:
-                            progress(row | {"total_steps": total_steps, "eta_s": clock.eta(position.step,
-                                                                                            total_steps)})
+                            progress(row | {"eta_s": clock.eta(position.step, total_steps)})
                 if run.stopped or position.step >= total_steps:
                     break
                 position.epoch, position.batch = epoch + 1, 0

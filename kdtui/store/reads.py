@@ -223,3 +223,45 @@ def captures(store: Store) -> list[CaptureRow]:
     return _build(CaptureRow, store.query(
         "SELECT name, teacher, strategy, mode, format, k, n_tokens, bytes, bytes_per_token, mean_topk_mass, "
         "entropy_hist, status FROM captures ORDER BY name"))
+
+
+# --------------------------------------------------------------------------- training
+
+@dataclass
+class TrainingRun:
+    """One distill run as the training screen lists it."""
+
+    run_id: int
+    name: str
+    state: str
+    preset: str | None
+    capture: str | None
+    step: int | None
+    total_steps: int | None
+    loss: float | None
+    tokens_per_s: float | None
+    elapsed_s: float | None
+
+    @property
+    def eta_s(self) -> float | None:
+        """Seconds left at this session's pace (None when unknown or finished)."""
+        if self.state != "running" or not self.step or not self.total_steps or not self.elapsed_s:
+            return None
+        return (self.total_steps - self.step) * self.elapsed_s / self.step
+
+
+def training_runs(store: Store) -> list[TrainingRun]:
+    """Distill runs, newest first, with their latest training step."""
+    return _build(TrainingRun, store.query("""
+        SELECT r.id AS run_id, r.name, r.state, json_extract_string(r.config, '$.preset') AS preset,
+            json_extract_string(r.config, '$.capture') AS capture, m.step, m.total_steps, m.loss,
+            m.tokens_per_s, m.elapsed_s
+        FROM runs_live r
+        LEFT JOIN (SELECT * FROM train_metrics WHERE split = 'train'
+                   QUALIFY row_number() OVER (PARTITION BY run_id ORDER BY step DESC) = 1) m ON m.run_id = r.id
+        WHERE r.kind = 'distill' ORDER BY r.id DESC"""))
+
+
+def training_curves(store: Store, run_id: int, after_step: int = 0) -> dict[str, dict[str, Any]]:
+    """New train and eval rows of a run after ``after_step``, as numpy columns per split."""
+    return {split: store.train_metrics.arrays(run_id, split, after_step) for split in ("train", "eval")}

@@ -211,6 +211,7 @@ _V6_TRAIN_METRICS = [
         run_id INTEGER NOT NULL,
         split VARCHAR NOT NULL,             -- train, eval
         step INTEGER NOT NULL,              -- optimiser steps done
+        total_steps INTEGER,                -- the run's planned steps
         epoch DOUBLE,                       -- fractional epoch
         loss DOUBLE,                        -- alpha*CE + (1-alpha)*D*T^2
         ce DOUBLE,                          -- cross-entropy per target token
@@ -227,6 +228,40 @@ _V6_TRAIN_METRICS = [
     )""",
 ]
 
+# v7: the job queue. One row per job (keyed by a hash of its resolved config), every attempt kept,
+# the workers that ran them, and groups that can be paused. Claims are conditional updates inside
+# the store's exclusive write session, so two workers can never take the same job.
+_V7_JOBS = [
+    """CREATE TABLE jobs (
+        id VARCHAR PRIMARY KEY,
+        name VARCHAR NOT NULL,              -- the run or capture it produces
+        kind VARCHAR NOT NULL,              -- capture, distill, eval
+        grp VARCHAR NOT NULL,               -- the experiment
+        config JSON NOT NULL,
+        depends JSON NOT NULL,              -- ids of jobs that must be done first
+        gpus INTEGER NOT NULL DEFAULT 0,
+        state VARCHAR NOT NULL,             -- queued, running, done, failed, cancelled, dependency_failed
+        attempts INTEGER NOT NULL DEFAULT 0,
+        max_attempts INTEGER NOT NULL DEFAULT 3,
+        worker VARCHAR, pid INTEGER, pid_start DOUBLE, gpu_ids JSON, log_path VARCHAR,
+        error VARCHAR, exit_code INTEGER, progress DOUBLE,
+        cancel_requested BOOLEAN NOT NULL DEFAULT FALSE,
+        created_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+        started_at TIMESTAMP, finished_at TIMESTAMP, updated_at TIMESTAMP DEFAULT current_timestamp
+    )""",
+    """CREATE TABLE job_attempts (
+        job_id VARCHAR NOT NULL, attempt INTEGER NOT NULL, worker VARCHAR, host VARCHAR, pid INTEGER,
+        gpu_ids JSON, log_path VARCHAR, started_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+        finished_at TIMESTAMP, exit_code INTEGER, outcome VARCHAR,
+        PRIMARY KEY (job_id, attempt)
+    )""",
+    """CREATE TABLE workers (
+        id VARCHAR PRIMARY KEY, host VARCHAR, pid INTEGER, pid_start DOUBLE, gpus JSON, slots INTEGER,
+        started_at TIMESTAMP NOT NULL DEFAULT current_timestamp, heartbeat DOUBLE, state VARCHAR
+    )""",
+    "CREATE TABLE job_groups (name VARCHAR PRIMARY KEY, paused BOOLEAN NOT NULL DEFAULT FALSE)",
+]
+
 MIGRATIONS: list[list[str]] = [
     _V1_TABLES + _V1_VIEWS,
     _V2_CAPTURES,
@@ -234,4 +269,5 @@ MIGRATIONS: list[list[str]] = [
     _V4_WARNINGS,
     _V5_HONEST_NUMBERS,
     _V6_TRAIN_METRICS,
+    _V7_JOBS,
 ]

@@ -19,6 +19,7 @@ import duckdb
 
 from kdtui.errors import KdtuiError, first_line
 from kdtui.store.captures import CapturesRepo
+from kdtui.store.jobs import JobsRepo
 from kdtui.store.metrics import TrainMetricsRepo
 from kdtui.store.predictions import PredictionsRepo
 from kdtui.store.runs import RunsRepo
@@ -80,6 +81,7 @@ class Store:
         self.triage = TriageRepo(self)
         self.captures = CapturesRepo(self)
         self.train_metrics = TrainMetricsRepo(self)
+        self.jobs = JobsRepo(self)
 
     # ------------------------------------------------------------------ sessions
 

@@ -8,12 +8,16 @@ other users write.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from contextlib import suppress
+from functools import partial
 from pathlib import Path
+from typing import Any
 
-from textual.app import App
+from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.reactive import reactive
+from textual.screen import Screen
 
 from kdtui.render import visible
 from kdtui.store import Store
@@ -21,13 +25,22 @@ from kdtui.tui.screens.captures import CapturesScreen
 from kdtui.tui.screens.leaderboard import LeaderboardScreen
 from kdtui.tui.screens.predictions import PredictionsScreen
 from kdtui.tui.screens.sql import SqlScreen
+from kdtui.tui.screens.training import TrainingScreen
 from kdtui.tui.screens.triage import TriageScreen
 
 POLL_SECONDS = 1.0
+SCREEN_TITLES = {
+    "leaderboard": ("Leaderboard (F1)", "Accuracy per run with intervals and McNemar vs the baseline"),
+    "triage": ("Triage (F2)", "Decide the answers extraction could not settle"),
+    "predictions": ("Predictions (F3)", "Browse and filter every prediction"),
+    "sql": ("SQL console (F4)", "Read-only DuckDB SQL over the store"),
+    "captures": ("Captures (F6)", "Teacher captures: size, format, entropy"),
+    "training": ("Training (F7)", "Live loss curves of distill runs"),
+}
 
 
 class KdtuiApp(App[None]):
-    """Leaderboard, triage queue, predictions browser, SQL console and captures over one store."""
+    """Leaderboard, triage queue, predictions browser, SQL console, training curves and captures over one store."""
 
     TITLE = "kdtui"
     CSS_PATH = "app.tcss"
@@ -36,6 +49,7 @@ class KdtuiApp(App[None]):
         "triage": TriageScreen,
         "predictions": PredictionsScreen,
         "sql": SqlScreen,
+        "training": TrainingScreen,
         "captures": CapturesScreen,
     }
     DEFAULT_MODE = "leaderboard"
@@ -45,13 +59,18 @@ class KdtuiApp(App[None]):
         Binding("f3", "mode('predictions')", "Predictions", priority=True),
         Binding("f4", "mode('sql')", "SQL", priority=True),
         Binding("f6", "mode('captures')", "Captures", priority=True),
+        # F5 stays the SQL console's "run" (as in every SQL tool); Training takes the next free key.
+        Binding("f7", "mode('training')", "Training", priority=True),
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
 
     store_version: reactive[int] = reactive(0)
 
-    def __init__(self, store_root: Path | str) -> None:
+    def __init__(self, store_root: Path | str, first_screen: str | None = None) -> None:
         super().__init__()
+        if first_screen is not None:  # e.g. the demo opens on its training curves
+            self._screen_stacks = {first_screen: []}
+            self._current_mode = first_screen
         # create=False: the TUI reads; it never makes a store where a path was mistyped.
         self.store = Store(store_root, create=False, report_wait=self._report_wait)
         self.sub_title = visible(self.store.path.resolve())
@@ -81,6 +100,12 @@ class KdtuiApp(App[None]):
             self._stamp = stamp
             self.store_version += 1
 
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        """The command palette (ctrl+p) also opens every screen by name."""
+        yield from super().get_system_commands(screen)
+        for mode, (title, help_text) in SCREEN_TITLES.items():
+            yield SystemCommand(title, help_text, partial(self.switch_mode, mode))
+
     async def action_mode(self, mode: str) -> None:
         """Switch screens and wait until the new one is up, so keys typed right after F4 reach it."""
         await self.switch_mode(mode)
@@ -103,6 +128,6 @@ class KdtuiApp(App[None]):
         self.notify(message, severity="error", timeout=8, markup=False)
 
 
-def run_app(store_root: Path | str) -> int:
-    KdtuiApp(store_root).run()
+def run_app(store_root: Path | str, first_screen: str | None = None) -> int:
+    KdtuiApp(store_root, first_screen).run()
     return 0

@@ -1,0 +1,153 @@
+"""A whole experiment as one TOML file: teacher, students, strategies, captures, a distillation grid,
+controls and evaluation; validated here and expanded into jobs by :mod:`kdtui.jobs.graph`.
+
+    [experiment]
+    name = "study"
+
+    [teacher]
+    backend = "exllamav2"
+    model = "/models/Llama-3.1-405B-Instruct-exl2-6.0bpw"
+    gpus = 4
+
+    [[student]]
+    name = "llama8b"
+    model = "/models/Llama-3.1-8B-Instruct"
+    gpus = 1
+
+    strategies = ["base", "teacher", "ai-to-ai", "confidence"]
+    controls = ["fine-tune", "no-distil"]
+
+    [capture]          # any `kdtui capture` field but name/teacher/backend/strategy
+    [distill]          # any `kdtui distill` field but run/student/capture
+    [grid]             # distill fields with lists: one run per combination
+    [eval]             # any `kdtui eval` field but model/adapter/run
+
+Every table is checked against the recipe's own config, so a typo names the file, the table and the
+key; an unknown strategy names the ones there are.
+"""
+
+from __future__ import annotations
+
+import itertools
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from kdtui.config.capture import CaptureConfig
+from kdtui.config.distill import DistillConfig
+from kdtui.config.eval import EvalConfig
+from kdtui.config.names import check_capture_name
+from kdtui.errors import KdtuiError
+
+CONTROLS = ("fine-tune", "no-distil")
+
+
+class TeacherSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(description="Teacher model folder (transformers or EXL2).")
+    backend: Literal["hf", "exllamav2"] = Field("hf", description="Teacher backend.")
+    gpus: int = Field(0, ge=0, description="GPUs a capture job asks for (0: CPU).")
+
+
+class StudentSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="Short name used in run names.")
+    model: str = Field(description="Student model folder.")
+    gpus: int = Field(0, ge=0, description="GPUs a distill or eval job of this student asks for.")
+
+    @field_validator("name")
+    @classmethod
+    def _plain(cls, value: str) -> str:
+        return check_capture_name(value)
+
+
+class ExperimentSpec(BaseModel):
+    """The whole study: what runs, with which settings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="Experiment name: prefixes every capture and run, groups its jobs.")
+    teacher: TeacherSpec
+    students: list[StudentSpec] = Field(min_length=1, alias="student")
+    strategies: list[str] = Field(min_length=1, description="Prompting strategies, one capture each.")
+    controls: list[Literal["fine-tune", "no-distil"]] = Field(default_factory=list)
+    capture: dict[str, Any] = Field(default_factory=dict)
+    distill: dict[str, Any] = Field(default_factory=dict)
+    grid: dict[str, list[Any]] = Field(default_factory=dict)
+    eval: dict[str, Any] = Field(default_factory=dict)
+    max_attempts: int = Field(3, ge=1, description="Attempts per job before it fails for good.")
+
+    @field_validator("name")
+    @classmethod
+    def _plain(cls, value: str) -> str:
+        return check_capture_name(value)
+
+    def cells(self) -> list[dict[str, Any]]:
+        """The distillation settings of every grid cell (one cell without a grid)."""
+        keys = sorted(self.grid)
+        return [dict(zip(keys, values, strict=True)) for values in itertools.product(*(self.grid[k] for k in keys))]
+
+
+FIXED = {"capture": ("name", "teacher", "backend", "strategy"), "distill": ("run", "student", "capture"),
+         "eval": ("model", "adapter", "run")}
+MODELS: dict[str, type[Any]] = {"capture": CaptureConfig, "distill": DistillConfig, "eval": EvalConfig}
+
+
+def load_experiment(path: Path | str) -> ExperimentSpec:
+    """Read and check an experiment file; every problem is one line naming the file, the key and the fix."""
+    path = Path(path)
+    if not path.is_file():
+        raise KdtuiError(f"no experiment file {path}; see experiments/demo.toml for the format")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise KdtuiError(f"{path}: not valid TOML ({exc})") from None
+    except UnicodeDecodeError:
+        raise KdtuiError(f"{path}: not UTF-8 text") from None
+    data = dict(raw.pop("experiment", {})) | raw
+    try:
+        spec = ExperimentSpec.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        hint = " (add it)" if first["type"] == "missing" else ""
+        raise KdtuiError(f"{path}: {where}: {first['msg']}{hint}") from None
+    _check_tables(path, spec)
+    return spec
+
+
+def _check_tables(path: Path, spec: ExperimentSpec) -> None:
+    from kdtui.data.strategies import load_strategies
+
+    known = load_strategies()
+    unknown = [s for s in spec.strategies if s not in known]
+    if unknown:
+        raise KdtuiError(f"{path}: strategies: unknown strategy {unknown[0]!r}; choose from: {', '.join(known)}")
+    for table, fixed in FIXED.items():
+        values = getattr(spec, table)
+        for key in values:
+            if key in fixed:
+                raise KdtuiError(f"{path}: [{table}] {key}: set by the experiment itself; remove it")
+            if key not in MODELS[table].model_fields:
+                raise KdtuiError(f"{path}: [{table}] {key}: not a `kdtui {table}` setting; see `kdtui {table} "
+                                 "--help`")
+    for key in spec.grid:
+        if key in FIXED["distill"] or key not in DistillConfig.model_fields:
+            raise KdtuiError(f"{path}: [grid] {key}: not a `kdtui distill` setting one can vary")
+    # Validate one resolved config of each kind now, so a bad value fails at `kdtui run`, not in a job.
+    try:
+        CaptureConfig.model_validate(spec.capture | {"name": "check", "teacher": spec.teacher.model,
+                                                     "backend": spec.teacher.backend, "strategy": spec.strategies[0]})
+        for cell in spec.cells():
+            DistillConfig.from_sources(spec.distill | cell | {"run": "check", "student": spec.students[0].model,
+                                                              "capture": "check"})
+        EvalConfig.model_validate(spec.eval | {"model": spec.students[0].model})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise KdtuiError(f"{path}: {'.'.join(str(p) for p in first['loc'])}: {first['msg']}") from None
+    except KdtuiError as exc:
+        raise KdtuiError(f"{path}: {exc}") from None

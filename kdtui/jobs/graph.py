@@ -1,0 +1,96 @@
+"""An experiment expanded into jobs with dependencies: a capture per strategy, a distillation per grid cell
+and student, the controls, and an evaluation of every student and control.
+
+A job's id is a hash of its kind, its run name and its config's identity (the same fields that decide
+whether a rerun resumes), so enqueuing the same experiment again adds nothing, and an edited grid
+adds exactly its new cells.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kdtui.config.capture import CaptureConfig
+from kdtui.config.distill import DistillConfig
+from kdtui.config.eval import EvalConfig
+from kdtui.config.experiment import ExperimentSpec
+
+
+@dataclass
+class JobSpec:
+    """One unit of work for a worker."""
+
+    id: str
+    name: str           # the run (or capture) it produces
+    kind: str           # capture, distill, eval
+    config: dict[str, Any]
+    gpus: int
+    group: str          # the experiment: paused and resumed together
+    depends: list[str] = field(default_factory=list)
+    max_attempts: int = 3
+
+
+def job_id(kind: str, name: str, identity: dict[str, Any]) -> str:
+    blob = json.dumps({"kind": kind, "name": name, "identity": identity}, sort_keys=True, default=str)
+    return f"{kind[:3]}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
+
+
+def _cell_suffix(cell: dict[str, Any], many: bool) -> str:
+    if not many:
+        return ""
+    text = ",".join(f"{k}={v}" for k, v in sorted(cell.items()))
+    return "/" + re.sub(r"[^A-Za-z0-9._+:=,-]+", "_", text)
+
+
+def expand(spec: ExperimentSpec, store_root: Path) -> list[JobSpec]:
+    """Every job of the experiment, dependencies first."""
+    from kdtui.recipes.distill import run_folder
+
+    jobs: list[JobSpec] = []
+    captures: dict[str, JobSpec] = {}
+    for strategy in spec.strategies:
+        name = f"{spec.name}-{strategy}"
+        cfg = CaptureConfig.model_validate(spec.capture | {"name": name, "teacher": spec.teacher.model,
+                                                           "backend": spec.teacher.backend, "strategy": strategy})
+        job = JobSpec(job_id("capture", name, cfg.identity()), name, "capture", cfg.model_dump(), spec.teacher.gpus,
+                      spec.name, max_attempts=spec.max_attempts)
+        captures[strategy] = job
+        jobs.append(job)
+    cells = spec.cells()
+    for student in spec.students:
+        trained: list[tuple[str, str, JobSpec | None]] = []  # (label, run, its distill job)
+        for strategy in spec.strategies:
+            for cell in cells:
+                run = f"{spec.name}/{student.name}/{strategy}{_cell_suffix(cell, len(cells) > 1)}"
+                cfg = DistillConfig.from_sources(spec.distill | cell | {
+                    "run": run, "student": student.model, "capture": captures[strategy].name, "resume": True})
+                job = JobSpec(job_id("distill", run, cfg.identity()), run, "distill", cfg.model_dump(), student.gpus,
+                              spec.name, [captures[strategy].id], spec.max_attempts)
+                jobs.append(job)
+                trained.append((run.removeprefix(f"{spec.name}/{student.name}/"), run, job))
+        if "fine-tune" in spec.controls:
+            run = f"{spec.name}/{student.name}/fine-tune"
+            data = spec.distill.get("data") or spec.capture.get("data", "openai/gsm8k")
+            control = {k: v for k, v in spec.distill.items() if k not in ("preset", "capture")}
+            cfg = DistillConfig.from_sources(control | {"run": run, "student": student.model, "preset": "fine-tune",
+                                                        "data": data, "resume": True,
+                                                        "limit": spec.capture.get("limit")})
+            job = JobSpec(job_id("distill", run, cfg.identity()), run, "distill", cfg.model_dump(), student.gpus,
+                          spec.name, max_attempts=spec.max_attempts)
+            jobs.append(job)
+            trained.append(("fine-tune", run, job))
+        if "no-distil" in spec.controls:
+            trained.append(("no-distil", "", None))
+        for label, run, parent in trained:
+            eval_run = f"{spec.name}/eval/{student.name}/{label}"
+            adapter = None if parent is None else str(run_folder(store_root, run) / "adapter")
+            cfg = EvalConfig.model_validate(spec.eval | {"model": student.model, "adapter": adapter, "run": eval_run,
+                                                         "strategy": label if parent is None else None})
+            jobs.append(JobSpec(job_id("eval", eval_run, cfg.identity()), eval_run, "eval", cfg.model_dump(),
+                                student.gpus, spec.name, [] if parent is None else [parent.id], spec.max_attempts))
+    return jobs

@@ -1,0 +1,193 @@
+"""The job queue's tables: jobs, their attempts, workers and paused groups.
+
+Every state change is one short write session; a claim is a conditional update (``state =
+'queued'``) under the store's exclusive lock, so of several workers exactly one gets a job.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from kdtui.jobs.graph import JobSpec
+    from kdtui.store.store import Store
+
+FINAL = ("done", "failed", "cancelled", "dependency_failed")
+
+
+@dataclass
+class JobRow:
+    """A job as the queue holds it."""
+
+    id: str
+    name: str
+    kind: str
+    grp: str
+    config: dict[str, Any]
+    depends: list[str]
+    gpus: int
+    state: str
+    attempts: int
+    max_attempts: int
+    worker: str | None = None
+    pid: int | None = None
+    pid_start: float | None = None
+    gpu_ids: list[str] = field(default_factory=list)
+    log_path: str | None = None
+    error: str | None = None
+    exit_code: int | None = None
+    progress: float | None = None
+    cancel_requested: bool = False
+
+
+def _row(record: dict[str, Any]) -> JobRow:
+    for key in ("config", "depends", "gpu_ids"):
+        value = record.get(key)
+        record[key] = json.loads(value) if isinstance(value, str) else (value or ([] if key != "config" else {}))
+    names = set(JobRow.__dataclass_fields__)
+    return JobRow(**{k: v for k, v in record.items() if k in names})
+
+
+class JobsRepo:
+    """Enqueue, claim, finish and inspect jobs."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    # ------------------------------------------------------------------ reading
+
+    def all(self, group: str | None = None) -> list[JobRow]:
+        where, params = ("WHERE grp = ?", [group]) if group else ("", [])
+        return [_row(r) for r in self.store.query(f"SELECT * FROM jobs {where} ORDER BY created_at, id",
+                                                  params).records()]
+
+    def get(self, job_id: str) -> JobRow | None:
+        records = self.store.query("SELECT * FROM jobs WHERE id = ? OR name = ?", [job_id, job_id]).records()
+        return _row(records[0]) if records else None
+
+    def paused_groups(self) -> set[str]:
+        return {r["name"] for r in self.store.query("SELECT name FROM job_groups WHERE paused").records()}
+
+    def attempts(self, job_id: str) -> list[dict[str, Any]]:
+        return self.store.query("SELECT * FROM job_attempts WHERE job_id = ? ORDER BY attempt", [job_id]).records()
+
+    # ------------------------------------------------------------------ writing
+
+    def enqueue(self, jobs: list[JobSpec]) -> list[str]:
+        """Insert the jobs not yet known (by id); returns the ids added."""
+        with self.store.write() as con:
+            known = {r[0] for r in con.execute("SELECT id FROM jobs").fetchall()}
+            added = [j for j in jobs if j.id not in known]
+            for j in added:
+                con.execute("INSERT INTO jobs (id, name, kind, grp, config, depends, gpus, state, max_attempts) "
+                            "VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?)",
+                            [j.id, j.name, j.kind, j.group, json.dumps(j.config), json.dumps(j.depends), j.gpus,
+                             j.max_attempts])
+            for group in {j.group for j in added}:
+                con.execute("INSERT INTO job_groups (name) VALUES (?) ON CONFLICT DO NOTHING", [group])
+        return [j.id for j in added]
+
+    def claim(self, job_id: str, worker: str, host: str, gpu_ids: list[str], log_path: str) -> int | None:
+        """Take a queued job for ``worker``; returns the attempt number, or None when another worker took it."""
+        with self.store.write() as con:
+            row = con.execute("UPDATE jobs SET state = 'running', attempts = attempts + 1, worker = ?, gpu_ids = ?, "
+                              "log_path = ?, pid = NULL, pid_start = NULL, started_at = current_timestamp, "
+                              "updated_at = current_timestamp, error = NULL WHERE id = ? AND state = 'queued' "
+                              "AND NOT cancel_requested RETURNING attempts",
+                              [worker, json.dumps(gpu_ids), log_path, job_id]).fetchone()
+            if row is None:
+                return None
+            con.execute("INSERT INTO job_attempts (job_id, attempt, worker, host, gpu_ids, log_path) "
+                        "VALUES (?, ?, ?, ?, ?, ?)", [job_id, row[0], worker, host, json.dumps(gpu_ids), log_path])
+            return int(row[0])
+
+    def started(self, job_id: str, attempt: int, pid: int, pid_start: float) -> None:
+        with self.store.write() as con:
+            con.execute("UPDATE jobs SET pid = ?, pid_start = ? WHERE id = ?", [pid, pid_start, job_id])
+            con.execute("UPDATE job_attempts SET pid = ? WHERE job_id = ? AND attempt = ?", [pid, job_id, attempt])
+
+    def finish(self, job_id: str, attempt: int, outcome: str, exit_code: int | None, error: str | None = None) -> str:
+        """Close an attempt: ``done``; ``interrupted`` (queued again, not counted as a failure);
+        ``failed`` (queued again while attempts remain, else failed for good, and its dependants with it)."""
+        with self.store.write() as con:
+            row = con.execute("SELECT attempts, max_attempts, cancel_requested FROM jobs WHERE id = ?",
+                              [job_id]).fetchone()
+            if row is None:
+                return "gone"
+            attempts, most, cancelled = row
+            if cancelled and outcome != "done":
+                state = "cancelled"
+            elif outcome == "done":
+                state = "done"
+            elif outcome == "interrupted":
+                state = "queued"
+                con.execute("UPDATE jobs SET attempts = attempts - 1 WHERE id = ?", [job_id])
+            else:
+                state = "queued" if attempts < most else "failed"
+            con.execute("UPDATE jobs SET state = ?, exit_code = ?, error = ?, pid = NULL, finished_at = "
+                        "current_timestamp, updated_at = current_timestamp WHERE id = ?",
+                        [state, exit_code, error, job_id])
+            con.execute("UPDATE job_attempts SET finished_at = current_timestamp, exit_code = ?, outcome = ? "
+                        "WHERE job_id = ? AND attempt = ?", [exit_code, outcome, job_id, attempt])
+            if state == "failed":
+                self._fail_dependants(con, job_id)
+            return state
+
+    def _fail_dependants(self, con: Any, job_id: str) -> None:
+        """Every job that (transitively) needs a failed one can never run: DependencyFailed."""
+        frontier = [job_id]
+        while frontier:
+            current = frontier.pop()
+            for (child,) in con.execute("SELECT id FROM jobs WHERE state = 'queued' AND list_contains("
+                                        "CAST(depends AS VARCHAR[]), ?)", [current]).fetchall():
+                con.execute("UPDATE jobs SET state = 'dependency_failed', error = ?, updated_at = current_timestamp "
+                            "WHERE id = ?", [f"needs {current}, which failed", child])
+                frontier.append(child)
+
+    def progress(self, job_id: str, fraction: float) -> None:
+        with self.store.write(timeout=2.0) as con:
+            con.execute("UPDATE jobs SET progress = ?, updated_at = current_timestamp WHERE id = ?",
+                        [fraction, job_id])
+
+    def cancel(self, job_id: str) -> str:
+        """Ask a job to stop: a queued one is cancelled at once, a running one by its worker."""
+        with self.store.write() as con:
+            con.execute("UPDATE jobs SET cancel_requested = TRUE, updated_at = current_timestamp WHERE id = ?",
+                        [job_id])
+            con.execute("UPDATE jobs SET state = 'cancelled' WHERE id = ? AND state = 'queued'", [job_id])
+            row = con.execute("SELECT state FROM jobs WHERE id = ?", [job_id]).fetchone()
+        return str(row[0]) if row else "gone"
+
+    def retry(self, job_id: str) -> None:
+        """Queue a finished job again with fresh attempts (and its dependants that could not run)."""
+        with self.store.write() as con:
+            con.execute("UPDATE jobs SET state = 'queued', attempts = 0, cancel_requested = FALSE, error = NULL, "
+                        "updated_at = current_timestamp WHERE id = ? AND state IN ('failed', 'cancelled', "
+                        "'dependency_failed', 'done')", [job_id])
+            frontier = [job_id]
+            while frontier:
+                current = frontier.pop()
+                for (child,) in con.execute("SELECT id FROM jobs WHERE state = 'dependency_failed' AND "
+                                            "list_contains(CAST(depends AS VARCHAR[]), ?)", [current]).fetchall():
+                    con.execute("UPDATE jobs SET state = 'queued', error = NULL WHERE id = ?", [child])
+                    frontier.append(child)
+
+    def set_paused(self, group: str, paused: bool) -> None:
+        with self.store.write() as con:
+            con.execute("INSERT INTO job_groups (name, paused) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET "
+                        "paused = excluded.paused", [group, paused])
+
+    # ------------------------------------------------------------------ workers
+
+    def worker_beat(self, worker: str, host: str, pid: int, pid_start: float, gpus: list[str], slots: int,
+                    state: str, now: float) -> None:
+        with self.store.write(timeout=5.0) as con:
+            con.execute("INSERT INTO workers (id, host, pid, pid_start, gpus, slots, heartbeat, state) VALUES "
+                        "(?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET heartbeat = excluded.heartbeat, "
+                        "state = excluded.state",
+                        [worker, host, pid, pid_start, json.dumps(gpus), slots, now, state])
+
+    def workers(self) -> list[dict[str, Any]]:
+        return self.store.query("SELECT * FROM workers ORDER BY started_at DESC").records()

@@ -1,0 +1,310 @@
+"""Training: distill runs live — overlaid loss curves with smoothing, log-y, zoom, and divergence marked.
+
+The run table lists every distill run (state, step/total, latest loss, tokens/s, ETA, a loss trend);
+space selects runs to overlay (each in a colour hashed from its name), ``p`` pins one on top. The main
+chart draws the metrics matching a regex (``/``; default the loss and the eval loss as points), a
+second row lr and grad norm of the pinned (or first) run. Reads are incremental (rows after the last
+step seen) and happen only while the screen is shown; the maths lives in :mod:`kdtui.curves`.
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from typing import Any
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.widgets import DataTable, Footer, Header, Input, Static
+from textual_plot import HiResMode, LegendLocation, PlotWidget
+
+from kdtui.curves import (
+    SMOOTHING_STEPS,
+    X_AXES,
+    Chart,
+    RunSeries,
+    View,
+    chart,
+    minmax_downsample,
+    pick_metrics,
+    run_colour,
+    sparkline,
+)
+from kdtui.render import as_text
+from kdtui.store.reads import TrainingRun, training_curves, training_runs
+from kdtui.tui.screens.base import StoreScreen
+
+MAX_OVERLAID = 4
+COLUMNS = ["", "run", "state", "step", "loss", "tok/s", "ETA", "loss trend"]
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+class TrainingScreen(StoreScreen):
+    """Live training curves of distill runs."""
+
+    BINDINGS = [
+        Binding("space", "toggle_run", "Overlay"),
+        Binding("p", "pin", "Pin"),
+        Binding("s", "smoothing", "Smoothing"),
+        Binding("l", "log_y", "Log-y"),
+        Binding("x", "x_axis", "X axis"),
+        Binding("slash", "filter", "Metrics"),
+        Binding("f", "follow", "Follow"),
+        Binding("plus,equals_sign", "zoom(0.5)", "Zoom in", show=False),
+        Binding("minus", "zoom(2)", "Zoom out", show=False),
+        Binding("left_square_bracket", "pan(1)", "Pan back", show=False),
+        Binding("right_square_bracket", "pan(-1)", "Pan on", show=False),
+        Binding("0", "reset_zoom", "All", show=False),
+        Binding("e", "export('csv')", "Export"),
+        Binding("E", "export('parquet')", "Export parquet", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.view = View()
+        self.runs: list[TrainingRun] = []
+        self.series: dict[int, RunSeries] = {}
+        self.selected: list[int] = []  # run ids overlaid, in selection order
+        self.pinned: int | None = None
+        self.drawn: Chart | None = None  # what the last redraw plotted (tests read it)
+        self.redraws = 0
+        self._chosen_once = False
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static("Training — loading…", id="train-status", classes="status")
+        table: DataTable[Any] = DataTable(id="train-runs", cursor_type="row", zebra_stripes=True)
+        yield table
+        yield Input(placeholder="metrics regex, e.g. loss|ce|divergence|eval (enter applies)", id="train-filter")
+        yield PlotWidget(id="train-chart")
+        with Horizontal(id="train-small"):
+            yield PlotWidget(id="train-lr")
+            yield PlotWidget(id="train-grad")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#train-runs", DataTable).add_columns(*COLUMNS)
+        self.query_one("#train-filter", Input).display = False
+        for plot_id, label in (("#train-chart", "loss"), ("#train-lr", "lr"), ("#train-grad", "grad norm")):
+            self.query_one(plot_id, PlotWidget).set_ylabel(label)
+        self.query_one("#train-chart", PlotWidget).show_legend(LegendLocation.TOPRIGHT)
+        self.watch_store()
+        self.load()
+
+    # ----------------------------------------------------------------- loading
+
+    def load(self) -> None:
+        """Fetch the run list and, for every overlaid run, the rows after its last step seen."""
+        store = self.kdtui.store
+        after = {run_id: (s.last_step if (s := self.series.get(run_id)) else 0) for run_id in self._wanted()}
+
+        def read() -> tuple[list[TrainingRun], dict[int, dict[str, Any]]]:
+            runs = training_runs(store)
+            wanted = after or {r.run_id: 0 for r in runs[:MAX_OVERLAID]}
+            return runs, {run_id: training_curves(store, run_id, step) for run_id, step in wanted.items()}
+
+        self.fetch(read, self._loaded, group="training")
+
+    def _wanted(self) -> list[int]:
+        return list(dict.fromkeys(self.selected + ([self.pinned] if self.pinned is not None else [])))
+
+    def _loaded(self, result: tuple[list[TrainingRun], dict[int, dict[str, Any]]]) -> None:
+        runs, increments = result
+        self.runs = runs
+        names = {r.run_id: r.name for r in runs}
+        if not self._chosen_once and runs:  # the newest runs overlaid by default
+            self.selected = [r.run_id for r in runs[:MAX_OVERLAID]]
+            self._chosen_once = True
+        for run_id, parts in increments.items():
+            series = self.series.setdefault(run_id, RunSeries(names.get(run_id, str(run_id))))
+            series.extend(parts["train"], parts["eval"])
+        self._fill_table()
+        self.redraw()
+
+    def reload(self) -> None:
+        self.load()
+
+    # ------------------------------------------------------------------ drawing
+
+    def _fill_table(self) -> None:
+        table = self.query_one("#train-runs", DataTable)
+        keep = table.cursor_row
+        table.clear()
+        for run in self.runs:
+            mark = "◆" if run.run_id == self.pinned else ("●" if run.run_id in self.selected else "○")
+            series = self.series.get(run.run_id)
+            trend = sparkline(series.train["loss"]) if series is not None else ""
+            step = f"{run.step or 0}/{run.total_steps or '?'}"
+            table.add_row(Text(mark, style=run_colour(run.name)), as_text(run.name), as_text(run.state), step,
+                          "" if run.loss is None else f"{run.loss:.4f}",
+                          "" if run.tokens_per_s is None else f"{run.tokens_per_s:,.0f}", _duration(run.eta_s),
+                          Text(trend, style=run_colour(run.name)), key=str(run.run_id))
+        if self.runs:
+            table.move_cursor(row=min(keep, len(self.runs) - 1))  # the cursor stays where it was
+
+    def redraw(self) -> None:
+        """Rebuild the charts from the series in memory (no store access)."""
+        order = [i for i in self.selected if i != self.pinned] + ([self.pinned] if self.pinned is not None else [])
+        runs = [self.series[i] for i in order if i in self.series]
+        main = self.query_one("#train-chart", PlotWidget)
+        width = max(main.size.width, 40)
+        self.drawn = drawn = chart(runs, self.view, pick_metrics(self.view.metric_filter), columns=width)
+        self.redraws += 1
+        main.clear()
+        for s in drawn.series:
+            pinned = self.pinned is not None and s.run == self.series[self.pinned].name
+            label = f"{s.run} · {s.metric}" if s.kind == "smooth" else None
+            if s.kind == "raw":
+                main.plot(s.x, s.y, line_style=f"dim {s.colour}", hires_mode=HiResMode.BRAILLE)
+            elif s.kind == "smooth":
+                main.plot(s.x, s.y, line_style=f"{'bold ' if pinned else ''}{s.colour}",
+                          hires_mode=HiResMode.BRAILLE, label=label)
+            elif s.kind == "points":
+                main.scatter(s.x, s.y, marker="◆", marker_style=s.colour, label=f"{s.run} · eval")
+            else:  # clamped to the edge: marked, never dropped
+                main.scatter(s.x, s.y, marker="▲", marker_style=f"bold {s.colour}")
+        for run, where in drawn.diverged:
+            main.add_v_line(where, line_style="bold red", label=f"{run} diverged")
+        if drawn.x_range is not None:
+            main.set_xlimits(*drawn.x_range)
+        if drawn.y_range is not None:
+            main.set_ylimits(drawn.y_range.low, drawn.y_range.high)
+        main.set_xlabel({"step": "step", "tokens": "tokens seen", "time": "seconds"}[self.view.x_axis])
+        main.set_ylabel(("log10 " if self.view.log_y else "") + ", ".join(drawn.metrics))
+        self._draw_small(runs[-1] if runs else None)
+        self._status(drawn)
+
+    def _draw_small(self, run: RunSeries | None) -> None:
+        for plot_id, column in (("#train-lr", "lr"), ("#train-grad", "grad_norm")):
+            plot = self.query_one(plot_id, PlotWidget)
+            plot.clear()
+            if run is None or run.train["step"].size == 0:
+                continue
+            x, y = run.axis(self.view.x_axis), run.train[column]
+            px, py = minmax_downsample(x, y, max(plot.size.width, 20))
+            if px.size:
+                plot.plot(px, py, line_style=run_colour(run.name), hires_mode=HiResMode.BRAILLE)
+
+    def _status(self, drawn: Chart) -> None:
+        view = self.view
+        parts = [f"{len(self.runs)} distill runs", f"smoothing {view.smoothing:g}", f"x: {view.x_axis}",
+                 f"log-y {'on' if view.log_y else 'off'}", f"metrics /{view.metric_filter}/",
+                 "follow" if view.follow else "paused"]
+        if view.window is not None:
+            parts.append(f"window {view.window:g}")
+        if drawn.y_range is not None and (drawn.y_range.clamped_low or drawn.y_range.clamped_high):
+            parts.append(f"▲ {drawn.y_range.clamped_low + drawn.y_range.clamped_high} points clamped to the edge")
+        parts += [f"{run} diverged at {view.x_axis} {where:g}" for run, where in drawn.diverged]
+        if not self.runs:
+            parts = ["no distill runs yet · kdtui distill --student PATH --capture NAME --run NAME starts one"]
+        self.query_one("#train-status", Static).update(as_text(" · ".join(parts)))
+
+    # -------------------------------------------------------------------- keys
+
+    def _cursor_run(self) -> TrainingRun | None:
+        table = self.query_one("#train-runs", DataTable)
+        if not self.runs or table.cursor_row < 0:
+            return None
+        return self.runs[min(table.cursor_row, len(self.runs) - 1)]
+
+    def action_toggle_run(self) -> None:
+        run = self._cursor_run()
+        if run is None:
+            return
+        if run.run_id in self.selected:
+            self.selected.remove(run.run_id)
+        else:
+            self.selected.append(run.run_id)
+        self.load()  # a newly overlaid run needs its rows
+
+    def action_pin(self) -> None:
+        run = self._cursor_run()
+        if run is not None:
+            self.pinned = None if self.pinned == run.run_id else run.run_id
+            self.load()
+
+    def action_smoothing(self) -> None:
+        steps = SMOOTHING_STEPS
+        self.view.smoothing = steps[(steps.index(self.view.smoothing) + 1) % len(steps)] \
+            if self.view.smoothing in steps else steps[0]
+        self.redraw()
+
+    def action_log_y(self) -> None:
+        self.view.log_y = not self.view.log_y
+        self.redraw()
+
+    def action_x_axis(self) -> None:
+        axes = list(X_AXES)
+        self.view.x_axis = axes[(axes.index(self.view.x_axis) + 1) % len(axes)]
+        self.view.window, self.view.offset = None, 0.0  # a window in steps means nothing in seconds
+        self.redraw()
+
+    def action_follow(self) -> None:
+        self.view.follow = not self.view.follow
+        if self.view.follow:
+            self.view.offset = 0.0
+        self.redraw()
+
+    def action_zoom(self, factor: float) -> None:
+        if self.drawn is None or self.drawn.x_range is None:
+            return
+        lo, hi = self.drawn.x_range
+        self.view.window = max((self.view.window or (hi - lo)) * factor, 1e-9)
+        self.redraw()
+
+    def action_pan(self, direction: int) -> None:
+        if self.view.window is None:
+            return
+        self.view.follow = False
+        self.view.offset = max(0.0, self.view.offset + direction * self.view.window / 4)
+        self.redraw()
+
+    def action_reset_zoom(self) -> None:
+        self.view.window, self.view.offset, self.view.follow = None, 0.0, True
+        self.redraw()
+
+    def action_filter(self) -> None:
+        box = self.query_one("#train-filter", Input)
+        box.display = True
+        box.value = self.view.metric_filter
+        box.focus()
+
+    @on(Input.Submitted, "#train-filter")
+    def _filter_set(self, event: Input.Submitted) -> None:
+        self.view.metric_filter = event.value or "^loss$"
+        event.input.display = False
+        self.query_one("#train-runs", DataTable).focus()
+        self.redraw()
+
+    def action_export(self, fmt: str) -> None:
+        """Write the series on screen (after smoothing and windowing) next to the store."""
+        if self.drawn is None or not self.drawn.series:
+            self.notify("nothing drawn to export", severity="warning")
+            return
+        folder = self.kdtui.store.root / "exports"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"training-{time.strftime('%Y%m%d-%H%M%S')}.{fmt}"
+        rows = [(s.run, s.metric, s.kind, float(x), float(y)) for s in self.drawn.series
+                for x, y in zip(s.x, s.y, strict=True)]
+        header = ["run", "metric", "kind", self.view.x_axis, "value"]
+        if fmt == "parquet":
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            pq.write_table(pa.table({h: [r[i] for r in rows] for i, h in enumerate(header)}), path)
+        else:
+            with path.open("w", newline="") as fh:
+                writer = csv.writer(fh)
+                writer.writerow(header)
+                writer.writerows(rows)
+        self.notify(f"exported {len(rows)} points to {path}", markup=False)

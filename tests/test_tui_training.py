@@ -1,0 +1,142 @@
+"""The Training screen (F7) with Pilot: live growth from a real distill run, keys that change what is drawn,
+the divergence marker, and cursors that survive reloads."""
+
+from __future__ import annotations
+
+import math
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from kdtui.config.capture import CaptureConfig
+from kdtui.config.distill import DistillConfig
+from kdtui.recipes.capture import run_capture
+from kdtui.recipes.distill import run_distill
+from kdtui.store import Store
+from kdtui.tui.app import KdtuiApp
+from kdtui.tui.screens.training import TrainingScreen
+from tests.pilot_helpers import settle, until
+from tests.test_store import _rows
+
+SIZE = (120, 40)
+
+
+def seed_run(store: Store, name: str, steps: int, nan_at: int | None = None) -> int:
+    """A distill run with a decaying, noisy loss curve (and eval points every 100 steps)."""
+    run_id = store.runs.start(name, "distill", {"preset": "study", "capture": "c"})
+    rng = np.random.default_rng(len(name))
+    rows: list[dict[str, Any]] = []
+    for step in range(1, steps + 1):
+        loss = 4 * math.exp(-step / 200) + 0.5 + float(rng.normal(0, 0.3))
+        if nan_at is not None and step >= nan_at:
+            loss = math.nan
+        rows.append({"split": "train", "step": step, "total_steps": steps, "loss": loss, "ce": loss * 1.2,
+                     "divergence": loss * 0.1, "lr": 1e-3 * (1 - step / steps), "grad_norm": 1.0 + step % 7,
+                     "tokens": step * 100, "tokens_per_s": 1000.0, "elapsed_s": step * 0.1})
+        if step % 100 == 0:
+            rows.append({"split": "eval", "step": step, "loss": loss + 0.2})
+    store.train_metrics.upsert(run_id, rows)
+    store.runs.finish(run_id, "done")
+    return run_id
+
+
+async def open_training(pilot: Any) -> TrainingScreen:
+    await pilot.press("f7")
+    screen = pilot.app.screen
+    assert isinstance(screen, TrainingScreen)
+    await until(pilot, lambda: screen.drawn is not None and bool(screen.runs), "the training screen to load")
+    return screen
+
+
+def smooth_line(screen: TrainingScreen, run: str, metric: str = "loss") -> Any:
+    assert screen.drawn is not None
+    return next(s for s in screen.drawn.series if s.run == run and s.metric == metric and s.kind == "smooth")
+
+
+async def test_keys_change_what_is_drawn(tmp_path: Path) -> None:
+    store = Store(tmp_path / "store")
+    seed_run(store, "study/ai", 600)
+    seed_run(store, "study/teacher", 400)
+    app = KdtuiApp(store.root)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_training(pilot)
+        assert {s.run for s in screen.drawn.series} == {"study/ai", "study/teacher"}  # type: ignore[union-attr]
+        before = smooth_line(screen, "study/ai").y.copy()
+        assert any(s.kind == "raw" for s in screen.drawn.series)  # type: ignore[union-attr]  # faint, behind
+        await pilot.press("s")  # 0.6 -> 0.9: smoother
+        after = smooth_line(screen, "study/ai").y
+        assert screen.view.smoothing == 0.9 and np.std(np.diff(after)) < np.std(np.diff(before))
+        await pilot.press("l")
+        logged = smooth_line(screen, "study/ai").y
+        assert screen.view.log_y and logged.max() < 1  # log10 of losses below 10
+        await pilot.press("x")
+        assert screen.view.x_axis == "tokens" and smooth_line(screen, "study/ai").x.max() == 60_000
+        await pilot.press("x")
+        assert screen.view.x_axis == "time" and smooth_line(screen, "study/ai").x.max() == pytest.approx(60.0)
+        await pilot.press("minus", "plus", "plus")  # zoom in twice from everything: the newest quarter
+        lo, hi = screen.drawn.x_range  # type: ignore[union-attr]
+        assert hi == pytest.approx(60.0) and hi - lo == pytest.approx((60.0 - 0.1) / 2)
+        await pilot.press("slash")
+        await pilot.press(*"ce", "enter")
+        assert {s.metric for s in screen.drawn.series} == {"ce", "divergence"}  # type: ignore[union-attr]
+        assert "metrics /ce/" in str(screen.query_one("#train-status").render())
+
+
+async def test_a_nan_step_shows_the_divergence(tmp_path: Path) -> None:
+    store = Store(tmp_path / "store")
+    seed_run(store, "diverging", 300, nan_at=250)
+    app = KdtuiApp(store.root)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_training(pilot)
+        assert screen.drawn is not None and screen.drawn.diverged == [("diverging", 250.0)]
+        assert "diverging diverged at step 250" in str(screen.query_one("#train-status").render())
+        assert max(s.x.max() for s in screen.drawn.series if s.kind == "smooth") < 250  # a gap, not a line
+
+
+async def test_the_curve_grows_while_a_distill_run_trains(tiny_model: Path, tmp_path: Path) -> None:
+    """A real distill run in the background: the screen picks up its steps as they are ingested."""
+    store = Store(tmp_path / "store")
+    run_capture(CaptureConfig.model_validate({"name": "c", "teacher": str(tiny_model), "data": "synthetic",
+                                              "limit": 6, "device": "cpu"}), store, logs=tmp_path / "logs")
+    stop = threading.Event()
+    cfg = DistillConfig.from_sources({"run": "live", "student": str(tiny_model), "capture": "c", "device": "cpu",
+                                      "epochs": 400, "checkpoint_every": 10_000})
+    worker = threading.Thread(target=lambda: run_distill(cfg, store, tmp_path / "logs", should_stop=stop.is_set))
+    app = KdtuiApp(store.root)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("f7")
+            screen = app.screen
+            assert isinstance(screen, TrainingScreen)
+            worker.start()
+            await until(pilot, lambda: bool(screen.drawn and screen.drawn.series), "the first steps", timeout=60)
+            first = screen.series[screen.selected[0]].last_step
+            await until(pilot, lambda: screen.series[screen.selected[0]].last_step > first + 20,
+                        "the curve to grow", timeout=60)
+            assert screen.runs[0].name == "live" and screen.runs[0].state == "running"
+    finally:
+        stop.set()
+        worker.join(timeout=120)
+
+
+async def test_the_predictions_cursor_keeps_its_row_across_a_reload(tmp_path: Path) -> None:
+    from tests.tui_store import build_store
+
+    store = build_store(tmp_path / "store")
+    app = KdtuiApp(store.root)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("f3")
+        await settle(pilot)
+        screen = app.screen
+        await pilot.press("down", "down", "down")
+        chosen = screen._selected()  # type: ignore[attr-defined]
+        loads = screen.loads  # type: ignore[attr-defined]
+        run = store.runs.start("written-meanwhile", "eval", {"model": "m"})
+        store.predictions.add(run, _rows(2))
+        await until(pilot, lambda: screen.loads > loads, "the reload")  # type: ignore[attr-defined]
+        await settle(pilot)
+        now = screen._selected()  # type: ignore[attr-defined]
+        assert now is not None and (now.run_id, now.item) == (chosen.run_id, chosen.item)
