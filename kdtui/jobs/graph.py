@@ -55,9 +55,10 @@ def expand(spec: ExperimentSpec, store_root: Path) -> list[JobSpec]:
     captures: dict[str, JobSpec] = {}
     for strategy in spec.strategies:
         name = f"{spec.name}-{strategy}"
-        cfg = CaptureConfig.model_validate(spec.capture | {"name": name, "teacher": spec.teacher.model,
+        capture = CaptureConfig.model_validate(spec.capture | {"name": name, "teacher": spec.teacher.model,
                                                            "backend": spec.teacher.backend, "strategy": strategy})
-        job = JobSpec(job_id("capture", name, cfg.identity()), name, "capture", cfg.model_dump(), spec.teacher.gpus,
+        job = JobSpec(job_id("capture", name, capture.identity()), name, "capture", capture.model_dump(),
+                      spec.teacher.gpus,
                       spec.name, max_attempts=spec.max_attempts)
         captures[strategy] = job
         jobs.append(job)
@@ -89,8 +90,8 @@ def expand(spec: ExperimentSpec, store_root: Path) -> list[JobSpec]:
         for label, run, parent in trained:
             eval_run = f"{spec.name}/eval/{student.name}/{label}"
             adapter = None if parent is None else str(run_folder(store_root, run) / "adapter")
-            cfg = EvalConfig.model_validate(spec.eval | {"model": student.model, "adapter": adapter, "run": eval_run,
+            evaluation = EvalConfig.model_validate(spec.eval | {"model": student.model, "adapter": adapter, "run": eval_run,
                                                          "strategy": label if parent is None else None})
-            jobs.append(JobSpec(job_id("eval", eval_run, cfg.identity()), eval_run, "eval", cfg.model_dump(),
+            jobs.append(JobSpec(job_id("eval", eval_run, evaluation.identity()), eval_run, "eval", evaluation.model_dump(),
                                 student.gpus, spec.name, [] if parent is None else [parent.id], spec.max_attempts))
     return jobs
