@@ -37,8 +37,9 @@ def one_line_error(proc: subprocess.CompletedProcess[str], pattern: str) -> str:
 
 
 def test_every_command_is_listed() -> None:
-    assert COMMANDS == ["capture", "demo", "distill", "eval", "extract", "import", "leaderboard", "reextract",
-                        "serve", "sql", "store", "tui"]
+    assert COMMANDS == ["cancel", "capture", "demo", "distill", "eval", "extract", "import", "job", "jobs",
+                        "leaderboard", "logs", "pause", "reextract", "resume", "retry", "run", "serve", "sql", "store",
+                        "tui", "worker"]
 
 
 def test_top_level_help_and_version() -> None:

@@ -17,8 +17,9 @@ from kdtui.cli.common import Handler, OneLineParser, store_flags
 from kdtui.errors import KdtuiError, log_crash
 from kdtui.render import visible
 
-COMMAND_MODULES = ("kdtui.cli.results", "kdtui.cli.eval", "kdtui.cli.capture", "kdtui.cli.distill", "kdtui.cli.app",
-                   "kdtui.cli.serve", "kdtui.cli.extract", "kdtui.cli.runs", "kdtui.cli.store", "kdtui.cli.demo")
+COMMAND_MODULES = ("kdtui.cli.results", "kdtui.cli.eval", "kdtui.cli.capture", "kdtui.cli.distill", "kdtui.cli.jobs",
+                   "kdtui.cli.app", "kdtui.cli.serve", "kdtui.cli.extract", "kdtui.cli.runs", "kdtui.cli.store",
+                   "kdtui.cli.demo")
 
 
 def build_parser() -> argparse.ArgumentParser:

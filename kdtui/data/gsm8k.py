@@ -74,8 +74,8 @@ def load_problems(data: str, limit: int | None = None, offset: int = 0,
         parts = data.split(":")[1:]
         bad_steps = len(parts) == 2 and parts[1] not in ("1", "2", "3")
         if len(parts) > 2 or not all(p.isdigit() for p in parts) or bad_steps:
-            raise KdtuiError(f"--data {data}: use synthetic, synthetic:SEED or synthetic:SEED:STEPS (STEPS 1-3: "
-                             "only problems of that many steps), e.g. synthetic:7 or synthetic:0:1")
+            raise KdtuiError(f"--data {data}: the synthetic seed must be a whole number and STEPS 1-3 (synthetic, "
+                             "synthetic:SEED or synthetic:SEED:STEPS), e.g. synthetic:7 or synthetic:0:1")
         seed = int(parts[0]) if parts else 0
         steps = int(parts[1]) if len(parts) == 2 else None
         # A fixed-size set, made lazily: only the requested slice is generated, whatever --limit says.

@@ -18,7 +18,7 @@ from typing import Any
 from kdtui.config.capture import CaptureConfig
 from kdtui.config.distill import DistillConfig
 from kdtui.config.eval import EvalConfig
-from kdtui.config.experiment import ExperimentSpec
+from kdtui.jobs.experiment import ExperimentSpec
 
 
 @dataclass
@@ -90,8 +90,10 @@ def expand(spec: ExperimentSpec, store_root: Path) -> list[JobSpec]:
         for label, run, parent in trained:
             eval_run = f"{spec.name}/eval/{student.name}/{label}"
             adapter = None if parent is None else str(run_folder(store_root, run) / "adapter")
-            evaluation = EvalConfig.model_validate(spec.eval | {"model": student.model, "adapter": adapter, "run": eval_run,
-                                                         "strategy": label if parent is None else None})
-            jobs.append(JobSpec(job_id("eval", eval_run, evaluation.identity()), eval_run, "eval", evaluation.model_dump(),
-                                student.gpus, spec.name, [] if parent is None else [parent.id], spec.max_attempts))
+            evaluation = EvalConfig.model_validate(spec.eval | {
+                "model": student.model, "adapter": adapter, "run": eval_run,
+                "strategy": label if parent is None else None})
+            jobs.append(JobSpec(job_id("eval", eval_run, evaluation.identity()), eval_run, "eval",
+                                evaluation.model_dump(), student.gpus, spec.name,
+                                [] if parent is None else [parent.id], spec.max_attempts))
     return jobs

@@ -7,12 +7,25 @@ Every state change is one short write session; a claim is a conditional update (
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from kdtui.jobs.graph import JobSpec
     from kdtui.store.store import Store
+
+
+class NewJob(Protocol):
+    """What enqueuing needs of a job (``kdtui.jobs.graph.JobSpec`` has it)."""
+
+    id: str
+    name: str
+    kind: str
+    group: str
+    config: dict[str, Any]
+    depends: list[str]
+    gpus: int
+    max_attempts: int
 
 FINAL = ("done", "failed", "cancelled", "dependency_failed")
 
@@ -75,7 +88,7 @@ class JobsRepo:
 
     # ------------------------------------------------------------------ writing
 
-    def enqueue(self, jobs: list[JobSpec]) -> list[str]:
+    def enqueue(self, jobs: Sequence[NewJob]) -> list[str]:
         """Insert the jobs not yet known (by id); returns the ids added."""
         with self.store.write() as con:
             known = {r[0] for r in con.execute("SELECT id FROM jobs").fetchall()}
@@ -109,28 +122,31 @@ class JobsRepo:
             con.execute("UPDATE job_attempts SET pid = ? WHERE job_id = ? AND attempt = ?", [pid, job_id, attempt])
 
     def finish(self, job_id: str, attempt: int, outcome: str, exit_code: int | None, error: str | None = None) -> str:
-        """Close an attempt: ``done``; ``interrupted`` (queued again, not counted as a failure);
-        ``failed`` (queued again while attempts remain, else failed for good, and its dependants with it)."""
+        """Close attempt ``attempt`` of a running job, once (a second report of the same end is ignored):
+        ``done``; ``interrupted`` (queued again, not counted as a failure); ``failed`` or ``lost`` (queued
+        again while failures < max_attempts, else failed for good, and everything that needs it too)."""
         with self.store.write() as con:
-            row = con.execute("SELECT attempts, max_attempts, cancel_requested FROM jobs WHERE id = ?",
+            row = con.execute("SELECT state, attempts, max_attempts, cancel_requested FROM jobs WHERE id = ?",
                               [job_id]).fetchone()
-            if row is None:
-                return "gone"
-            attempts, most, cancelled = row
+            if row is None or row[0] != "running" or row[1] != attempt:
+                return "gone" if row is None else str(row[0])
+            _, _, most, cancelled = row
+            con.execute("UPDATE job_attempts SET finished_at = current_timestamp, exit_code = ?, outcome = ? "
+                        "WHERE job_id = ? AND attempt = ?", [exit_code, outcome, job_id, attempt])
+            counted = con.execute("SELECT count(*) FROM job_attempts WHERE job_id = ? AND outcome IN "
+                                  "('failed', 'lost')", [job_id]).fetchone()
+            failures = int(counted[0]) if counted else 0
             if cancelled and outcome != "done":
                 state = "cancelled"
             elif outcome == "done":
                 state = "done"
             elif outcome == "interrupted":
                 state = "queued"
-                con.execute("UPDATE jobs SET attempts = attempts - 1 WHERE id = ?", [job_id])
             else:
-                state = "queued" if attempts < most else "failed"
+                state = "queued" if failures < most else "failed"
             con.execute("UPDATE jobs SET state = ?, exit_code = ?, error = ?, pid = NULL, finished_at = "
                         "current_timestamp, updated_at = current_timestamp WHERE id = ?",
                         [state, exit_code, error, job_id])
-            con.execute("UPDATE job_attempts SET finished_at = current_timestamp, exit_code = ?, outcome = ? "
-                        "WHERE job_id = ? AND attempt = ?", [exit_code, outcome, job_id, attempt])
             if state == "failed":
                 self._fail_dependants(con, job_id)
             return state
@@ -145,6 +161,13 @@ class JobsRepo:
                 con.execute("UPDATE jobs SET state = 'dependency_failed', error = ?, updated_at = current_timestamp "
                             "WHERE id = ?", [f"needs {current}, which failed", child])
                 frontier.append(child)
+
+    def dependency_failed(self, job_id: str, reason: str) -> None:
+        """A queued job whose dependency can never be done (failed, cancelled) cannot run either."""
+        with self.store.write() as con:
+            con.execute("UPDATE jobs SET state = 'dependency_failed', error = ?, updated_at = current_timestamp "
+                        "WHERE id = ? AND state = 'queued'", [reason, job_id])
+            self._fail_dependants(con, job_id)
 
     def progress(self, job_id: str, fraction: float) -> None:
         with self.store.write(timeout=2.0) as con:
@@ -163,9 +186,12 @@ class JobsRepo:
     def retry(self, job_id: str) -> None:
         """Queue a finished job again with fresh attempts (and its dependants that could not run)."""
         with self.store.write() as con:
-            con.execute("UPDATE jobs SET state = 'queued', attempts = 0, cancel_requested = FALSE, error = NULL, "
+            con.execute("UPDATE jobs SET state = 'queued', cancel_requested = FALSE, error = NULL, "
                         "updated_at = current_timestamp WHERE id = ? AND state IN ('failed', 'cancelled', "
                         "'dependency_failed', 'done')", [job_id])
+            # fresh attempts: earlier failures stay on record but no longer count
+            con.execute("UPDATE job_attempts SET outcome = outcome || ' (before retry)' WHERE job_id = ? AND "
+                        "outcome IN ('failed', 'lost')", [job_id])
             frontier = [job_id]
             while frontier:
                 current = frontier.pop()

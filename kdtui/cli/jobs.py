@@ -1,0 +1,208 @@
+"""``kdtui run`` an experiment through the job queue; ``jobs``, ``cancel``, ``retry``, ``logs``, ``pause``,
+``resume``; ``worker start|stop|status|run``; and ``job exec`` (what the worker runs for one job)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from kdtui.cli.common import Parents, add_command, logs, open_store
+from kdtui.errors import KdtuiError
+
+
+def _worker_args(args: argparse.Namespace) -> list[str]:
+    out = ["--slots", str(args.slots)]
+    if args.cpu:
+        out.append("--cpu")
+    elif args.gpus:
+        out += ["--gpus", args.gpus]
+    return out
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from kdtui.cli.console import print_table
+    from kdtui.jobs.experiment import load_experiment
+    from kdtui.jobs.graph import expand
+
+    spec = load_experiment(args.experiment)
+    store = open_store(args, create=True)
+    jobs = expand(spec, store.root)
+    if args.dry_run:
+        known = {j.id for j in store.jobs.all()} if store.path.exists() else set()
+        print_table(["job", "kind", "name", "after", "gpus", ""],
+                    [(j.id, j.kind, j.name, ",".join(j.depends), j.gpus, "known" if j.id in known else "new")
+                     for j in jobs])
+        print(f"{len(jobs)} jobs, {sum(j.id not in known for j in jobs)} new (dry run: nothing enqueued)")
+        return 0
+    added = store.jobs.enqueue(jobs)
+    print(f"experiment {spec.name!r}: {len(jobs)} jobs, {len(added)} new in the queue", file=sys.stderr)
+    if not args.no_worker:
+        from kdtui.jobs.daemon import start_detached
+
+        pid = start_detached(store.root, logs(args), _worker_args(args))
+        print(f"worker pid {pid} (detached; `kdtui worker status`, `kdtui jobs`, `kdtui logs JOB -f`)",
+              file=sys.stderr)
+    if args.wait:
+        return _wait(store, spec.name)
+    return 0
+
+
+def _wait(store: Any, group: str) -> int:
+    """Print progress until every job of the group has ended; exit 1 if any did not end done."""
+    from kdtui.store.jobs import FINAL
+
+    last = ""
+    while True:
+        jobs = store.jobs.all(group)
+        counts: dict[str, int] = {}
+        for job in jobs:
+            counts[job.state] = counts.get(job.state, 0) + 1
+        line = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+        if line != last:
+            print(f"{group}: {line}", file=sys.stderr, flush=True)
+            last = line
+        if all(job.state in FINAL for job in jobs):
+            return 0 if all(job.state == "done" for job in jobs) else 1
+        time.sleep(1.0)
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    from kdtui.cli.console import print_table
+
+    store = open_store(args)
+    jobs = store.jobs.all(args.group)
+    if args.json:
+        print(json.dumps([{k: v for k, v in vars(j).items() if k != "config"} for j in jobs], indent=1, default=str))
+        return 0
+    print_table(["job", "group", "kind", "name", "state", "attempts", "progress", "error"],
+                [(j.id, j.grp, j.kind, j.name, j.state, f"{j.attempts}/{j.max_attempts}",
+                  "" if j.progress is None else f"{j.progress:.0%}", (j.error or "")[:60]) for j in jobs])
+    return 0
+
+
+def _job(store: Any, ref: str) -> Any:
+    job = store.jobs.get(ref)
+    if job is None:
+        raise KdtuiError(f"no job {ref!r}; `kdtui jobs` lists them (by id or run name)")
+    return job
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    store = open_store(args)
+    job = _job(store, args.job)
+    state = store.jobs.cancel(job.id)
+    print(f"job {job.id} ({job.name}): {'cancelled' if state == 'cancelled' else 'asked to stop at its next step'}")
+    return 0
+
+
+def cmd_retry(args: argparse.Namespace) -> int:
+    store = open_store(args)
+    job = _job(store, args.job)
+    store.jobs.retry(job.id)
+    print(f"job {job.id} ({job.name}) queued again")
+    return 0
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    from kdtui.store.jobs import FINAL
+
+    store = open_store(args)
+    job = _job(store, args.job)
+    path = Path(job.log_path) if job.log_path else logs(args) / "jobs" / f"{job.id}.log"
+    if not path.is_file():
+        raise KdtuiError(f"job {job.id} has no log yet (it is {job.state})")
+    with path.open("rb") as fh:
+        while True:
+            chunk = fh.read()
+            if chunk:
+                sys.stdout.write(chunk.decode("utf-8", "replace"))
+                sys.stdout.flush()
+            elif not args.follow or _job(store, job.id).state in FINAL:
+                return 0
+            else:
+                time.sleep(0.5)
+
+
+def cmd_pause(args: argparse.Namespace) -> int:
+    paused = args.command == "pause"
+    open_store(args).jobs.set_paused(args.group, paused)
+    print(f"group {args.group!r} " + ("paused: running jobs finish, no new ones start" if paused else "resumed"))
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from kdtui.jobs.daemon import Worker, holder, start_detached
+
+    if args.action == "run":
+        gpus = None if args.gpus in (None, "all") else [int(g) for g in args.gpus.split(",") if g.strip()]
+        Worker(open_store(args, create=True), logs(args), gpus, args.cpu, args.slots).run()
+        return 0
+    store = open_store(args, create=args.action == "start")
+    if args.action == "start":
+        started = start_detached(store.root, logs(args), _worker_args(args))
+        print(f"worker running, pid {started} (log: {logs(args) / 'worker.log'})")
+        return 0
+    pid = holder(store.root)
+    if args.action == "stop":
+        if pid is None:
+            print("no worker runs for this store")
+            return 0
+        os.kill(pid, signal.SIGTERM)
+        print(f"worker {pid} asked to stop: its jobs stop at their next step and are queued again")
+        return 0
+    running = [j for j in store.jobs.all() if j.state == "running"] if store.path.exists() else []
+    print(f"worker: {'pid ' + str(pid) if pid else 'not running'}; {len(running)} jobs running"
+          + "".join(f"\n  {j.id} {j.kind} {j.name} pid {j.pid} gpus {j.gpu_ids}" for j in running))
+    return 0
+
+
+def cmd_job(args: argparse.Namespace) -> int:
+    from kdtui.jobs.runner import run_job
+
+    if args.action != "exec":
+        raise KdtuiError("usage: kdtui job exec JOB --attempt N (the worker runs this)")
+    return run_job(open_store(args), args.job, args.attempt, logs(args))
+
+
+def _worker_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--gpus", default=None, help="GPUs to use: 0,1,2,3 or all (default: all)")
+    parser.add_argument("--cpu", action="store_true", help="CPU only: jobs asking for GPUs wait")
+    parser.add_argument("--slots", type=int, default=1, help="jobs run at once (default: 1)")
+
+
+def register(sub: Any, parents: Parents) -> None:
+    run = add_command(sub, "run", "enqueue an experiment's jobs and start the worker (rerun: only what is new)",
+                      cmd_run, parents)
+    run.add_argument("experiment", help="experiment TOML (see experiments/)")
+    run.add_argument("--dry-run", action="store_true", help="print the job plan, enqueue nothing")
+    run.add_argument("--no-worker", action="store_true", help="only enqueue; do not start a worker")
+    run.add_argument("--wait", action="store_true", help="wait until every job of the experiment has ended")
+    _worker_flags(run)
+    jobs = add_command(sub, "jobs", "the job queue", cmd_jobs, parents)
+    jobs.add_argument("--json", action="store_true", help="JSON instead of a table")
+    jobs.add_argument("--group", default=None, help="one experiment only")
+    for name, handler, text in (("cancel", cmd_cancel, "cancel a job (a running one stops at its next step)"),
+                                ("retry", cmd_retry, "queue a failed or cancelled job again")):
+        command = add_command(sub, name, text, handler, parents)
+        command.add_argument("job", help="job id or run name")
+    logs_cmd = add_command(sub, "logs", "a job's log", cmd_logs, parents)
+    logs_cmd.add_argument("job", help="job id or run name")
+    logs_cmd.add_argument("-f", "--follow", action="store_true", help="keep printing until the job ends")
+    for name in ("pause", "resume"):
+        command = add_command(sub, name, f"{name} an experiment's jobs (running ones are not stopped)", cmd_pause,
+                              parents)
+        command.add_argument("group", help="experiment name")
+    worker = add_command(sub, "worker", "the detached worker daemon: start | stop | status | run (foreground)",
+                         cmd_worker, parents)
+    worker.add_argument("action", choices=["start", "stop", "status", "run"])
+    _worker_flags(worker)
+    job = add_command(sub, "job", "internal: run one job (the worker starts this)", cmd_job, parents)
+    job.add_argument("action", choices=["exec"])
+    job.add_argument("job")
+    job.add_argument("--attempt", type=int, required=True)

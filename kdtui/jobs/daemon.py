@@ -1,0 +1,293 @@
+"""The worker daemon: one per store, fully detached, the only process that starts jobs.
+
+``kdtui worker start`` launches ``kdtui worker run`` in a new session (``setsid``: no controlling
+terminal, stdin from /dev/null), so a closed SSH session or a killed tmux session leaves it and its
+jobs running. It holds ``store/worker.lock`` (flock) for its whole life: a second daemon started by
+mistake sees the lock and leaves. Each job runs as ``kdtui job exec`` in its own process group, with
+its cards in ``CUDA_VISIBLE_DEVICES`` (by UUID), its output in ``logs/jobs/<job>.log``.
+
+Recovery: a job records its own end; one whose process died without a word (SIGKILL, OOM) is found
+dead and queued again, up to its max attempts, resuming from its own checkpoints. A restarted daemon
+re-adopts jobs whose process is still alive (same pid *and* same process start time) instead of
+killing them. SIGTERM to the daemon forwards SIGTERM to every job (each stops at its next step, and is
+queued again), waits for them, then exits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import IO, Any
+
+from kdtui.errors import KdtuiError
+from kdtui.jobs.gpus import GpuInfo, assign, cuda_env, nvml_devices
+from kdtui.store import Store
+from kdtui.store.jobs import FINAL, JobRow
+
+LOCK = "worker.lock"
+BEAT_S = 5.0
+GRACE_S = 60.0
+
+
+def process_start(pid: int) -> float | None:
+    """The process's start time (clock ticks after boot, from /proc): with the pid, it names one process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return float(stat[stat.rindex(")") + 2:].split()[19])
+
+
+def alive(pid: int | None, start: float | None) -> bool:
+    if pid is None:
+        return False
+    now = process_start(pid)
+    if now is None or (start is not None and now != start):
+        return False
+    try:  # a zombie (dead, not yet reaped) is not alive
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def holder(root: Path) -> int | None:
+    """The pid of the daemon holding the store's worker lock, or None when none runs."""
+    path = root / LOCK
+    if not path.is_file():
+        return None
+    with path.open("r+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            text = path.read_text().strip()
+            return int(text) if text.isdigit() else -1
+        fcntl.flock(fh, fcntl.LOCK_UN)
+    return None
+
+
+@dataclass
+class Running:
+    job_id: str
+    attempt: int
+    pid: int
+    start: float | None
+    cards: list[str]
+    process: subprocess.Popen[bytes] | None = None  # None: adopted from an earlier daemon
+    term_sent: float | None = None
+    log: IO[bytes] | None = field(default=None, repr=False)
+
+
+class Worker:
+    """The scheduling loop of one daemon."""
+
+    def __init__(self, store: Store, logs: Path, gpus: list[int] | None, cpu: bool, slots: int,
+                 poll: float = 0.5, devices: Any = nvml_devices) -> None:
+        self.store, self.logs, self.slots, self.poll = store, logs, slots, poll
+        self.allowed = None if gpus is None else list(gpus)
+        self.cpu = cpu
+        self.devices = devices  # injected in tests: a function returning the GPU table
+        self.host = socket.gethostname()
+        self.pid = os.getpid()
+        self.id = f"{self.host}:{self.pid}"
+        self.running: dict[str, Running] = {}
+        self.stopping = False
+        self._lock: IO[str] | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def acquire(self) -> None:
+        self.store.root.mkdir(parents=True, exist_ok=True)
+        fh = (self.store.root / LOCK).open("a+")
+        deadline = time.monotonic() + 2.0  # `holder()` of a starting command may hold it for an instant
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    fh.close()
+                    raise KdtuiError(f"a worker already runs for {self.store.root} (pid "
+                                     f"{holder(self.store.root)}); `kdtui worker status` shows it") from None
+                time.sleep(0.05)
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(self.pid))
+        fh.flush()
+        self._lock = fh
+
+    def run(self) -> None:
+        """Schedule until SIGTERM; then stop the jobs gracefully and leave."""
+        self.acquire()
+        self.store.ensure_schema(purpose="write")
+        signal.signal(signal.SIGTERM, self._on_term)
+        signal.signal(signal.SIGINT, self._on_term)
+        (self.logs / "jobs").mkdir(parents=True, exist_ok=True)
+        self._say(f"worker {self.id} started: slots {self.slots}, "
+                  f"{'CPU only' if self.cpu else 'GPUs ' + str(self.allowed or 'all')}")
+        self.adopt()
+        last_beat = 0.0
+        while not self.stopping:
+            if time.monotonic() - last_beat > BEAT_S:
+                self._beat("running")
+                last_beat = time.monotonic()
+            self.step()
+            time.sleep(self.poll)
+        self.shutdown()
+
+    def _on_term(self, _signum: int, _frame: FrameType | None) -> None:
+        self.stopping = True
+
+    def _say(self, text: str) -> None:
+        print(f"{time.strftime('%H:%M:%S')} {text}", flush=True)
+
+    def _beat(self, state: str) -> None:
+        with contextlib.suppress(Exception):  # a busy store skips a beat
+            self.store.jobs.worker_beat(self.id, self.host, self.pid, process_start(self.pid) or 0.0,
+                                        [str(g) for g in (self.allowed or [])], self.slots, state, time.time())
+
+    # --------------------------------------------------------------- the loop
+
+    def step(self) -> None:
+        """One pass: reap ended jobs, act on cancels, start what can start."""
+        try:
+            jobs = self.store.jobs.all()
+        except KdtuiError:
+            return  # busy: next pass
+        by_id = {j.id: j for j in jobs}
+        self.reap(by_id)
+        self.cancels(by_id)
+        self.schedule(jobs, by_id)
+
+    def adopt(self) -> None:
+        """Take over running jobs of an earlier daemon whose processes live; the others are lost attempts."""
+        for job in self.store.jobs.all():
+            if job.state != "running":
+                continue
+            if alive(job.pid, job.pid_start):
+                assert job.pid is not None
+                self.running[job.id] = Running(job.id, job.attempts, job.pid, job.pid_start, job.gpu_ids)
+                self._say(f"re-adopted {job.id} ({job.name}), pid {job.pid}")
+            else:
+                state = self.store.jobs.finish(job.id, job.attempts, "lost", None, "its process died with the worker")
+                self._say(f"{job.id} ({job.name}) was lost with its worker: {state}")
+
+    def reap(self, by_id: dict[str, JobRow]) -> None:
+        for job_id, run in list(self.running.items()):
+            code = run.process.poll() if run.process is not None else None
+            ended = code is not None if run.process is not None else not alive(run.pid, run.start)
+            if not ended:
+                continue
+            del self.running[job_id]
+            if run.log is not None:
+                run.log.close()
+            # The job records its own end; this only covers a process that died without a word.
+            outcome = {0: "done", 3: "interrupted"}.get(code, "lost") if code is not None else "lost"
+            state = self.store.jobs.finish(job_id, run.attempt, outcome, code, f"its process ended (exit {code})")
+            job = by_id.get(job_id)
+            self._say(f"{job_id} ({job.name if job else '?'}) ended, exit {code}: {state}")
+
+    def cancels(self, by_id: dict[str, JobRow]) -> None:
+        for job_id, run in self.running.items():
+            job = by_id.get(job_id)
+            if job is None or not job.cancel_requested:
+                continue
+            if run.term_sent is None:
+                self._signal(run, signal.SIGTERM)
+                run.term_sent = time.monotonic()
+            elif time.monotonic() - run.term_sent > GRACE_S:
+                self._signal(run, signal.SIGKILL)
+
+    def _signal(self, run: Running, sig: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(run.pid, sig)  # the whole group: dataloader children too
+
+    def schedule(self, jobs: list[JobRow], by_id: dict[str, JobRow]) -> None:
+        if self.stopping:
+            return
+        paused = self.store.jobs.paused_groups() if any(j.state == "queued" for j in jobs) else set()
+        devices: list[GpuInfo] | None = None
+        for job in jobs:
+            if len(self.running) >= self.slots:
+                return
+            if job.state != "queued" or job.grp in paused or job.cancel_requested:
+                continue
+            states = {d: by_id[d].state if d in by_id else "missing" for d in job.depends}
+            blocked = [d for d, s in states.items() if (s in FINAL and s != "done") or s == "missing"]
+            if blocked:
+                self.store.jobs.dependency_failed(job.id, f"needs {blocked[0]}, which is {states[blocked[0]]}")
+                continue
+            if any(s != "done" for s in states.values()):
+                continue  # waits for its dependencies
+            if job.gpus and self.cpu:
+                continue
+            if job.gpus:
+                devices = self.devices() if devices is None else devices
+                busy = {c for r in self.running.values() for c in r.cards}
+                cards = assign(job.gpus, devices or [], self.allowed, busy)
+                if cards is None:
+                    continue
+            else:
+                cards = []
+            self.start(job, cards)
+
+    def start(self, job: JobRow, cards: list[GpuInfo]) -> None:
+        log_path = self.logs / "jobs" / f"{job.id}.log"
+        attempt = self.store.jobs.claim(job.id, self.id, self.host, [c.uuid for c in cards], str(log_path))
+        if attempt is None:
+            return  # another worker took it
+        log = log_path.open("ab")
+        env = dict(os.environ) | cuda_env(cards) | {"PYTHONUNBUFFERED": "1"}
+        process = subprocess.Popen(
+            [sys.executable, "-m", "kdtui.cli", "job", "exec", job.id, "--attempt", str(attempt),
+             "--store", str(self.store.root), "--logs", str(self.logs)],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        start = process_start(process.pid)
+        self.running[job.id] = Running(job.id, attempt, process.pid, start, [c.uuid for c in cards], process, log=log)
+        self.store.jobs.started(job.id, attempt, process.pid, start or 0.0)
+        self._say(f"started {job.id} ({job.kind} {job.name}), attempt {attempt}, pid {process.pid}, "
+                  f"cards {json.dumps([c.index for c in cards])}")
+
+    def shutdown(self) -> None:
+        """SIGTERM every job (each stops at its next step and is queued again), wait, then leave."""
+        self._say(f"stopping: {len(self.running)} jobs asked to stop at their next step")
+        for run in self.running.values():
+            self._signal(run, signal.SIGTERM)
+        deadline = time.monotonic() + GRACE_S
+        while self.running and time.monotonic() < deadline:
+            self.reap({})
+            time.sleep(0.2)
+        for run in self.running.values():
+            self._signal(run, signal.SIGKILL)
+        self._beat("stopped")
+        self._say("worker stopped")
+
+
+def start_detached(root: Path, logs: Path, args: list[str]) -> int:
+    """Launch ``kdtui worker run`` in its own session, detached from this terminal; returns its pid."""
+    running = holder(root)
+    if running is not None:
+        return running
+    logs.mkdir(parents=True, exist_ok=True)
+    log = (logs / "worker.log").open("ab")
+    process = subprocess.Popen([sys.executable, "-m", "kdtui.cli", "worker", "run", "--store", str(root),
+                                "--logs", str(logs), *args],
+                               stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                               start_new_session=True, close_fds=True)
+    deadline = time.monotonic() + 30
+    while holder(root) is None:
+        if process.poll() is not None:
+            raise KdtuiError(f"the worker could not start (exit {process.returncode}); see {logs / 'worker.log'}")
+        if time.monotonic() > deadline:
+            raise KdtuiError(f"the worker did not start within 30 s; see {logs / 'worker.log'}")
+        time.sleep(0.05)
+    return process.pid

@@ -1,0 +1,85 @@
+"""One job, in its own process: ``kdtui job exec JOB --attempt N`` runs the job's recipe and records how
+the attempt ended. The recipes resume by themselves (capture shards, distill checkpoints, eval
+predictions), so a retried job continues where the last attempt stopped.
+
+Exit codes: 0 done; 3 interrupted (SIGTERM: it stopped at its next step and is queued again); 2 failed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from pathlib import Path
+from typing import Any
+
+from kdtui.errors import KdtuiError, first_line
+from kdtui.store import Store
+
+EXIT_DONE, EXIT_FAILED, EXIT_INTERRUPTED = 0, 2, 3
+PROGRESS_EVERY_S = 2.0
+
+
+def _progress(store: Store, job_id: str) -> Any:
+    last = [0.0]
+
+    def report(fraction: float) -> None:
+        now = time.monotonic()
+        if now - last[0] < PROGRESS_EVERY_S and fraction < 1:
+            return
+        last[0] = now
+        with contextlib.suppress(Exception):  # progress is decoration: a busy store never stops the job
+            store.jobs.progress(job_id, fraction)
+
+    return report
+
+
+def run_job(store: Store, job_id: str, attempt: int, logs: Path) -> int:
+    """Run a claimed job's recipe; returns the process exit code after recording the attempt's end."""
+    job = store.jobs.get(job_id)
+    if job is None:
+        raise KdtuiError(f"no job {job_id!r} in the store; `kdtui jobs` lists them")
+    report = _progress(store, job_id)
+    print(f"job {job.id} ({job.kind} {job.name}), attempt {attempt}", flush=True)
+    try:
+        stopped = _run_recipe(store, job.kind, job.config, logs, report)
+    except KeyboardInterrupt:
+        store.jobs.finish(job_id, attempt, "interrupted", EXIT_INTERRUPTED, "interrupted")
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # every failure is recorded; the worker decides on a retry
+        message = first_line(exc)[:500]
+        print(f"job failed: {message}", flush=True)
+        store.jobs.finish(job_id, attempt, "failed", EXIT_FAILED, message)
+        return EXIT_FAILED
+    if stopped:
+        store.jobs.finish(job_id, attempt, "interrupted", EXIT_INTERRUPTED, "stopped on request")
+        return EXIT_INTERRUPTED
+    store.jobs.finish(job_id, attempt, "done", EXIT_DONE)
+    print("job done", flush=True)
+    return EXIT_DONE
+
+
+def _run_recipe(store: Store, kind: str, config: dict[str, Any], logs: Path, report: Any) -> bool:
+    """Run the recipe; True when it stopped early on request (SIGTERM)."""
+    if kind == "capture":
+        from kdtui.config.capture import CaptureConfig
+        from kdtui.recipes.capture import run_capture
+
+        capture = CaptureConfig.model_validate(config)
+        manifest = run_capture(capture, store, progress=lambda s: report(s["done"] / max(s["total"], 1)), logs=logs)
+        return bool(manifest.get("status") != "done")
+    if kind == "distill":
+        from kdtui.config.distill import DistillConfig
+        from kdtui.recipes.distill import run_distill
+
+        distill = DistillConfig.model_validate(config)
+        result = run_distill(distill, store, logs, progress=lambda r: report(r["step"] / max(r["total_steps"], 1)))
+        return result.adapter is None
+    if kind == "eval":
+        from kdtui.config.eval import EvalConfig
+        from kdtui.recipes.evaluate import run_eval
+
+        evaluation = EvalConfig.model_validate(config)
+        run_eval(evaluation, store, logs, progress=lambda p: report(p.done / max(p.total, 1)))
+        record = store.runs.get(evaluation.run or "")
+        return record is not None and record.status == "interrupted"
+    raise KdtuiError(f"unknown job kind {kind!r}")

@@ -1,0 +1,301 @@
+"""The job queue with real processes: experiments expanded and hashed, atomic claims, a detached daemon that
+survives its terminal, retries after SIGKILL, re-adoption after a daemon restart, DependencyFailed, and GPU
+placement against an injected device table."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kdtui.errors import KdtuiError
+from kdtui.jobs.daemon import Worker, holder, process_start
+from kdtui.jobs.experiment import load_experiment
+from kdtui.jobs.gpus import GpuInfo, assign, cuda_env
+from kdtui.jobs.graph import JobSpec, expand
+from kdtui.recipes.distill import run_folder
+from kdtui.store import Store
+
+REPO = Path(__file__).resolve().parents[1]
+ENV = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
+
+
+def experiment(path: Path, model: Path, strategies: list[str], steps: int = 6, **extra: str) -> Path:
+    text = f"""
+[experiment]
+name = "tiny"
+strategies = {json.dumps(strategies)}
+controls = ["fine-tune", "no-distil"]
+[teacher]
+model = "{model}"
+[[student]]
+name = "tiny"
+model = "{model}"
+[capture]
+data = "synthetic"
+limit = 8
+mode = "answer"
+device = "cpu"
+[distill]
+max_steps = {steps}
+checkpoint_every = 2
+lr = 1e-3
+device = "cpu"
+data = "synthetic"
+[eval]
+data = "synthetic"
+limit = 3
+max_new_tokens = 8
+device = "cpu"
+"""
+    path.write_text(text + "".join(f"{k} = {v}\n" for k, v in extra.items()))
+    return path
+
+
+def kdtui(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "kdtui.cli", *args], cwd=cwd, env=ENV, capture_output=True,
+                          text=True, timeout=600)
+
+
+def wait_for(condition: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.05)
+
+
+def stop_worker(store: Path) -> None:
+    pid = holder(store)
+    if pid:
+        os.kill(pid, signal.SIGTERM)
+        wait_for(lambda: holder(store) is None, 90, "the worker to stop")
+
+
+def results(store: Store) -> dict[str, Any]:
+    """What the experiment produced: prediction counts per run, and each distill run's last loss."""
+    counts = {r["name"]: (r["n"], r["items"]) for r in store.query(
+        "SELECT r.name, count(*) AS n, count(DISTINCT p.item_id) AS items FROM predictions p "
+        "JOIN runs r ON r.id = p.run_id GROUP BY 1").records()}
+    losses = {r["name"]: r["loss"] for r in store.query(
+        "SELECT r.name, m.loss FROM train_metrics m JOIN runs r ON r.id = m.run_id WHERE m.split = 'train' "
+        "QUALIFY row_number() OVER (PARTITION BY r.name ORDER BY m.step DESC) = 1").records()}
+    steps = {r["name"]: (r["n"], r["steps"]) for r in store.query(
+        "SELECT r.name, count(*) AS n, count(DISTINCT step) AS steps FROM train_metrics m JOIN runs r "
+        "ON r.id = m.run_id WHERE split = 'train' GROUP BY 1").records()}
+    return {"counts": counts, "losses": losses, "steps": steps}
+
+
+# ------------------------------------------------------------------ specs and hashing
+
+
+def test_a_rerun_enqueues_nothing_and_a_new_strategy_only_its_jobs(tiny_model: Path, tmp_path: Path) -> None:
+    store = Store(tmp_path / "store")
+    spec = load_experiment(experiment(tmp_path / "a.toml", tiny_model, ["base"]))
+    first = store.jobs.enqueue(expand(spec, store.root))
+    assert len(first) == 6  # capture, distill, fine-tune, 3 evals
+    assert store.jobs.enqueue(expand(spec, store.root)) == []
+    wider = load_experiment(experiment(tmp_path / "b.toml", tiny_model, ["base", "teacher"]))
+    added = store.jobs.enqueue(expand(wider, store.root))
+    names = sorted(j.name for j in store.jobs.all() if j.id in added)
+    assert names == ["tiny-teacher", "tiny/eval/tiny/teacher", "tiny/tiny/teacher"]
+
+
+def test_bad_experiment_files_are_one_line(tiny_model: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[experiment\nname = 1")
+    unknown = experiment(tmp_path / "unknown.toml", tiny_model, ["base", "telepathy"])
+    typo = tmp_path / "typo.toml"
+    typo.write_text(experiment(tmp_path / "t.toml", tiny_model, ["base"]).read_text().replace("max_steps", "max_step"))
+    for path, message in ((broken, "not valid TOML"), (unknown, "unknown strategy 'telepathy'; choose from"),
+                          (typo, "[distill] max_step: not a `kdtui distill` setting")):
+        proc = kdtui("run", str(path), "--store", str(tmp_path / "s"), "--dry-run")
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 2 and len(lines) == 1 and message in lines[0] and str(path) in lines[0], proc.stderr
+
+
+# ------------------------------------------------------------------ claims and dependencies
+
+
+CLAIMER = """
+import json, sys
+from kdtui.store import Store
+store = Store(sys.argv[1])
+got = [j.id for j in store.jobs.all() if j.state == "queued" and store.jobs.claim(j.id, sys.argv[2], "h", [], "l")]
+print(json.dumps(got))
+"""
+
+
+def test_competing_claims_give_each_job_to_one_worker(tmp_path: Path) -> None:
+    store = Store(tmp_path / "store")
+    store.jobs.enqueue([JobSpec(f"job-{i:02d}", f"r{i}", "eval", {}, 0, "g") for i in range(20)])
+    procs = [subprocess.Popen([sys.executable, "-c", CLAIMER, str(store.root), f"w{n}"], stdout=subprocess.PIPE,
+                              text=True, cwd=REPO, env=ENV) for n in range(4)]
+    claimed = [json.loads(p.communicate(timeout=120)[0]) for p in procs]
+    everything = [job for got in claimed for job in got]
+    assert sorted(everything) == [f"job-{i:02d}" for i in range(20)]  # each exactly once
+    assert {j.state for j in store.jobs.all()} == {"running"}
+
+
+def test_four_daemons_started_by_mistake_leave_one(tmp_path: Path) -> None:
+    store = Store(tmp_path / "store")
+    store.migrate()
+    procs = [subprocess.Popen([sys.executable, "-m", "kdtui.cli", "worker", "run", "--cpu", "--store",
+                               str(store.root), "--logs", str(tmp_path / "logs")], cwd=REPO, env=ENV,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    try:
+        wait_for(lambda: sum(p.poll() is not None for p in procs) == 3, 60, "three of them to leave")
+        left = [p for p in procs if p.poll() is not None]
+        assert all(p.returncode == 2 and "a worker already runs" in p.communicate()[1] for p in left)
+        assert holder(store.root) == next(p.pid for p in procs if p.poll() is None)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                p.wait(timeout=60)
+
+
+def test_a_failure_marks_its_dependants_and_retry_requeues_them(tmp_path: Path) -> None:
+    store = Store(tmp_path / "store")
+    store.jobs.enqueue([JobSpec("a", "a", "capture", {}, 0, "g", max_attempts=2),
+                        JobSpec("b", "b", "distill", {}, 0, "g", ["a"]),
+                        JobSpec("c", "c", "eval", {}, 0, "g", ["b"]), JobSpec("d", "d", "eval", {}, 0, "g")])
+    assert store.jobs.claim("a", "w", "h", [], "l") == 1
+    assert store.jobs.finish("a", 1, "failed", 2, "boom") == "queued"  # one failure of two allowed
+    assert store.jobs.finish("a", 1, "failed", 2, "boom") == "queued"  # a second report of the same end: ignored
+    assert store.jobs.claim("a", "w", "h", [], "l") == 2
+    assert store.jobs.finish("a", 2, "failed", 2, "boom") == "failed"
+    states = {j.id: j.state for j in store.jobs.all()}
+    assert states == {"a": "failed", "b": "dependency_failed", "c": "dependency_failed", "d": "queued"}
+    store.jobs.retry("a")
+    assert {j.id: j.state for j in store.jobs.all()} == {"a": "queued", "b": "queued", "c": "queued", "d": "queued"}
+    assert [a["outcome"] for a in store.jobs.attempts("a")] == ["failed (before retry)", "failed (before retry)"]
+
+
+# ------------------------------------------------------------------ GPUs
+
+
+def test_gpu_assignment_never_shares_a_card() -> None:
+    table = [GpuInfo(0, "GPU-a", 80_000, 79_000), GpuInfo(1, "GPU-b", 80_000, 79_500),
+             GpuInfo(2, "GPU-c", 80_000, 20_000),  # held by a killed job's leftovers
+             GpuInfo(3, "GPU-d", 80_000, 80_000)]
+    first = assign(2, table, None, set())
+    assert first is not None and [c.uuid for c in first] == ["GPU-a", "GPU-b"]
+    assert assign(2, table, None, {"GPU-a", "GPU-b"}) is None  # only GPU-d is really free
+    assert [c.uuid for c in assign(1, table, [3], set()) or []] == ["GPU-d"]
+    assert cuda_env(first) == {"CUDA_VISIBLE_DEVICES": "GPU-a,GPU-b", "CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
+    assert cuda_env([]) == {"CUDA_VISIBLE_DEVICES": ""}
+
+
+def test_the_scheduler_places_jobs_on_free_cards(tmp_path: Path) -> None:
+    """The worker's own scheduling with an injected device table: 4-GPU jobs wait for four free cards."""
+    store = Store(tmp_path / "store")
+    store.jobs.enqueue([JobSpec("big1", "big1", "capture", {}, 4, "g"), JobSpec("one", "one", "eval", {}, 1, "g"),
+                        JobSpec("big2", "big2", "capture", {}, 4, "g")])
+    table = [GpuInfo(i, f"GPU-{i}", 80_000, 80_000) for i in range(4)]
+    placed: list[tuple[str, list[str]]] = []
+
+    class Recording(Worker):
+        def start(self, job: Any, cards: list[GpuInfo]) -> None:  # record instead of spawning a process
+            attempt = self.store.jobs.claim(job.id, self.id, self.host, [c.uuid for c in cards], "log")
+            assert attempt is not None
+            placed.append((job.id, [c.uuid for c in cards]))
+            from kdtui.jobs.daemon import Running
+
+            self.running[job.id] = Running(job.id, attempt, os.getpid(), process_start(os.getpid()),
+                                           [c.uuid for c in cards])
+
+    worker = Recording(store, tmp_path / "logs", None, False, slots=3, devices=lambda: table)
+    worker.step()
+    assert placed == [("big1", ["GPU-0", "GPU-1", "GPU-2", "GPU-3"])]  # "one" and "big2" wait for cards
+    worker.running.clear()  # big1 ended: the queue's order gives big2 all four cards, "one" still waits
+    worker.step()
+    assert placed[1:] == [("big2", ["GPU-0", "GPU-1", "GPU-2", "GPU-3"])]
+    worker.running.clear()
+    worker.step()
+    assert placed[2:] == [("one", ["GPU-0"])]
+
+
+# ------------------------------------------------------------------ the daemon, end to end
+
+
+def test_experiment_survives_sigkilled_job_and_daemon(tiny_model: Path, tmp_path: Path) -> None:
+    """SIGKILL a distill job mid-run and the daemon mid-evaluation; a new daemon finishes the experiment, and
+    the store holds exactly what an uninterrupted run produces."""
+    reference, store_dir, logs = tmp_path / "reference", tmp_path / "store", tmp_path / "logs"
+    spec = experiment(tmp_path / "exp.toml", tiny_model, ["base", "teacher"], steps=40)
+    done = kdtui("run", str(spec), "--cpu", "--wait", "--store", str(reference), "--logs", str(tmp_path / "rlogs"))
+    stop_worker(reference)
+    assert done.returncode == 0, done.stderr
+    proc = kdtui("run", str(spec), "--cpu", "--store", str(store_dir), "--logs", str(logs))
+    assert proc.returncode == 0, proc.stderr
+    store = Store(store_dir)
+    try:
+        metrics = run_folder(store_dir, "tiny/tiny/base") / "metrics.jsonl"
+        wait_for(lambda: metrics.is_file() and len(metrics.read_text().splitlines()) >= 5, 180, "distillation")
+        job = store.jobs.get("tiny/tiny/base")
+        assert job is not None and job.pid is not None
+        os.killpg(job.pid, signal.SIGKILL)  # the job's process group: as an OOM kill would
+        wait_for(lambda: any(a["outcome"] == "lost" for a in store.jobs.attempts(job.id)), 60, "the lost attempt")
+        wait_for(lambda: (j := store.jobs.get("tiny/eval/tiny/base")) is not None and j.state == "running"
+                 and j.pid is not None, 240, "an evaluation to run")
+        daemon = holder(store_dir)
+        assert daemon
+        os.kill(daemon, signal.SIGKILL)
+        wait_for(lambda: holder(store_dir) is None, 30, "the daemon to die")
+        restarted = kdtui("worker", "start", "--cpu", "--store", str(store_dir), "--logs", str(logs))
+        assert restarted.returncode == 0, restarted.stderr
+        wait_for(lambda: all(j.state == "done" for j in store.jobs.all()), 300, "the experiment to finish")
+    finally:
+        stop_worker(store_dir)
+    base = store.jobs.get("tiny/tiny/base")
+    assert base is not None and [a["outcome"] for a in store.jobs.attempts(base.id)] == ["lost", "done"]
+    ours, theirs = results(store), results(Store(reference))
+    assert ours["counts"] == theirs["counts"] and all(n == items for n, items in ours["counts"].values())
+    assert ours["steps"] == theirs["steps"] and all(n == steps for n, steps in ours["steps"].values())
+    for run, loss in theirs["losses"].items():
+        assert abs(ours["losses"][run] - loss) <= 1e-4, (run, ours["losses"][run], loss)
+    log = (logs / "worker.log").read_text()
+    assert "re-adopted" in log or "was lost with its worker" in log
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+def test_killing_the_tmux_session_leaves_the_daemon_running(tiny_model: Path, tmp_path: Path) -> None:
+    store_dir = tmp_path / "store"
+    Store(store_dir).migrate()
+    session = f"kdtui-test-{os.getpid()}"
+    command = f"cd {REPO} && {sys.executable} -m kdtui.cli worker start --cpu --store {store_dir} --logs {tmp_path}"
+    subprocess.run(["tmux", "new-session", "-d", "-s", session, command + "; sleep 600"], check=True, env=ENV)
+    try:
+        wait_for(lambda: holder(store_dir) is not None, 60, "the worker to start")
+        pid = holder(store_dir)
+        subprocess.run(["tmux", "kill-session", "-t", session], check=True)
+        time.sleep(0.5)  # give a SIGHUP, had it reached the daemon, time to act; then check it lives
+        assert holder(store_dir) == pid and process_start(pid or 0) is not None
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+        stop_worker(store_dir)
+
+
+def test_a_second_worker_start_reports_the_running_one(tmp_path: Path) -> None:
+    store_dir = tmp_path / "store"
+    Store(store_dir).migrate()
+    try:
+        first = kdtui("worker", "start", "--cpu", "--store", str(store_dir), "--logs", str(tmp_path))
+        second = kdtui("worker", "start", "--cpu", "--store", str(store_dir), "--logs", str(tmp_path))
+        assert first.returncode == second.returncode == 0
+        assert first.stdout.split("pid ")[1].split()[0] == second.stdout.split("pid ")[1].split()[0]
+        status = kdtui("worker", "status", "--store", str(store_dir))
+        assert f"pid {holder(store_dir)}" in status.stdout
+    finally:
+        stop_worker(store_dir)
+    with pytest.raises(KdtuiError, match="no experiment file"):
+        load_experiment(tmp_path / "missing.toml")
