@@ -22,6 +22,7 @@ from textual.screen import Screen
 from kdtui.render import visible
 from kdtui.store import Store
 from kdtui.tui.screens.captures import CapturesScreen
+from kdtui.tui.screens.jobs import JobsScreen
 from kdtui.tui.screens.leaderboard import LeaderboardScreen
 from kdtui.tui.screens.predictions import PredictionsScreen
 from kdtui.tui.screens.sql import SqlScreen
@@ -36,7 +37,9 @@ SCREEN_TITLES = {
     "sql": ("SQL console (F4)", "Read-only DuckDB SQL over the store"),
     "captures": ("Captures (F6)", "Teacher captures: size, format, entropy"),
     "training": ("Training (F7)", "Live loss curves of distill runs"),
+    "jobs": ("Jobs (F8)", "The job queue, its worker and each job's log"),
 }
+SUMMARY_SECONDS = 5.0
 
 
 class KdtuiApp(App[None]):
@@ -51,6 +54,7 @@ class KdtuiApp(App[None]):
         "sql": SqlScreen,
         "training": TrainingScreen,
         "captures": CapturesScreen,
+        "jobs": JobsScreen,
     }
     DEFAULT_MODE = "leaderboard"
     BINDINGS = [
@@ -61,6 +65,7 @@ class KdtuiApp(App[None]):
         Binding("f6", "mode('captures')", "Captures", priority=True),
         # F5 stays the SQL console's "run" (as in every SQL tool); Training takes the next free key.
         Binding("f7", "mode('training')", "Training", priority=True),
+        Binding("f8", "mode('jobs')", "Jobs", priority=True),
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
 
@@ -84,6 +89,39 @@ class KdtuiApp(App[None]):
     def on_mount(self) -> None:
         self._stamp = self._file_stamp()
         self.set_interval(POLL_SECONDS, self._poll_store)
+        self.set_interval(SUMMARY_SECONDS, self._summarise)
+        self._summarise(start_worker=True)
+
+    def _summarise(self, start_worker: bool = False) -> None:
+        """Workers, running jobs and GPUs in use, in the header (read in a worker thread); on start, a
+        queue with work and no worker gets one, as `kdtui run` would start it."""
+        store, title = self.store, self.sub_title.split(" · worker")[0]
+
+        def read() -> None:
+            from kdtui.jobs.daemon import holder, start_detached
+
+            if not store.path.exists():
+                return
+            pid = holder(store.root)
+            jobs = store.jobs.all()
+            if start_worker and pid is None and any(j.state == "queued" for j in jobs):
+                from kdtui.config.paths import logs_dir
+
+                pid = start_detached(store.root, logs_dir(None), ["--slots", "1"])
+            if not jobs and pid is None:
+                return  # no queue here: the header stays the store's path
+            running = [j for j in jobs if j.state == "running"]
+            cards = sorted({c for j in running for c in j.gpu_ids})
+            summary = (f"{title} · worker {'on' if pid else 'off'} · {len(running)} running"
+                       + (f" · GPUs {len(cards)}" if cards else ""))
+            with suppress(RuntimeError):
+                self.call_from_thread(setattr, self, "sub_title", summary)
+
+        def safe() -> None:
+            with suppress(Exception):  # the header is decoration: a busy store just keeps the old one
+                read()
+
+        self.run_worker(safe, thread=True, group="summary", exclusive=True, exit_on_error=False)
 
     def _file_stamp(self) -> tuple[float, ...]:
         stamps = []

@@ -1,0 +1,189 @@
+"""Jobs: the queue by experiment, live — state, attempts, progress — and the tail of the selected job's log.
+
+Keys: c cancel (a running job stops at its next step), r retry, p pause/resume the job's experiment,
+a enqueue an experiment file (and start the worker if none runs), enter the whole log.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import DataTable, Footer, Header, Input, Static
+
+from kdtui.render import as_text, visible
+from kdtui.store.jobs import JobRow
+from kdtui.tui.screens.base import StoreScreen
+from kdtui.tui.screens.dialogs import DetailScreen
+
+COLUMNS = ["experiment", "job", "kind", "run", "state", "tries", "progress", "error"]
+STATE_STYLE = {"done": "green", "running": "bold cyan", "queued": "dim", "failed": "bold red",
+               "dependency_failed": "red", "cancelled": "yellow"}
+TAIL_LINES = 12
+
+
+def bar(fraction: float | None, width: int = 12) -> Text:
+    if fraction is None:
+        return Text("")
+    filled = round(max(0.0, min(1.0, fraction)) * width)
+    return Text("█" * filled + "░" * (width - filled) + f" {fraction:4.0%}", style="cyan")
+
+
+def tail(path: str | None, lines: int = TAIL_LINES) -> str:
+    if not path or not Path(path).is_file():
+        return "(no log yet)"
+    with Path(path).open("rb") as fh:
+        fh.seek(0, 2)
+        fh.seek(max(0, fh.tell() - 16_384))
+        text = fh.read().decode("utf-8", "replace")
+    return "\n".join(text.splitlines()[-lines:])
+
+
+class JobsScreen(StoreScreen):
+    """The job queue and its worker."""
+
+    BINDINGS = [
+        Binding("c", "cancel", "Cancel"),
+        Binding("r", "retry", "Retry"),
+        Binding("p", "pause", "Pause/resume"),
+        Binding("a", "enqueue", "Enqueue"),
+        Binding("enter", "log", "Log", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.jobs: list[JobRow] = []
+        self.paused: set[str] = set()
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static("Jobs — loading…", id="jobs-status", classes="status")
+        table: DataTable[Any] = DataTable(id="jobs", cursor_type="row", zebra_stripes=True)
+        yield table
+        yield Input(placeholder="experiment TOML to enqueue, e.g. experiments/demo.toml (enter)", id="jobs-file")
+        yield Static("", id="jobs-log", classes="panel")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#jobs", DataTable).add_columns(*COLUMNS)
+        self.query_one("#jobs-file", Input).display = False
+        self.watch_store()
+        self.load()
+
+    def load(self) -> None:
+        store = self.kdtui.store
+
+        def read() -> tuple[list[JobRow], set[str], int | None]:
+            from kdtui.jobs.daemon import holder
+
+            if not store.path.exists():
+                return [], set(), None
+            return store.jobs.all(), store.jobs.paused_groups(), holder(store.root)
+
+        self.fetch(read, self._loaded, group="jobs")
+
+    def reload(self) -> None:
+        self.load()
+
+    def _loaded(self, loaded: tuple[list[JobRow], set[str], int | None]) -> None:
+        jobs, self.paused, worker = loaded
+        self.jobs = sorted(jobs, key=lambda j: (j.grp, ["running", "queued"].index(j.state)
+                                                if j.state in ("running", "queued") else 2))
+        table = self.query_one("#jobs", DataTable)
+        keep = table.cursor_row
+        table.clear()
+        for job in self.jobs:
+            group = job.grp + (" (paused)" if job.grp in self.paused else "")
+            table.add_row(as_text(group), job.id, job.kind, as_text(job.name),
+                          Text(job.state, style=STATE_STYLE.get(job.state, "")), f"{job.attempts}/{job.max_attempts}",
+                          bar(job.progress if job.state != "done" else 1.0), as_text((job.error or "")[:50]))
+        if self.jobs:
+            table.move_cursor(row=min(max(keep, 0), len(self.jobs) - 1))
+        running = [j for j in self.jobs if j.state == "running"]
+        cards = sorted({c for j in running for c in j.gpu_ids})
+        self.query_one("#jobs-status", Static).update(as_text(
+            f"worker {'pid ' + str(worker) if worker else 'not running'} · {len(running)} running · "
+            f"{sum(j.state == 'queued' for j in self.jobs)} queued · GPUs in use: {', '.join(cards) or 'none'}"
+            " · c cancel · r retry · p pause · a enqueue · enter log"))
+        self._show_tail()
+
+    def _selected(self) -> JobRow | None:
+        row = self.query_one("#jobs", DataTable).cursor_row
+        return self.jobs[row] if 0 <= row < len(self.jobs) else None
+
+    def on_data_table_row_highlighted(self, _event: DataTable.RowHighlighted) -> None:
+        self._show_tail()
+
+    def _show_tail(self) -> None:
+        job = self._selected()
+        if job is None:
+            self.query_one("#jobs-log", Static).update("")
+            return
+        path = job.log_path
+        self.fetch(lambda: tail(path), lambda text: self.query_one("#jobs-log", Static).update(
+            as_text(f"{job.name} · {job.state}\n{text}")), group="jobs-tail")
+
+    def _act(self, what: str, call: Any) -> None:
+        self.fetch(call, lambda message: self.notify(visible(message), markup=False), group=f"jobs-{what}",
+                   exclusive=False)
+
+    def action_cancel(self) -> None:
+        job, store = self._selected(), self.kdtui.store
+        if job is not None:
+            self._act("cancel", lambda: f"{job.name}: {store.jobs.cancel(job.id)}")
+
+    def action_retry(self) -> None:
+        job, store = self._selected(), self.kdtui.store
+        if job is not None:
+            def retry() -> str:
+                store.jobs.retry(job.id)
+                return f"{job.name}: queued again"
+
+            self._act("retry", retry)
+
+    def action_pause(self) -> None:
+        job, store = self._selected(), self.kdtui.store
+        if job is not None:
+            paused = job.grp not in self.paused
+
+            def pause() -> str:
+                store.jobs.set_paused(job.grp, paused)
+                return f"{job.grp}: {'paused' if paused else 'resumed'}"
+
+            self._act("pause", pause)
+
+    def action_enqueue(self) -> None:
+        box = self.query_one("#jobs-file", Input)
+        box.display = True
+        box.focus()
+
+    @on(Input.Submitted, "#jobs-file")
+    def _enqueue(self, event: Input.Submitted) -> None:
+        event.input.display = False
+        self.query_one("#jobs", DataTable).focus()
+        store, path = self.kdtui.store, event.value.strip()
+
+        def enqueue() -> str:
+            from kdtui.jobs.daemon import start_detached
+            from kdtui.jobs.experiment import load_experiment
+            from kdtui.jobs.graph import expand
+
+            spec = load_experiment(path)
+            added = store.jobs.enqueue(expand(spec, store.root))
+            from kdtui.config.paths import logs_dir
+
+            pid = start_detached(store.root, logs_dir(None), ["--slots", "1"])
+            return f"{spec.name}: {len(added)} new jobs; worker pid {pid}"
+
+        self._act("enqueue", enqueue)
+
+    def action_log(self) -> None:
+        job = self._selected()
+        if job is not None:
+            path = job.log_path
+            self.fetch(lambda: tail(path, 2000), lambda text: self.app.push_screen(
+                DetailScreen(f"{job.name} · log", as_text(text))), group="jobs-log")
