@@ -118,7 +118,8 @@ def test_eval_and_demo(tiny_model: Path, tmp_path: Path) -> None:
     proc = kdtui("demo", "--model", str(tiny_model), "--data", "synthetic", "--limit", "2", "--train", "12",
                  "--steps", "2", "--no-tui", "--store", str(store), "--logs", str(tmp_path / "logs"))
     assert proc.returncode == 0, proc.stderr
-    for run in ("demo/eval/no-distil", "demo/eval/kd-base", "demo/eval/kd-teacher", "demo/eval/fine-tune"):
+    for run in ("demo/eval/smollm2/no-distil", "demo/eval/smollm2/base", "demo/eval/smollm2/teacher",
+                "demo/eval/smollm2/fine-tune"):
         assert run in proc.stdout
     assert "stage timings: model" in proc.stdout
     one_line_error(kdtui("demo", "--model", str(tmp_path / "nope"), "--no-tui", "--store", str(store)),

