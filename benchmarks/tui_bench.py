@@ -178,7 +178,7 @@ def main() -> None:
     p95 = sorted(latencies)[int(0.95 * (len(latencies) - 1))]
     print(f"store: {args.predictions:,} predictions, {pending:,} needing review (built in {built:.1f}s); "
           f"{decided} decisions written during the run")
-    print(f"{'measure':40s} {'value':>9s} {'target':>8s} {'ratio':>7s} {'vs wave 1':>10s}")
+    print(f"{'measure':48s} {'value':>9s} {'target':>8s} {'ratio':>7s} {'vs wave 1':>10s}")
     for label, value, target, wave1 in (("time to first screen (leaderboard)", first, 1.5, 0.362),
                                         ("triage queue load (10k items)", queue, None, None),
                                         ("keypress to next item, median", p50, 0.1, 0.003),
@@ -191,7 +191,7 @@ def main() -> None:
                                         ("training: incremental refresh (+100 steps/run)", t_refresh, None, None)):
         ratio = f"{value / target:.2f}" if target else ""
         versus = f"{value / wave1:.2f}x" if wave1 else ""
-        print(f"{label:40s} {value * 1000:7.0f}ms {'' if target is None else f'{target * 1000:.0f}ms':>8s} "
+        print(f"{label:48s} {value * 1000:7.0f}ms {'' if target is None else f'{target * 1000:.0f}ms':>8s} "
               f"{ratio:>7s} {versus:>10s}")
 
 

@@ -56,3 +56,12 @@ def histogram_bar(fraction: float, width: int = 30) -> str:
     eighths = round(max(0.0, min(1.0, fraction)) * width * 8)
     full, rest = divmod(eighths, 8)
     return "█" * full + ("" if rest == 0 else " ▏▎▍▌▋▊▉"[rest])
+
+
+def duration(seconds: float | None) -> str:
+    """``1h02m`` or ``3m07s`` ('' when unknown): ETAs and elapsed times in tables and progress lines."""
+    if seconds is None:
+        return ""
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"

@@ -195,6 +195,32 @@ def test_gpu_assignment_never_shares_a_card() -> None:
     assert cuda_env([]) == {"CUDA_VISIBLE_DEVICES": ""}
 
 
+class Recording(Worker):
+    """The worker's own scheduling, recording placements instead of spawning processes."""
+
+    placed: list[tuple[str, list[str]]]
+
+    def start(self, job: Any, cards: list[GpuInfo]) -> None:
+        from kdtui.jobs.daemon import Running
+
+        attempt = self.store.jobs.claim(job.id, self.id, self.host, [c.uuid for c in cards], "log")
+        assert attempt is not None
+        self.placed.append((job.id, [c.uuid for c in cards]))
+        self.running[job.id] = Running(job.id, attempt, os.getpid(), process_start(os.getpid()),
+                                       [c.uuid for c in cards])
+
+
+def test_gpu_and_cpu_jobs_have_their_own_slots(tmp_path: Path) -> None:
+    store = Store(tmp_path / "store")
+    store.jobs.enqueue([JobSpec("cpu1", "cpu1", "eval", {}, 0, "g"), JobSpec("cpu2", "cpu2", "eval", {}, 0, "g"),
+                        JobSpec("gpu1", "gpu1", "distill", {}, 1, "g")])
+    worker = Recording(store, tmp_path / "logs", None, False, slots=1, cpu_slots=1,
+                       devices=lambda: [GpuInfo(0, "GPU-0", 80_000, 80_000)])
+    worker.placed = []
+    worker.step()
+    assert worker.placed == [("cpu1", []), ("gpu1", ["GPU-0"])]  # cpu2 waits for the CPU slot, not for the GPU
+
+
 def test_the_scheduler_places_jobs_on_free_cards(tmp_path: Path) -> None:
     """The worker's own scheduling with an injected device table: 4-GPU jobs wait for four free cards."""
     store = Store(tmp_path / "store")
@@ -202,18 +228,8 @@ def test_the_scheduler_places_jobs_on_free_cards(tmp_path: Path) -> None:
                         JobSpec("big2", "big2", "capture", {}, 4, "g")])
     table = [GpuInfo(i, f"GPU-{i}", 80_000, 80_000) for i in range(4)]
     placed: list[tuple[str, list[str]]] = []
-
-    class Recording(Worker):
-        def start(self, job: Any, cards: list[GpuInfo]) -> None:  # record instead of spawning a process
-            attempt = self.store.jobs.claim(job.id, self.id, self.host, [c.uuid for c in cards], "log")
-            assert attempt is not None
-            placed.append((job.id, [c.uuid for c in cards]))
-            from kdtui.jobs.daemon import Running
-
-            self.running[job.id] = Running(job.id, attempt, os.getpid(), process_start(os.getpid()),
-                                           [c.uuid for c in cards])
-
     worker = Recording(store, tmp_path / "logs", None, False, slots=3, devices=lambda: table)
+    worker.placed = placed
     worker.step()
     assert placed == [("big1", ["GPU-0", "GPU-1", "GPU-2", "GPU-3"])]  # "one" and "big2" wait for cards
     worker.running.clear()  # big1 ended: the queue's order gives big2 all four cards, "one" still waits

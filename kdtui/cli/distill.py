@@ -8,14 +8,7 @@ from typing import Any
 
 from kdtui.cli.common import Parents, add_command, logs, open_store
 from kdtui.config.distill import DistillConfig
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "?"
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+from kdtui.render import duration
 
 
 def cmd_distill(args: argparse.Namespace) -> int:
@@ -30,7 +23,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
             is not None else ""
         print(f"distill {cfg.run}: step {row['step']}/{row['total_steps']}, loss {row['loss']:.4f} "
               f"(CE {row['ce']:.4f}{kl}), lr {row['lr']:.2e}, {row['tokens_per_s'] or 0:.0f} tok/s, "
-              f"ETA {_duration(row['eta_s'])}", file=sys.stderr, flush=True)
+              f"ETA {duration(row['eta_s']) or '?'}", file=sys.stderr, flush=True)
 
     result = run_distill(cfg, store, logs(args), progress=show)
     where = f"; adapter in {result.adapter}" if result.adapter else f"; resume with --resume ({result.folder})"

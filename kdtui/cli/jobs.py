@@ -17,7 +17,7 @@ from kdtui.errors import KdtuiError
 
 
 def _worker_args(args: argparse.Namespace) -> list[str]:
-    out = ["--slots", str(args.slots)]
+    out = ["--slots", str(args.slots)] + ([] if args.cpu_slots is None else ["--cpu-slots", str(args.cpu_slots)])
     if args.cpu:
         out.append("--cpu")
     elif args.gpus:
@@ -141,7 +141,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     if args.action == "run":
         gpus = None if args.gpus in (None, "all") else [int(g) for g in args.gpus.split(",") if g.strip()]
-        Worker(open_store(args, create=True), logs(args), gpus, args.cpu, args.slots).run()
+        Worker(open_store(args, create=True), logs(args), gpus, args.cpu, args.slots, cpu_slots=args.cpu_slots).run()
         return 0
     store = open_store(args, create=args.action == "start")
     if args.action == "start":
@@ -173,7 +173,10 @@ def cmd_job(args: argparse.Namespace) -> int:
 def _worker_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gpus", default=None, help="GPUs to use: 0,1,2,3 or all (default: all)")
     parser.add_argument("--cpu", action="store_true", help="CPU only: jobs asking for GPUs wait")
-    parser.add_argument("--slots", type=int, default=1, help="jobs run at once (default: 1)")
+    parser.add_argument("--slots", type=int, default=1, help="jobs on GPUs at once (with --cpu: jobs at once; "
+                        "default: 1)")
+    parser.add_argument("--cpu-slots", type=int, default=None, help="jobs needing no GPU at once, beside the GPU "
+                        "jobs (default: as --slots)")
 
 
 def register(sub: Any, parents: Parents) -> None:

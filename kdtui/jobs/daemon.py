@@ -91,8 +91,11 @@ class Worker:
     """The scheduling loop of one daemon."""
 
     def __init__(self, store: Store, logs: Path, gpus: list[int] | None, cpu: bool, slots: int,
-                 poll: float = 0.5, devices: Any = nvml_devices) -> None:
+                 poll: float = 0.5, devices: Any = nvml_devices, cpu_slots: int | None = None) -> None:
+        # Two slot groups: jobs holding cards (at most `slots` at once, and never more cards than free) and
+        # jobs needing none (`cpu_slots`): a 4-GPU capture and CPU evaluations do not wait for each other.
         self.store, self.logs, self.slots, self.poll = store, logs, slots, poll
+        self.cpu_slots = slots if cpu_slots is None else cpu_slots
         self.allowed = None if gpus is None else list(gpus)
         self.cpu = cpu
         self.devices = devices  # injected in tests: a function returning the GPU table
@@ -132,7 +135,7 @@ class Worker:
         signal.signal(signal.SIGTERM, self._on_term)
         signal.signal(signal.SIGINT, self._on_term)
         (self.logs / "jobs").mkdir(parents=True, exist_ok=True)
-        self._say(f"worker {self.id} started: slots {self.slots}, "
+        self._say(f"worker {self.id} started: {self.slots} GPU-job slots, {self.cpu_slots} CPU-job slots, "
                   f"{'CPU only' if self.cpu else 'GPUs ' + str(self.allowed or 'all')}")
         self.adopt()
         last_beat = 0.0
@@ -217,10 +220,14 @@ class Worker:
         paused = self.store.jobs.paused_groups() if any(j.state == "queued" for j in jobs) else set()
         devices: list[GpuInfo] | None = None
         for job in jobs:
-            if len(self.running) >= self.slots:
+            on_cards = sum(bool(r.cards) for r in self.running.values())
+            if on_cards >= self.slots and len(self.running) - on_cards >= self.cpu_slots:
                 return
             if job.state != "queued" or job.grp in paused or job.cancel_requested:
                 continue
+            full = on_cards >= self.slots if job.gpus else len(self.running) - on_cards >= self.cpu_slots
+            if full:
+                continue  # its slot group is full
             states = {d: by_id[d].state if d in by_id else "missing" for d in job.depends}
             blocked = [d for d, s in states.items() if (s in FINAL and s != "done") or s == "missing"]
             if blocked:

@@ -29,12 +29,12 @@ key; an unknown strategy names the ones there are.
 from __future__ import annotations
 
 import itertools
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from kdtui.config.base import load_toml_table
 from kdtui.config.capture import CaptureConfig
 from kdtui.config.distill import DistillConfig
 from kdtui.config.eval import EvalConfig
@@ -102,12 +102,7 @@ def load_experiment(path: Path | str) -> ExperimentSpec:
     path = Path(path)
     if not path.is_file():
         raise KdtuiError(f"no experiment file {path}; see experiments/demo.toml for the format")
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise KdtuiError(f"{path}: not valid TOML ({exc})") from None
-    except UnicodeDecodeError:
-        raise KdtuiError(f"{path}: not UTF-8 text") from None
+    raw = load_toml_table(path, None)
     data = dict(raw.pop("experiment", {})) | raw
     try:
         spec = ExperimentSpec.model_validate(data)

@@ -53,6 +53,7 @@ class JobRow:
     exit_code: int | None = None
     progress: float | None = None
     cancel_requested: bool = False
+    started_at: Any = None  # a datetime: when the current (or last) attempt began
 
 
 def _row(record: dict[str, Any]) -> JobRow:

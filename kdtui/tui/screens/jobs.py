@@ -6,6 +6,7 @@ a enqueue an experiment file (and start the worker if none runs), enter the whol
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +16,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
-from kdtui.render import as_text, visible
+from kdtui.render import as_text, duration, visible
 from kdtui.store.jobs import JobRow
 from kdtui.tui.screens.base import StoreScreen
 from kdtui.tui.screens.dialogs import DetailScreen
 
-COLUMNS = ["experiment", "job", "kind", "run", "state", "tries", "progress", "error"]
+COLUMNS = ["experiment", "job", "kind", "run", "state", "tries", "progress", "ETA", "error"]
 STATE_STYLE = {"done": "green", "running": "bold cyan", "queued": "dim", "failed": "bold red",
                "dependency_failed": "red", "cancelled": "yellow"}
 TAIL_LINES = 12
@@ -31,6 +32,14 @@ def bar(fraction: float | None, width: int = 12) -> Text:
         return Text("")
     filled = round(max(0.0, min(1.0, fraction)) * width)
     return Text("█" * filled + "░" * (width - filled) + f" {fraction:4.0%}", style="cyan")
+
+
+def eta(job: JobRow) -> float | None:
+    """Seconds left for a running job at the pace of its current attempt."""
+    if job.state != "running" or not job.progress or job.started_at is None:
+        return None
+    elapsed = (datetime.now() - job.started_at).total_seconds()  # both naive: the store's local clock
+    return elapsed * (1 - job.progress) / job.progress if elapsed > 0 else None
 
 
 def tail(path: str | None, lines: int = TAIL_LINES) -> str:
@@ -100,7 +109,8 @@ class JobsScreen(StoreScreen):
             group = job.grp + (" (paused)" if job.grp in self.paused else "")
             table.add_row(as_text(group), job.id, job.kind, as_text(job.name),
                           Text(job.state, style=STATE_STYLE.get(job.state, "")), f"{job.attempts}/{job.max_attempts}",
-                          bar(job.progress if job.state != "done" else 1.0), as_text((job.error or "")[:50]))
+                          bar(job.progress if job.state != "done" else 1.0), duration(eta(job)),
+                          as_text((job.error or "")[:50]))
         if self.jobs:
             table.move_cursor(row=min(max(keep, 0), len(self.jobs) - 1))
         running = [j for j in self.jobs if j.state == "running"]

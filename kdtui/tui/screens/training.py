@@ -33,20 +33,12 @@ from kdtui.curves import (
     run_colour,
     sparkline,
 )
-from kdtui.render import as_text
+from kdtui.render import as_text, duration
 from kdtui.store.reads import TrainingRun, training_curves, training_runs
 from kdtui.tui.screens.base import StoreScreen
 
 MAX_OVERLAID = 4
 COLUMNS = ["", "run", "state", "step", "loss", "tok/s", "ETA", "loss trend"]
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 
 class TrainingScreen(StoreScreen):
@@ -147,7 +139,7 @@ class TrainingScreen(StoreScreen):
             step = f"{run.step or 0}/{run.total_steps or '?'}"
             table.add_row(Text(mark, style=run_colour(run.name)), as_text(run.name), as_text(run.state), step,
                           "" if run.loss is None else f"{run.loss:.4f}",
-                          "" if run.tokens_per_s is None else f"{run.tokens_per_s:,.0f}", _duration(run.eta_s),
+                          "" if run.tokens_per_s is None else f"{run.tokens_per_s:,.0f}", duration(run.eta_s),
                           Text(trend, style=run_colour(run.name)), key=str(run.run_id))
         if self.runs:
             table.move_cursor(row=min(keep, len(self.runs) - 1))  # the cursor stays where it was
