@@ -247,7 +247,7 @@ def test_experiment_survives_sigkilled_job_and_daemon(tiny_model: Path, tmp_path
     """SIGKILL a distill job mid-run and the daemon mid-evaluation; a new daemon finishes the experiment, and
     the store holds exactly what an uninterrupted run produces."""
     reference, store_dir, logs = tmp_path / "reference", tmp_path / "store", tmp_path / "logs"
-    spec = experiment(tmp_path / "exp.toml", tiny_model, ["base", "teacher"], steps=40)
+    spec = experiment(tmp_path / "exp.toml", tiny_model, ["base", "teacher"], steps=60)
     done = kdtui("run", str(spec), "--cpu", "--wait", "--store", str(reference), "--logs", str(tmp_path / "rlogs"))
     stop_worker(reference)
     assert done.returncode == 0, done.stderr
