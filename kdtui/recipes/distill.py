@@ -174,6 +174,9 @@ def run_distill(cfg: DistillConfig, store: Store, logs: Path, progress: Progress
                   beta=cfg.beta, skew=cfg.skew, chunk=cfg.chunk)
     optimizer = _optimizer(cfg, model)
     rank, world = accelerator.process_index, accelerator.num_processes
+    if world > 1 and cfg.preset == "study-literal":
+        raise KdtuiError("--preset study-literal is the notebooks' single-device loop; run it without accelerate "
+                         "launch")
     per_rank = len(train) // world
     if per_rank == 0:
         raise KdtuiError(f"{len(train)} training examples cannot be shared by {world} processes; use more data")
@@ -181,14 +184,15 @@ def run_distill(cfg: DistillConfig, store: Store, logs: Path, progress: Progress
     steps_per_epoch = math.ceil(batches_per_epoch / cfg.grad_accum)
     total_steps = min(steps_per_epoch * cfg.epochs, cfg.max_steps or 1 << 62)
     scheduler = _schedule(cfg, optimizer, total_steps, steps_per_epoch)
+    unwrapped = forward  # evaluation runs outside DDP: no collective that only rank 0 would enter
     forward, optimizer = accelerator.prepare(forward, optimizer)
     position = load_checkpoint(found[-1], model, optimizer, scheduler) if found else Position()
     main = accelerator.is_main_process
 
-    def batch_loss(batch: list[TrainItem]) -> tuple[torch.Tensor, KDStats, int]:
+    def batch_loss(batch: list[TrainItem], training: bool = True) -> tuple[torch.Tensor, KDStats, int]:
         if cfg.preset == "study-literal":
             return literal_loss(model, batch[0], cfg.alpha, cfg.temperature, head)
-        return aligned_loss(forward, model, batch, kd, head)
+        return aligned_loss(forward if training else unwrapped, model, batch, kd, head)
 
     def evaluate() -> float | None:
         if not held_out:
@@ -197,7 +201,7 @@ def run_distill(cfg: DistillConfig, store: Store, logs: Path, progress: Progress
         total, count = 0.0, 0
         with torch.no_grad():
             for start in range(0, len(held_out), cfg.batch_size):
-                loss, _, n = batch_loss(held_out[start:start + cfg.batch_size])
+                loss, _, n = batch_loss(held_out[start:start + cfg.batch_size], training=False)
                 total, count = total + float(loss) * n, count + n
         model.train()
         return total / max(count, 1)
@@ -240,6 +244,10 @@ def run_distill(cfg: DistillConfig, store: Store, logs: Path, progress: Progress
                     scheduler.step()
                     optimizer.zero_grad(set_to_none=True)
                     position.step, position.batch = position.step + 1, b + 1
+                    if world > 1:  # the logged step is the whole step: every rank's tokens, token-weighted
+                        total = accelerator.reduce(torch.tensor([*step.sums, step.tokens], dtype=torch.float64,
+                                                                device=accelerator.device), reduction="sum")
+                        step.sums, step.tokens = [float(v) for v in total[:-1]], int(total[-1])
                     position.tokens += step.tokens
                     row = step.row(position, epoch + (b + 1) / batches_per_epoch, lr, grad_norm, clock) | {
                         "total_steps": total_steps}
