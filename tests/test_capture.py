@@ -207,3 +207,27 @@ def test_format_1_shards_stay_readable(tmp_path: Path) -> None:
     assert back.log_tail is None
     derived = log_tail_of(back, 1, 2.0).exp()  # falls back to 1 - sum, which is fine for this flat teacher
     torch.testing.assert_close(derived, packed["log_tail"][:, 1].exp(), atol=2e-3, rtol=0)
+
+
+def test_two_replicas_merge_into_the_single_process_capture(tiny_model: Path, tmp_path: Path) -> None:
+    """A capture split into 2 ranges of whole shards and merged equals the one-process capture, shard for shard."""
+    from kdtui.captures.replicas import merge, replica_range
+
+    assert replica_range(7, 2, 0, 2) == (0, 4) and replica_range(7, 2, 1, 2) == (4, 7)  # 4 shards: 2 + 2
+    store = Store(tmp_path / "store")
+    common = {"teacher": str(tiny_model), "data": "synthetic", "limit": 7, "examples_per_shard": 2, "k": 8,
+              "device": "cpu", "mode": "answer"}
+    single = run_capture(CaptureConfig.model_validate(common | {"name": "one"}), store)
+    for replica in (1, 0):  # in any order: each is its own resumable capture
+        run_capture(CaptureConfig.model_validate(common | {"name": "two", "replicas": 2, "replica": replica}), store)
+    merged = merge(store.root, "two", 2)
+    assert [s["sha256"] for s in merged["shards"]] == [s["sha256"] for s in single["shards"]]
+    assert [s["file"] for s in merged["shards"]] == [s["file"] for s in single["shards"]]
+    for key in ("n_examples", "n_tokens", "config", "tokenizer", "strategy", "format", "k"):
+        assert merged[key] == single[key], key
+    for entry in merged["shards"]:
+        assert (store.root / "captures" / "two" / entry["file"]).read_bytes() == \
+            (store.root / "captures" / "one" / entry["file"]).read_bytes()
+    assert merge(store.root, "two", 2) == merged  # merging again (a retried job) changes nothing
+    with pytest.raises(KdtuiError, match="replica 0 of capture 'three' is missing"):
+        merge(store.root, "three", 2)

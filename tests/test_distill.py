@@ -335,22 +335,20 @@ def test_two_processes_train_like_one_with_double_accumulation(tiny_model: Path,
                                                                 tmp_path: Path) -> None:
     """DDP over 2 CPU processes (gloo) gives the curve of 1 process accumulating 2 batches.
 
-    Launched with torchrun: `accelerate launch --cpu` starts one process whatever --num_processes says;
-    the recipe's Accelerator picks the distributed environment up either way.
+    `kdtui distill --launcher torchrun` (on GPUs `--launcher accelerate`; `accelerate launch --cpu` starts one
+    process whatever --num_processes says); the recipe's Accelerator picks the distributed environment up.
     """
     store = Store(tmp_path / "store")
     capture(store, teacher, "c", mode="answer")
     run_distill(distill_cfg(tiny_model, "one", capture="c", grad_accum=2, max_steps=3, lr=1e-3, shuffle=False),
                 store, tmp_path / "logs")
-    # torchrun parses abbreviated options (--run would be its --run-path): the settings go in a TOML table
-    config = tmp_path / "two.toml"
-    config.write_text(f'[distill]\nrun = "two"\nstudent = "{tiny_model}"\ncapture = "c"\ndevice = "cpu"\n'
-                      'grad_accum = 1\nmax_steps = 3\nlr = 1e-3\nshuffle = false\nlora_dropout = 0.0\n')
-    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", KDTUI_STORE=str(store.root),
-               KDTUI_LOGS=str(tmp_path / "logs"))
-    launched = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m",
-                               "kdtui.cli", "distill", "--config", str(config)], cwd=REPO, env=env,
-                              capture_output=True, text=True, timeout=600)
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
+    launched = subprocess.run([sys.executable, "-m", "kdtui.cli", "distill", "--launcher", "torchrun",
+                               "--num-processes", "2", "--run", "two", "--student", str(tiny_model), "--capture", "c",
+                               "--device", "cpu", "--grad-accum", "1", "--max-steps", "3", "--lr", "1e-3",
+                               "--no-shuffle", "--lora-dropout", "0", "--store", str(store.root), "--logs",
+                               str(tmp_path / "logs")], cwd=REPO, env=env, capture_output=True, text=True,
+                              timeout=600)
     assert launched.returncode == 0, launched.stderr[-2000:]
     one, two = train_rows(store, "one"), train_rows(store, "two")
     assert [r["step"] for r in two] == [1, 2, 3]  # one runs row, one metrics line per step: rank 0 writes

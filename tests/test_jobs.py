@@ -330,3 +330,24 @@ def test_the_shipped_experiments_load_and_expand(tmp_path: Path) -> None:
     assert sizes == {"study": 15, "study-literal": 15, "demo": 9}  # 4 captures + 4 KD + fine-tune + 6 evals
     literal = load_experiment(REPO / "experiments" / "study-literal.toml")
     assert literal.capture["span"] == "all" and literal.capture["bos"] is False
+
+
+def test_an_experiment_with_capture_replicas_runs_them_in_parallel_and_merges(tiny_model: Path,
+                                                                              tmp_path: Path) -> None:
+    spec_path = tmp_path / "replicas.toml"
+    spec_path.write_text(experiment(tmp_path / "base.toml", tiny_model, ["base"], steps=2).read_text()
+                         .replace('controls = ["fine-tune", "no-distil"]', "controls = []")
+                         .replace('mode = "answer"', 'mode = "answer"\nreplicas = 2\nexamples_per_shard = 2'))
+    store_dir = tmp_path / "store"
+    plan = expand(load_experiment(spec_path), store_dir)
+    kinds = [(j.kind, j.name) for j in plan]
+    assert kinds[:3] == [("capture", "tiny-base.r0-of-2"), ("capture", "tiny-base.r1-of-2"), ("merge", "tiny-base")]
+    assert plan[3].depends == [plan[2].id]  # the distillation waits for the joined capture
+    try:
+        done = kdtui("run", str(spec_path), "--cpu", "--slots", "2", "--wait", "--store", str(store_dir), "--logs",
+                     str(tmp_path / "logs"))
+    finally:
+        stop_worker(store_dir)
+    assert done.returncode == 0, done.stderr
+    merged = json.loads((store_dir / "captures" / "tiny-base" / "manifest.json").read_text())
+    assert merged["n_examples"] == 8 and merged["replicas"] == 2 and len(merged["shards"]) == 4

@@ -13,8 +13,11 @@ from kdtui.errors import KdtuiError
 
 def cmd_capture(args: argparse.Namespace) -> int:
     if args.action:
+        if args.action[0] == "merge" and len(args.action) == 2:
+            return _merge(args, args.action[1])
         if args.action[0] != "inspect" or len(args.action) != 2:
-            raise KdtuiError("usage: kdtui capture inspect NAME [--against TEACHER]  (or kdtui capture --teacher ...)")
+            raise KdtuiError("usage: kdtui capture inspect NAME [--against TEACHER] | kdtui capture merge NAME "
+                             "--replicas N  (or kdtui capture --teacher ...)")
         return _inspect(args, args.action[1])
     from kdtui.cli.console import console
     from kdtui.recipes.capture import run_capture
@@ -31,6 +34,21 @@ def cmd_capture(args: argparse.Namespace) -> int:
     size = sum(s["bytes"] for s in manifest["shards"])
     console.print(f"capture {cfg.name!r}: {manifest['n_examples']} examples, {manifest['n_tokens']} tokens, "
                   f"{size / 1e6:.2f} MB ({size / max(manifest['n_tokens'], 1):.1f} bytes/token)", markup=False)
+    return 0
+
+
+def _merge(args: argparse.Namespace, name: str) -> int:
+    from kdtui.captures.replicas import merge
+    from kdtui.cli.console import console
+
+    replicas = getattr(args, "replicas", None)
+    if not replicas or replicas < 2:
+        raise KdtuiError("kdtui capture merge NAME needs --replicas N (the N the replicas were captured with)")
+    store = open_store(args, create=True)
+    manifest = merge(store.root, name, replicas)
+    store.captures.register(name, manifest, store.root / "captures" / name)
+    console.print(f"capture {name!r}: {replicas} replicas joined, {manifest['n_examples']} examples in "
+                  f"{len(manifest['shards'])} shards", markup=False)
     return 0
 
 
@@ -68,7 +86,8 @@ def _inspect(args: argparse.Namespace, name: str) -> int:
 def register(sub: Any, parents: Parents) -> None:
     cap = add_command(sub, "capture", "capture teacher distributions (or: capture inspect NAME)", cmd_capture,
                       parents)
-    cap.add_argument("action", nargs="*", help="inspect NAME: show a capture (and its fidelity with --against)")
+    cap.add_argument("action", nargs="*", help="inspect NAME: show a capture (and its fidelity with --against); "
+                     "merge NAME --replicas N: join a data-parallel capture's replicas")
     cap.add_argument("--config", default=None, help="TOML file with a [capture] table (flags override it)")
     CaptureConfig.add_flags(cap)
     cap.add_argument("--against", help="inspect: teacher to measure fidelity against")

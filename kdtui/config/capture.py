@@ -49,6 +49,10 @@ class CaptureConfig(RecipeConfig):
     examples_per_shard: int = Field(256, ge=1, description="Examples per shard file (the resume granularity).",
                                     json_schema_extra=ID)
     batch_size: int = Field(8, ge=1, description="Sequences per teacher forward pass.")
+    replicas: int = Field(1, ge=1, description="Split the capture into this many example ranges (whole shards), one "
+                          "teacher replica each; `kdtui capture merge NAME --replicas N` joins them.")
+    replica: int | None = Field(None, ge=0, description="With --replicas: capture only this range (0-based), as "
+                                "capture NAME.rI-of-N.")
     max_new_tokens: int = Field(256, ge=1, description="Generation budget (generate mode).", json_schema_extra=ID)
     sample_temperature: float | None = Field(None, gt=0, description="Sample at this temperature (default: greedy).",
                                              json_schema_extra=ID)
@@ -69,6 +73,12 @@ class CaptureConfig(RecipeConfig):
             raise ValueError("--value-dtype int8 is for --format hidden only")
         if self.span == "all" and self.mode == "generate":
             raise ValueError("--span all stores the teacher's prompt positions: use --mode prompt or answer")
+        return self
+
+    @model_validator(mode="after")
+    def _replica_in_range(self) -> CaptureConfig:
+        if self.replica is not None and self.replica >= self.replicas:
+            raise ValueError(f"--replica {self.replica} needs --replicas above it (ranges are 0..replicas-1)")
         return self
 
     @field_validator("temperatures")

@@ -106,6 +106,12 @@ class DistillConfig(RecipeConfig):
     seed: int = Field(0, description="Seed for data order, LoRA init and dropout.", json_schema_extra=ID)
     device: str = Field("auto", description="'auto', 'cpu', 'cuda', 'cuda:1' (accelerate launch places ranks "
                         "itself).")
+    launcher: Literal["none", "accelerate", "torchrun"] = Field(
+        "none", description="Run under several processes: accelerate (GPUs, with --launcher-config) or torchrun "
+        "(CPU with gloo, or GPUs).")
+    num_processes: int = Field(2, ge=1, description="Processes for --launcher (one per GPU).")
+    launcher_config: Literal["ddp", "fsdp"] = Field("ddp", description="accelerate config preset "
+                                                     "(kdtui/presets/accelerate/).")
     dtype: str = Field("auto", description="'auto' (bf16 on GPU, fp32 on CPU), 'float32', 'bfloat16'.",
                        json_schema_extra=ID)
 

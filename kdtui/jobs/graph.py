@@ -57,9 +57,23 @@ def expand(spec: ExperimentSpec, store_root: Path) -> list[JobSpec]:
         name = f"{spec.name}-{strategy}"
         capture = CaptureConfig.model_validate(spec.capture | {"name": name, "teacher": spec.teacher.model,
                                                            "backend": spec.teacher.backend, "strategy": strategy})
-        job = JobSpec(job_id("capture", name, capture.identity()), name, "capture", capture.model_dump(),
-                      spec.teacher.gpus,
-                      spec.name, max_attempts=spec.max_attempts)
+        if capture.replicas == 1:
+            job = JobSpec(job_id("capture", name, capture.identity()), name, "capture", capture.model_dump(),
+                          spec.teacher.gpus, spec.name, max_attempts=spec.max_attempts)
+        else:  # one job per range, each with its own teacher replica, then one that joins them
+            from kdtui.captures.replicas import replica_name
+
+            parts = []
+            for replica in range(capture.replicas):
+                part = capture.model_copy(update={"replica": replica})
+                part_name = replica_name(name, replica, capture.replicas)
+                parts.append(JobSpec(job_id("capture", part_name, part.identity() | {"replica": replica}), part_name,
+                                     "capture", part.model_dump(), spec.teacher.gpus, spec.name,
+                                     max_attempts=spec.max_attempts))
+            jobs.extend(parts)
+            job = JobSpec(job_id("merge", name, capture.identity()), name, "merge",
+                          {"name": name, "replicas": capture.replicas}, 0, spec.name, [p.id for p in parts],
+                          spec.max_attempts)
         captures[strategy] = job
         jobs.append(job)
     cells = spec.cells()

@@ -82,4 +82,11 @@ def _run_recipe(store: Store, kind: str, config: dict[str, Any], logs: Path, rep
         run_eval(evaluation, store, logs, progress=lambda p: report(p.done / max(p.total, 1)))
         record = store.runs.get(evaluation.run or "")
         return record is not None and record.status == "interrupted"
+    if kind == "merge":
+        from kdtui.captures.replicas import merge
+
+        manifest = merge(store.root, config["name"], int(config["replicas"]))
+        store.captures.register(config["name"], manifest, store.root / "captures" / config["name"])
+        report(1.0)
+        return False
     raise KdtuiError(f"unknown job kind {kind!r}")

@@ -83,6 +83,17 @@ def run_name(capture: str) -> str:
 def run_capture(cfg: CaptureConfig, store: Store, progress: ProgressFn | None = None,
                 logs: Path | None = None, should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:
     """Capture ``cfg`` under ``store``; returns the final manifest."""
+    if cfg.replica is not None:  # one range of a data-parallel capture, as capture NAME.rI-of-N
+        from kdtui.captures.replicas import replica_name, replica_range
+
+        total = len(load_problems(cfg.data, cfg.limit, cfg.offset, cfg.split))
+        first, stop = replica_range(total, cfg.examples_per_shard, cfg.replica, cfg.replicas)
+        if stop <= first:
+            raise KdtuiError(f"replica {cfg.replica} of {cfg.replicas} has no examples: {total} examples make fewer "
+                             f"shards of {cfg.examples_per_shard} than replicas; use fewer --replicas")
+        part = cfg.model_copy(update={"name": replica_name(cfg.name, cfg.replica, cfg.replicas),
+                                      "offset": cfg.offset + first, "limit": stop - first, "replica": None})
+        return run_capture(part, store, progress, logs, should_stop)
     # -- setup
     strategy = get_strategy(cfg.strategy, Path(cfg.strategies_file) if cfg.strategies_file else None)
     problems = load_problems(cfg.data, cfg.limit, cfg.offset, cfg.split)

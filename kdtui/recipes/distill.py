@@ -174,6 +174,9 @@ def run_distill(cfg: DistillConfig, store: Store, logs: Path, progress: Progress
                   beta=cfg.beta, skew=cfg.skew, chunk=cfg.chunk)
     optimizer = _optimizer(cfg, model)
     rank, world = accelerator.process_index, accelerator.num_processes
+    if str(accelerator.distributed_type).endswith("FSDP"):
+        raise KdtuiError("FSDP shards the output head the fused KD loss applies outside the forward; use "
+                         "--launcher-config ddp (LoRA students fit one card each)")
     if world > 1 and cfg.preset == "study-literal":
         raise KdtuiError("--preset study-literal is the notebooks' single-device loop; run it without accelerate "
                          "launch")
