@@ -70,7 +70,7 @@ class TrainingScreen(StoreScreen):
         self.pinned: int | None = None
         self.drawn: Chart | None = None  # what the last redraw plotted (tests read it)
         self.redraws = 0
-        self._chosen_once = False
+        self._user_chose = False  # until a key says otherwise, the newest runs are overlaid as they appear
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -114,9 +114,13 @@ class TrainingScreen(StoreScreen):
         runs, increments = result
         self.runs = runs
         names = {r.run_id: r.name for r in runs}
-        if not self._chosen_once and runs:  # the newest runs overlaid by default
-            self.selected = [r.run_id for r in runs[:MAX_OVERLAID]]
-            self._chosen_once = True
+        if not self._user_chose and runs:  # the newest runs overlaid by default, new ones joining as they start
+            newest = [r.run_id for r in runs[:MAX_OVERLAID]]
+            if newest != self.selected:
+                self.selected = newest
+                missing = [i for i in newest if i not in increments and i not in self.series]
+                if missing:
+                    self.load()  # their rows come with the next read
         for run_id, parts in increments.items():
             series = self.series.setdefault(run_id, RunSeries(names.get(run_id, str(run_id))))
             series.extend(parts["train"], parts["eval"])
@@ -213,6 +217,7 @@ class TrainingScreen(StoreScreen):
         run = self._cursor_run()
         if run is None:
             return
+        self._user_chose = True
         if run.run_id in self.selected:
             self.selected.remove(run.run_id)
         else:
@@ -222,6 +227,7 @@ class TrainingScreen(StoreScreen):
     def action_pin(self) -> None:
         run = self._cursor_run()
         if run is not None:
+            self._user_chose = True
             self.pinned = None if self.pinned == run.run_id else run.run_id
             self.load()
 
