@@ -18,6 +18,8 @@ from kdtui.errors import KdtuiError
 
 def _worker_args(args: argparse.Namespace) -> list[str]:
     out = ["--slots", str(args.slots)] + ([] if args.cpu_slots is None else ["--cpu-slots", str(args.cpu_slots)])
+    if args.executor != "local":
+        out += ["--executor", args.executor] + (["--ray-address", args.ray_address] if args.ray_address else [])
     if args.cpu:
         out.append("--cpu")
     elif args.gpus:
@@ -141,7 +143,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     if args.action == "run":
         gpus = None if args.gpus in (None, "all") else [int(g) for g in args.gpus.split(",") if g.strip()]
-        Worker(open_store(args, create=True), logs(args), gpus, args.cpu, args.slots, cpu_slots=args.cpu_slots).run()
+        from kdtui.jobs.ray_executor import make_executor
+
+        executor = make_executor(args.executor, args.ray_address)  # a missing Ray or cluster: one line, here
+        Worker(open_store(args, create=True), logs(args), gpus, args.cpu, args.slots, cpu_slots=args.cpu_slots,
+               executor=executor).run()
         return 0
     store = open_store(args, create=args.action == "start")
     if args.action == "start":
@@ -177,6 +183,10 @@ def _worker_flags(parser: argparse.ArgumentParser) -> None:
                         "default: 1)")
     parser.add_argument("--cpu-slots", type=int, default=None, help="jobs needing no GPU at once, beside the GPU "
                         "jobs (default: as --slots)")
+    parser.add_argument("--executor", choices=["local", "ray"], default="local",
+                        help="local: processes on this machine; ray: jobs on a Ray cluster (kdtui[ray])")
+    parser.add_argument("--ray-address", default=None, help="Ray dashboard address, e.g. http://head:8265 "
+                        "(default: $RAY_ADDRESS or http://127.0.0.1:8265)")
 
 
 def register(sub: Any, parents: Parents) -> None:

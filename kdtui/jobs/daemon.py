@@ -85,17 +85,22 @@ class Running:
     process: subprocess.Popen[bytes] | None = None  # None: adopted from an earlier daemon
     term_sent: float | None = None
     log: IO[bytes] | None = field(default=None, repr=False)
+    submission: str | None = None  # on a remote executor (Ray): its submission id
+    log_path: str | None = None
+    log_copied: float = 0.0
 
 
 class Worker:
     """The scheduling loop of one daemon."""
 
     def __init__(self, store: Store, logs: Path, gpus: list[int] | None, cpu: bool, slots: int,
-                 poll: float = 0.5, devices: Any = nvml_devices, cpu_slots: int | None = None) -> None:
+                 poll: float = 0.5, devices: Any = nvml_devices, cpu_slots: int | None = None,
+                 executor: Any = None) -> None:
         # Two slot groups: jobs holding cards (at most `slots` at once, and never more cards than free) and
         # jobs needing none (`cpu_slots`): a 4-GPU capture and CPU evaluations do not wait for each other.
         self.store, self.logs, self.slots, self.poll = store, logs, slots, poll
         self.cpu_slots = slots if cpu_slots is None else cpu_slots
+        self.executor = executor  # None: jobs are local processes; else e.g. a RayExecutor that places them
         self.allowed = None if gpus is None else list(gpus)
         self.cpu = cpu
         self.devices = devices  # injected in tests: a function returning the GPU table
@@ -176,7 +181,13 @@ class Worker:
         for job in self.store.jobs.all():
             if job.state != "running":
                 continue
-            if alive(job.pid, job.pid_start):
+            if self.executor is not None and job.submission:
+                if self.executor.outcome(job.submission) is None:
+                    self.running[job.id] = Running(job.id, job.attempts, 0, None, [], submission=job.submission,
+                                                   log_path=job.log_path)
+                    self._say(f"re-adopted {job.id} ({job.name}), submission {job.submission}")
+                    continue
+            elif alive(job.pid, job.pid_start):
                 assert job.pid is not None
                 self.running[job.id] = Running(job.id, job.attempts, job.pid, job.pid_start, job.gpu_ids)
                 self._say(f"re-adopted {job.id} ({job.name}), pid {job.pid}")
@@ -186,6 +197,9 @@ class Worker:
 
     def reap(self, by_id: dict[str, JobRow]) -> None:
         for job_id, run in list(self.running.items()):
+            if run.submission is not None:
+                self._reap_remote(job_id, run, by_id)
+                continue
             code = run.process.poll() if run.process is not None else None
             ended = code is not None if run.process is not None else not alive(run.pid, run.start)
             if not ended:
@@ -199,10 +213,28 @@ class Worker:
             job = by_id.get(job_id)
             self._say(f"{job_id} ({job.name if job else '?'}) ended, exit {code}: {state}")
 
+    def _reap_remote(self, job_id: str, run: Running, by_id: dict[str, JobRow]) -> None:
+        assert self.executor is not None and run.submission is not None
+        outcome = self.executor.outcome(run.submission)
+        if run.log_path and (outcome is not None or time.monotonic() - run.log_copied > 3.0):
+            Path(run.log_path).write_text(self.executor.logs(run.submission))  # kdtui logs / the Jobs screen
+            run.log_copied = time.monotonic()
+        if outcome is None:
+            return
+        del self.running[job_id]
+        state = self.store.jobs.finish(job_id, run.attempt, outcome, None, f"its Ray job ended: {outcome}")
+        job = by_id.get(job_id)
+        self._say(f"{job_id} ({job.name if job else '?'}) ended on Ray ({outcome}): {state}")
+
     def cancels(self, by_id: dict[str, JobRow]) -> None:
         for job_id, run in self.running.items():
             job = by_id.get(job_id)
             if job is None or not job.cancel_requested:
+                continue
+            if run.submission is not None:
+                if run.term_sent is None and self.executor is not None:
+                    self.executor.stop(run.submission)  # Ray sends SIGTERM, then kills after its own grace
+                    run.term_sent = time.monotonic()
                 continue
             if run.term_sent is None:
                 self._signal(run, signal.SIGTERM)
@@ -211,6 +243,10 @@ class Worker:
                 self._signal(run, signal.SIGKILL)
 
     def _signal(self, run: Running, sig: int) -> None:
+        if run.submission is not None:
+            if self.executor is not None and sig == signal.SIGTERM:
+                self.executor.stop(run.submission)
+            return
         with contextlib.suppress(ProcessLookupError):
             os.killpg(run.pid, sig)  # the whole group: dataloader children too
 
@@ -235,9 +271,12 @@ class Worker:
                 continue
             if any(s != "done" for s in states.values()):
                 continue  # waits for its dependencies
-            if job.gpus and self.cpu:
+            cards: list[GpuInfo] | None
+            if self.executor is not None:
+                cards = []  # the cluster places the job's GPUs (entrypoint_num_gpus)
+            elif job.gpus and self.cpu:
                 continue
-            if job.gpus:
+            elif job.gpus:
                 devices = self.devices() if devices is None else devices
                 busy = {c for r in self.running.values() for c in r.cards}
                 cards = assign(job.gpus, devices or [], self.allowed, busy)
@@ -252,6 +291,18 @@ class Worker:
         attempt = self.store.jobs.claim(job.id, self.id, self.host, [c.uuid for c in cards], str(log_path))
         if attempt is None:
             return  # another worker took it
+        if self.executor is not None:
+            try:
+                submission = self.executor.submit(job.id, attempt, job.gpus, job.grp, self.store.root, self.logs)
+            except Exception as exc:  # the cluster refused it: a lost attempt, retried like any other
+                self.store.jobs.finish(job.id, attempt, "lost", None, f"submission failed: {str(exc)[:300]}")
+                self._say(f"{job.id} ({job.name}): submission failed: {str(exc).splitlines()[0][:200]}")
+                return
+            self.store.jobs.started(job.id, attempt, None, None, submission)
+            self.running[job.id] = Running(job.id, attempt, 0, None, [], submission=submission,
+                                           log_path=str(log_path))
+            self._say(f"submitted {job.id} ({job.kind} {job.name}), attempt {attempt}, as {submission}")
+            return
         log = log_path.open("ab")
         env = dict(os.environ) | cuda_env(cards) | {"PYTHONUNBUFFERED": "1"}
         process = subprocess.Popen(

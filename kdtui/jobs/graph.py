@@ -47,9 +47,20 @@ def _cell_suffix(cell: dict[str, Any], many: bool) -> str:
     return "/" + re.sub(r"[^A-Za-z0-9._+:=,-]+", "_", text)
 
 
+def _local(path: str) -> str:
+    """A model folder that exists here, made absolute: jobs run elsewhere (another cwd, a Ray node); hub ids stay."""
+    candidate = Path(path).expanduser()
+    return str(candidate.resolve()) if candidate.exists() else path
+
+
 def expand(spec: ExperimentSpec, store_root: Path) -> list[JobSpec]:
     """Every job of the experiment, dependencies first."""
     from kdtui.recipes.distill import run_folder
+
+    store_root = store_root.resolve()
+    spec = spec.model_copy(update={
+        "teacher": spec.teacher.model_copy(update={"model": _local(spec.teacher.model)}),
+        "students": [s.model_copy(update={"model": _local(s.model)}) for s in spec.students]})
 
     jobs: list[JobSpec] = []
     captures: dict[str, JobSpec] = {}

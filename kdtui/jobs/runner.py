@@ -8,6 +8,7 @@ Exit codes: 0 done; 3 interrupted (SIGTERM: it stopped at its next step and is q
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,11 @@ def run_job(store: Store, job_id: str, attempt: int, logs: Path) -> int:
     if job is None:
         raise KdtuiError(f"no job {job_id!r} in the store; `kdtui jobs` lists them")
     report = _progress(store, job_id)
-    print(f"job {job.id} ({job.kind} {job.name}), attempt {attempt}", flush=True)
+    from kdtui.jobs.daemon import process_start
+
+    # where this attempt really runs (on Ray, not the process the worker started): for liveness and kills
+    store.jobs.started(job_id, attempt, os.getpid(), process_start(os.getpid()))
+    print(f"job {job.id} ({job.kind} {job.name}), attempt {attempt}, pid {os.getpid()}", flush=True)
     try:
         stopped = _run_recipe(store, job.kind, job.config, logs, report)
     except KeyboardInterrupt:

@@ -54,6 +54,7 @@ class JobRow:
     progress: float | None = None
     cancel_requested: bool = False
     started_at: Any = None  # a datetime: when the current (or last) attempt began
+    submission: str | None = None  # the executor's id of the current attempt (Ray submission id)
 
 
 def _row(record: dict[str, Any]) -> JobRow:
@@ -117,10 +118,18 @@ class JobsRepo:
                         "VALUES (?, ?, ?, ?, ?, ?)", [job_id, row[0], worker, host, json.dumps(gpu_ids), log_path])
             return int(row[0])
 
-    def started(self, job_id: str, attempt: int, pid: int, pid_start: float) -> None:
+    def started(self, job_id: str, attempt: int, pid: int | None, pid_start: float | None,
+                submission: str | None = None) -> None:
+        """Where an attempt runs: its process (pid and start time) and/or its executor submission."""
         with self.store.write() as con:
-            con.execute("UPDATE jobs SET pid = ?, pid_start = ? WHERE id = ?", [pid, pid_start, job_id])
-            con.execute("UPDATE job_attempts SET pid = ? WHERE job_id = ? AND attempt = ?", [pid, job_id, attempt])
+            if pid is not None:
+                con.execute("UPDATE jobs SET pid = ?, pid_start = ? WHERE id = ? AND attempts = ?",
+                            [pid, pid_start, job_id, attempt])
+                con.execute("UPDATE job_attempts SET pid = ? WHERE job_id = ? AND attempt = ?",
+                            [pid, job_id, attempt])
+            if submission is not None:
+                con.execute("UPDATE jobs SET submission = ? WHERE id = ? AND attempts = ?",
+                            [submission, job_id, attempt])
 
     def finish(self, job_id: str, attempt: int, outcome: str, exit_code: int | None, error: str | None = None) -> str:
         """Close attempt ``attempt`` of a running job, once (a second report of the same end is ignored):

@@ -244,6 +244,7 @@ _V7_JOBS = [
         attempts INTEGER NOT NULL DEFAULT 0,
         max_attempts INTEGER NOT NULL DEFAULT 3,
         worker VARCHAR, pid INTEGER, pid_start DOUBLE, gpu_ids JSON, log_path VARCHAR,
+        submission VARCHAR,                 -- the executor's id of the current attempt (Ray: its submission id)
         error VARCHAR, exit_code INTEGER, progress DOUBLE,
         cancel_requested BOOLEAN NOT NULL DEFAULT FALSE,
         created_at TIMESTAMP NOT NULL DEFAULT current_timestamp,

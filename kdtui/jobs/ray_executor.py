@@ -1,0 +1,95 @@
+"""Jobs on a Ray cluster through Ray's Job Submission API (optional extra ``kdtui[ray]``).
+
+Each attempt is one Ray job: ``submission_id`` ``kdtui-<job>-<attempt>``, its GPUs as
+``entrypoint_num_gpus`` (Ray places it), kdtui's ids in ``metadata``, and the same ``kdtui job exec``
+entrypoint the local worker runs, with this interpreter. kdtui's store stays the source of truth (Ray
+forgets jobs when its head restarts): the worker polls each attempt's status and copies its log into
+``logs/jobs/<job>.log``; a cancel is ``stop_job``. Token authentication (on by default in recent Ray):
+the cluster's token (see :func:`ray_token`) goes in the ``Authorization`` header of every request.
+
+The job writes the store directly, so the store folder must be on storage every Ray node sees.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+from kdtui.errors import KdtuiError, first_line
+
+TERMINAL = {"SUCCEEDED": "done", "FAILED": "lost", "STOPPED": "interrupted"}
+
+
+class RayExecutor:
+    """Submit, poll, stop and read the logs of kdtui jobs on a Ray cluster."""
+
+    def __init__(self, address: str) -> None:
+        try:
+            from ray.job_submission import JobSubmissionClient
+        except ImportError:
+            raise KdtuiError("the ray executor needs Ray: pip install -e '.[ray]' (or use the local executor)") \
+                from None
+        token = ray_token()
+        headers = {"Authorization": f"Bearer {token}"} if token else None
+        target = address if address != "auto" else os.environ.get("RAY_ADDRESS", "http://127.0.0.1:8265")
+        try:
+            self.client = JobSubmissionClient(target, headers=headers)
+        except Exception as exc:  # connection refused, bad address, auth: one line
+            raise KdtuiError(f"cannot reach the Ray cluster at {target} ({first_line(exc)[:200]}); start it with "
+                             "`ray start --head` or pass --ray-address http://HEAD:8265") from None
+        self.address = target
+
+    def submit(self, job_id: str, attempt: int, gpus: int, group: str, store: Path, logs: Path) -> str:
+        # unique on the cluster, which outlives stores and keeps old submissions
+        submission = f"kdtui-{job_id}-{attempt}-{uuid.uuid4().hex[:8]}"
+        entrypoint = shlex.join([sys.executable, "-m", "kdtui.cli", "job", "exec", job_id, "--attempt", str(attempt),
+                                 "--store", str(store.resolve()), "--logs", str(logs.resolve())])
+        env = {k: v for k, v in os.environ.items() if k in ("PYTHONPATH", "HF_HOME", "HF_HUB_OFFLINE",
+                                                            "HF_DATASETS_OFFLINE", "KDTUI_BUSY_TIMEOUT")}
+        self.client.submit_job(entrypoint=entrypoint, submission_id=submission,
+                               entrypoint_num_gpus=gpus or None, entrypoint_num_cpus=1,
+                               metadata={"kdtui_job": job_id, "attempt": str(attempt), "experiment": group},
+                               runtime_env={"env_vars": env | {"PYTHONUNBUFFERED": "1"}})
+        return submission
+
+    def outcome(self, submission: str) -> str | None:
+        """None while the attempt runs; else done, lost (failed, e.g. killed) or interrupted (stopped)."""
+        try:
+            status = str(self.client.get_job_status(submission)).rsplit(".", 1)[-1]
+        except Exception:  # the head forgot it (restarted): the attempt is lost
+            return "lost"
+        return TERMINAL.get(status)
+
+    def stop(self, submission: str) -> None:
+        with contextlib.suppress(Exception):  # already over
+            self.client.stop_job(submission)
+
+    def logs(self, submission: str) -> str:
+        try:
+            return str(self.client.get_job_logs(submission))
+        except Exception:
+            return ""
+
+
+def ray_token() -> str | None:
+    """The cluster's token: $KDTUI_RAY_TOKEN, $RAY_AUTH_TOKEN, the file $RAY_AUTH_TOKEN_PATH, or ~/.ray/auth_token
+    (where `ray start` writes it when token authentication is on, the default in recent Ray)."""
+    for name in ("KDTUI_RAY_TOKEN", "RAY_AUTH_TOKEN"):
+        if os.environ.get(name):
+            return os.environ[name].strip()
+    path = Path(os.environ.get("RAY_AUTH_TOKEN_PATH", Path.home() / ".ray" / "auth_token"))
+    return path.read_text().strip() if path.is_file() else None
+
+
+def make_executor(kind: str, address: str | None) -> Any:
+    """None for the local executor (the worker spawns processes itself), else a remote one."""
+    if kind == "local":
+        return None
+    if kind == "ray":
+        return RayExecutor(address or "auto")
+    raise KdtuiError(f"unknown executor {kind!r}; use local or ray")
