@@ -109,12 +109,17 @@ class RecipeConfig(BaseModel):
             data = load_toml_table(Path(toml_path), cls.TOML_TABLE)
         explicit = {k: v for k, v in flags.items() if k in cls.model_fields}
         try:
-            return cls.model_validate(data | explicit)
+            return cls.model_validate(cls.preset_defaults(data | explicit) | data | explicit)
         except ValidationError as exc:
             loc = exc.errors()[0]["loc"]
             from_toml = toml_path is not None and bool(loc) and str(loc[0]) in data and str(loc[0]) not in explicit
             source = f"{toml_path}: [{cls.TOML_TABLE}] " if from_toml else ""
             raise KdtuiError(validation_message(exc, source, flags=not from_toml)) from None
+
+    @classmethod
+    def preset_defaults(cls, chosen: dict[str, Any]) -> dict[str, Any]:
+        """Values a named preset fills in under the TOML table and the flags (``chosen`` is both, merged)."""
+        return {}
 
     # ------------------------------------------------------------------- identity
 

@@ -16,9 +16,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Self
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, field_validator
 
-from kdtui.config.base import RecipeConfig, load_toml_table, validation_message
+from kdtui.config.base import RecipeConfig
 from kdtui.config.names import check_capture_name, check_run_name
 from kdtui.errors import KdtuiError
 
@@ -135,21 +135,16 @@ class DistillConfig(RecipeConfig):
         return self.preset != "fine-tune" and self.alpha < 1.0
 
     @classmethod
-    def from_sources(cls, flags: dict[str, Any], toml_path: str | Path | None = None) -> Self:
-        """Preset values, then the ``[distill]`` TOML table, then explicit flags."""
-        table = load_toml_table(Path(toml_path), cls.TOML_TABLE) if toml_path is not None else {}
-        explicit = {k: v for k, v in flags.items() if k in cls.model_fields}
-        preset = explicit.get("preset", table.get("preset", "study"))
+    def preset_defaults(cls, chosen: dict[str, Any]) -> dict[str, Any]:
+        preset = chosen.get("preset", "study")
         if preset not in PRESETS:
             raise KdtuiError(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
-        data = PRESETS[preset] | table | explicit
-        try:
-            cfg = cls.model_validate(data)
-        except ValidationError as exc:
-            loc = exc.errors()[0]["loc"]
-            from_toml = bool(loc) and str(loc[0]) in table and str(loc[0]) not in explicit
-            source = f"{toml_path}: [{cls.TOML_TABLE}] " if from_toml else ""
-            raise KdtuiError(validation_message(exc, source, flags=not from_toml)) from None
+        return PRESETS[preset]
+
+    @classmethod
+    def from_sources(cls, flags: dict[str, Any], toml_path: str | Path | None = None) -> Self:
+        """Preset values, then the ``[distill]`` TOML table, then explicit flags; then the checks across fields."""
+        cfg = super().from_sources(flags, toml_path)
         if cfg.preset != "fine-tune" and cfg.capture is None:
             raise KdtuiError(f"--preset {cfg.preset} distils from a teacher capture: give --capture NAME "
                              "(or --preset fine-tune)")
