@@ -160,6 +160,19 @@ def write_head(folder: Path, weight: torch.Tensor, bias: torch.Tensor | None = N
             "shape": list(weight.shape), "logit_scale": float(logit_scale), "softcap": softcap}
 
 
+def head_logits(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
+                logit_scale: float = 1.0, softcap: float | None = None) -> torch.Tensor:
+    """Logits from the head input, in fp32: h W^T (+ b), scaled and soft-capped as the architecture does.
+
+    The one definition of what a hidden capture means, for training, the notebooks' loss and inspect.
+    """
+    logits = hidden.float() @ weight.float().T
+    if bias is not None:
+        logits = logits + bias.float()
+    logits = logits * logit_scale
+    return softcap * torch.tanh(logits / softcap) if softcap else logits
+
+
 def read_head(folder: Path, manifest: dict[str, Any]) -> dict[str, Any]:
     """weight, bias, logit_scale and softcap of a hidden capture's head, checked against its manifest entry."""
     from safetensors.torch import load

@@ -76,22 +76,11 @@ def fidelity(root: Path, name: str, teacher_path: str, backend: str = "hf", samp
     return totals
 
 
-def reconstructed_logits(hidden: torch.Tensor, head: dict[str, Any]) -> torch.Tensor:
-    """Teacher logits from a hidden capture: h W^T (+ b), scaled and soft-capped as the architecture does."""
-    logits = hidden.float() @ head["weight"].float().T
-    if head.get("bias") is not None:
-        logits = logits + head["bias"].float()
-    logits = logits * float(head.get("logit_scale") or 1.0)
-    if head.get("softcap"):
-        logits = head["softcap"] * torch.tanh(logits / head["softcap"])
-    return logits
-
-
 def hidden_fidelity(root: Path, name: str, teacher_path: str, backend: str = "hf", sample: int = 8,
                     device: str = "auto") -> list[dict[str, float]]:
     """Per stored temperature: the largest |logit - reconstructed logit| and the mean KL(full || reconstructed)
     over the first ``sample`` examples, against the live teacher."""
-    from kdtui.captures.format import read_head
+    from kdtui.captures.format import head_logits, read_head
 
     manifest = load_manifest(root, name)
     teacher = load_teacher(backend, teacher_path, device)
@@ -111,7 +100,7 @@ def hidden_fidelity(root: Path, name: str, teacher_path: str, backend: str = "hf
         assert example.hidden is not None
         span = (example.target_start - 1, example.target_start - 1 + len(example.targets))
         live = teacher.forward([example.context], [span])[0].float().cpu()
-        rebuilt = reconstructed_logits(example.hidden, head)[:, : live.shape[-1]]
+        rebuilt = head_logits(example.hidden, **head)[:, : live.shape[-1]]
         positions += live.shape[0]
         for row in rows:
             t = row["temperature"]

@@ -27,6 +27,8 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 
+from kdtui.captures.format import head_logits
+
 Divergence = Literal["forward_kl", "reverse_kl", "jsd", "tv", "skew_kl"]
 DIVERGENCES: tuple[str, ...] = ("forward_kl", "reverse_kl", "jsd", "tv", "skew_kl")
 IGNORE = -100
@@ -99,12 +101,7 @@ class HiddenTeacher:
     def log_probs(self, start: int, stop: int, temperature: float) -> torch.Tensor:
         if self._weight32 is None:  # converted once, not once per chunk
             self._weight32 = self.weight.float()
-        logits = self.hidden[start:stop].float() @ self._weight32.T
-        if self.bias is not None:
-            logits = logits + self.bias.float()
-        logits = logits * self.logit_scale
-        if self.softcap is not None:
-            logits = self.softcap * torch.tanh(logits / self.softcap)
+        logits = head_logits(self.hidden[start:stop], self._weight32, self.bias, self.logit_scale, self.softcap)
         return F.log_softmax(logits / temperature, dim=-1)
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from kdtui.captures.format import head_logits
 from kdtui.errors import KdtuiError
 from kdtui.kd.examples import TrainItem
 from kdtui.kd.losses import (
@@ -136,11 +137,7 @@ def teacher_logits(item: TrainItem, head: HeadWeights | None) -> torch.Tensor:
         return item.teacher.logits
     if item.teacher.hidden is None or head is None:
         raise KdtuiError("--preset study-literal needs full teacher logits: a dense or hidden capture")
-    logits = item.teacher.hidden.float() @ head.weight.float().T
-    if head.bias is not None:
-        logits = logits + head.bias.float()
-    logits = logits * head.logit_scale
-    return logits if head.softcap is None else head.softcap * torch.tanh(logits / head.softcap)
+    return head_logits(item.teacher.hidden, head.weight, head.bias, head.logit_scale, head.softcap)
 
 
 def literal_loss(model: Any, item: TrainItem, alpha: float, temperature: float,
