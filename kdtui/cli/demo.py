@@ -44,15 +44,6 @@ def demo_spec(model: Path, args: argparse.Namespace) -> Any:
     return ExperimentSpec.model_validate(data)
 
 
-def stage_timings(store: Any, group: str) -> list[tuple[str, float]]:
-    """Seconds each finished job of the demo took, over all its attempts, in the order they ran."""
-    rows = store.query(
-        "SELECT j.name, j.kind, min(a.started_at) AS first, sum(epoch(a.finished_at) - epoch(a.started_at)) AS s "
-        "FROM job_attempts a JOIN jobs j ON j.id = a.job_id WHERE j.grp = ? AND a.finished_at IS NOT NULL "
-        "GROUP BY 1, 2 ORDER BY first", [group]).records()
-    return [(f"{r['kind']} {r['name'].removeprefix(group + '/')}", float(r["s"])) for r in rows]
-
-
 def cmd_demo(args: argparse.Namespace) -> int:
     from kdtui.cli.console import console, out, print_leaderboard
     from kdtui.jobs.daemon import holder, start_detached
@@ -100,7 +91,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if ours:
             os.kill(pid, signal.SIGTERM)  # the worker this demo started leaves with it
     print_leaderboard(leaderboard(store))
-    timings = [("model", model_seconds), *stage_timings(store, spec.name)]
+    timings = [("model", model_seconds), *((f"{kind} {name.removeprefix(spec.name + '/')}", seconds)
+                                           for kind, name, seconds in store.jobs.stage_seconds(spec.name))]
     out.print("stage timings: " + ", ".join(f"{name} {seconds:.0f}s" for name, seconds in timings)
               + f"; wall {time.monotonic() - started:.0f}s", markup=False)
     out.print(f"store: {store.path} — kdtui tui: F7 training curves, F1 leaderboard, F8 jobs", markup=False)

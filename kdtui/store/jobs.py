@@ -161,16 +161,21 @@ class JobsRepo:
                 self._fail_dependants(con, job_id)
             return state
 
-    def _fail_dependants(self, con: Any, job_id: str) -> None:
-        """Every job that (transitively) needs a failed one can never run: DependencyFailed."""
+    @staticmethod
+    def _move_dependants(con: Any, job_id: str, source: str, target: str, failed: bool) -> None:
+        """Move every job in state ``source`` that (transitively) needs ``job_id`` to ``target``."""
         frontier = [job_id]
         while frontier:
             current = frontier.pop()
-            for (child,) in con.execute("SELECT id FROM jobs WHERE state = 'queued' AND list_contains("
-                                        "CAST(depends AS VARCHAR[]), ?)", [current]).fetchall():
-                con.execute("UPDATE jobs SET state = 'dependency_failed', error = ?, updated_at = current_timestamp "
-                            "WHERE id = ?", [f"needs {current}, which failed", child])
+            for (child,) in con.execute("SELECT id FROM jobs WHERE state = ? AND list_contains("
+                                        "CAST(depends AS VARCHAR[]), ?)", [source, current]).fetchall():
+                con.execute("UPDATE jobs SET state = ?, error = ?, updated_at = current_timestamp WHERE id = ?",
+                            [target, f"needs {current}, which failed" if failed else None, child])
                 frontier.append(child)
+
+    def _fail_dependants(self, con: Any, job_id: str) -> None:
+        """Every job that (transitively) needs a failed one can never run: DependencyFailed."""
+        self._move_dependants(con, job_id, "queued", "dependency_failed", failed=True)
 
     def dependency_failed(self, job_id: str, reason: str) -> None:
         """A queued job whose dependency can never be done (failed, cancelled) cannot run either."""
@@ -202,13 +207,15 @@ class JobsRepo:
             # fresh attempts: earlier failures stay on record but no longer count
             con.execute("UPDATE job_attempts SET outcome = outcome || ' (before retry)' WHERE job_id = ? AND "
                         "outcome IN ('failed', 'lost')", [job_id])
-            frontier = [job_id]
-            while frontier:
-                current = frontier.pop()
-                for (child,) in con.execute("SELECT id FROM jobs WHERE state = 'dependency_failed' AND "
-                                            "list_contains(CAST(depends AS VARCHAR[]), ?)", [current]).fetchall():
-                    con.execute("UPDATE jobs SET state = 'queued', error = NULL WHERE id = ?", [child])
-                    frontier.append(child)
+            self._move_dependants(con, job_id, "dependency_failed", "queued", failed=False)
+
+    def stage_seconds(self, group: str) -> list[tuple[str, str, float]]:
+        """(kind, name, seconds over all its attempts) of each finished job of a group, in the order they ran."""
+        rows = self.store.query(
+            "SELECT j.kind, j.name, min(a.started_at) AS first, sum(epoch(a.finished_at) - epoch(a.started_at)) "
+            "AS seconds FROM job_attempts a JOIN jobs j ON j.id = a.job_id WHERE j.grp = ? AND a.finished_at IS NOT "
+            "NULL GROUP BY 1, 2 ORDER BY first", [group]).records()
+        return [(r["kind"], r["name"], float(r["seconds"])) for r in rows]
 
     def set_paused(self, group: str, paused: bool) -> None:
         with self.store.write() as con:
