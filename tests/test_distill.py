@@ -10,7 +10,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from kdtui.kd.step import TargetHidden, aligned_loss, load_head
 from kdtui.recipes.capture import run_capture
 from kdtui.recipes.distill import run_distill, run_folder
 from kdtui.store import Store
+from tests.test_store_locks import wait_for
 from tests.tiny import build_tiny_llama
 
 REPO = Path(__file__).resolve().parents[1]
@@ -54,14 +54,6 @@ def train_rows(store: Store, run: str) -> list[dict[str, Any]]:
     record = store.runs.get(run)
     assert record is not None
     return store.train_metrics.curve(record.id)
-
-
-def wait_for(condition: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
 
 
 # ----------------------------------------------------------------------------- losses

@@ -23,6 +23,7 @@ from kdtui.jobs.gpus import GpuInfo, assign, cuda_env
 from kdtui.jobs.graph import JobSpec, expand
 from kdtui.recipes.distill import run_folder
 from kdtui.store import Store
+from tests.test_store_locks import wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
@@ -63,14 +64,6 @@ device = "cpu"
 def kdtui(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "kdtui.cli", *args], cwd=cwd, env=ENV, capture_output=True,
                           text=True, timeout=600)
-
-
-def wait_for(condition: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
 
 
 def stop_worker(store: Path) -> None:
