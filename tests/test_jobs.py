@@ -108,8 +108,12 @@ def test_bad_experiment_files_are_one_line(tiny_model: Path, tmp_path: Path) -> 
     unknown = experiment(tmp_path / "unknown.toml", tiny_model, ["base", "telepathy"])
     typo = tmp_path / "typo.toml"
     typo.write_text(experiment(tmp_path / "t.toml", tiny_model, ["base"]).read_text().replace("max_steps", "max_step"))
+    executor = tmp_path / "executor.toml"
+    executor.write_text(experiment(tmp_path / "e.toml", tiny_model, ["base"]).read_text()
+                        + '[executor]\nkind = "slurm"\n')
     for path, message in ((broken, "not valid TOML"), (unknown, "unknown strategy 'telepathy'; choose from"),
-                          (typo, "[distill] max_step: not a `kdtui distill` setting")):
+                          (typo, "[distill] max_step: not a `kdtui distill` setting"),
+                          (executor, "executor.kind: Input should be 'local' or 'ray'")):
         proc = kdtui("run", str(path), "--store", str(tmp_path / "s"), "--dry-run")
         lines = proc.stderr.strip().splitlines()
         assert proc.returncode == 2 and len(lines) == 1 and message in lines[0] and str(path) in lines[0], proc.stderr
@@ -344,47 +348,3 @@ def test_an_experiment_with_capture_replicas_runs_them_in_parallel_and_merges(ti
     assert done.returncode == 0, done.stderr
     merged = json.loads((store_dir / "captures" / "tiny-base" / "manifest.json").read_text())
     assert merged["n_examples"] == 8 and merged["replicas"] == 2 and len(merged["shards"]) == 4
-
-
-@pytest.fixture
-def ray_cluster(tmp_path: Path) -> Any:
-    """A real local Ray head (2 CPUs, dashboard for job submission); skipped without the `ray` extra."""
-    pytest.importorskip("ray", reason="the ray extra is not installed (pip install -e '.[ray]')")
-    import socket
-
-    def free_port() -> int:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            return int(s.getsockname()[1])
-
-    port = free_port()
-    ray_bin = Path(sys.executable).with_name("ray")
-    subprocess.run([str(ray_bin), "start", "--head", f"--port={free_port()}", "--num-cpus=2",
-                    f"--dashboard-port={port}", "--include-dashboard=true", "--disable-usage-stats"], check=True,
-                   capture_output=True, env=ENV)
-    yield f"http://127.0.0.1:{port}"
-    subprocess.run([str(ray_bin), "stop", "--force"], capture_output=True, env=ENV)
-
-
-def test_an_experiment_runs_through_the_ray_executor(tiny_model: Path, tmp_path: Path, ray_cluster: str) -> None:
-    """The same experiment through Ray's Job Submission API gives what the local worker gives."""
-    spec = experiment(tmp_path / "exp.toml", tiny_model, ["base", "teacher"], steps=4)
-    local, remote = tmp_path / "local", tmp_path / "remote"
-    try:
-        done = kdtui("run", str(spec), "--cpu", "--wait", "--store", str(local), "--logs", str(tmp_path / "l1"))
-        assert done.returncode == 0, done.stderr
-    finally:
-        stop_worker(local)
-    try:
-        done = kdtui("run", str(spec), "--executor", "ray", "--ray-address", ray_cluster, "--cpu-slots", "2",
-                     "--wait", "--store", str(remote), "--logs", str(tmp_path / "l2"))
-        assert done.returncode == 0, done.stderr + (tmp_path / "l2" / "worker.log").read_text()
-    finally:
-        stop_worker(remote)
-    ours, theirs = results(Store(remote)), results(Store(local))
-    assert ours["counts"] == theirs["counts"] and ours["steps"] == theirs["steps"]
-    for run, loss in theirs["losses"].items():
-        assert abs(ours["losses"][run] - loss) <= 1e-4, run
-    jobs = Store(remote).jobs.all()
-    assert all(j.submission and j.submission.startswith(f"kdtui-{j.id}-") for j in jobs)
-    assert "job done" in (tmp_path / "l2" / "jobs" / f"{jobs[0].id}.log").read_text()  # Ray's log, copied back

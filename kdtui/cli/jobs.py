@@ -13,13 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from kdtui.cli.common import Parents, add_command, logs, open_store
+from kdtui.config.paths import store_dir
 from kdtui.errors import KdtuiError
 
 
 def _worker_args(args: argparse.Namespace) -> list[str]:
     out = ["--slots", str(args.slots)] + ([] if args.cpu_slots is None else ["--cpu-slots", str(args.cpu_slots)])
-    if args.executor != "local":
-        out += ["--executor", args.executor] + (["--ray-address", args.ray_address] if args.ray_address else [])
+    if args.executor not in (None, "local"):
+        out += ["--executor", args.executor, "--ray-store", args.ray_store or "actor"]
+        out += ["--ray-address", args.ray_address] if args.ray_address else []
     if args.cpu:
         out.append("--cpu")
     elif args.gpus:
@@ -33,6 +35,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from kdtui.jobs.graph import expand
 
     spec = load_experiment(args.experiment)
+    # the experiment's [executor] table, unless the command line says otherwise
+    args.executor = args.executor or spec.executor.kind
+    args.ray_address = args.ray_address or spec.executor.address
+    args.ray_store = args.ray_store or spec.executor.store
     store = open_store(args, create=True)
     jobs = expand(spec, store.root)
     if args.dry_run:
@@ -145,8 +151,12 @@ def cmd_worker(args: argparse.Namespace) -> int:
         gpus = None if args.gpus in (None, "all") else [int(g) for g in args.gpus.split(",") if g.strip()]
         from kdtui.jobs.ray_executor import make_executor
 
-        executor = make_executor(args.executor, args.ray_address)  # a missing Ray or cluster: one line, here
-        Worker(open_store(args, create=True), logs(args), gpus, args.cpu, args.slots, cpu_slots=args.cpu_slots,
+        store = open_store(args, create=True)
+        store.ensure_schema(purpose="write")
+        # a missing Ray or cluster: one line, here
+        executor = make_executor(args.executor or "local", args.ray_address, store.root,
+                                 args.ray_store or "actor")
+        Worker(store, logs(args), gpus, args.cpu, args.slots, cpu_slots=args.cpu_slots,
                executor=executor).run()
         return 0
     store = open_store(args, create=args.action == "start")
@@ -173,7 +183,11 @@ def cmd_job(args: argparse.Namespace) -> int:
 
     if args.action != "exec":
         raise KdtuiError("usage: kdtui job exec JOB --attempt N (the worker runs this)")
-    return run_job(open_store(args), args.job, args.attempt, logs(args))
+    from kdtui.jobs.ray_store import remote_store
+
+    # inside a Ray job the store is the head's, through its actor; else the folder's DuckDB file
+    store = remote_store(store_dir(args.store)) or open_store(args)
+    return run_job(store, args.job, args.attempt, logs(args))
 
 
 def _worker_flags(parser: argparse.ArgumentParser) -> None:
@@ -183,8 +197,12 @@ def _worker_flags(parser: argparse.ArgumentParser) -> None:
                         "default: 1)")
     parser.add_argument("--cpu-slots", type=int, default=None, help="jobs needing no GPU at once, beside the GPU "
                         "jobs (default: as --slots)")
-    parser.add_argument("--executor", choices=["local", "ray"], default="local",
-                        help="local: processes on this machine; ray: jobs on a Ray cluster (kdtui[ray])")
+    parser.add_argument("--executor", choices=["local", "ray"], default=None,
+                        help="local: processes on this machine; ray: jobs on a Ray cluster (kdtui[ray]); default: "
+                        "the experiment's [executor] kind, else local")
+    parser.add_argument("--ray-store", choices=["actor", "shared"], default=None,
+                        help="how Ray jobs reach the store: actor (default: through a Ray actor on this node, the "
+                        "DuckDB file never leaves it) or shared (each job opens it over shared storage)")
     parser.add_argument("--ray-address", default=None, help="Ray dashboard address, e.g. http://head:8265 "
                         "(default: $RAY_ADDRESS or http://127.0.0.1:8265)")
 

@@ -75,6 +75,16 @@ def holder(root: Path) -> int | None:
     return None
 
 
+def earlier_attempts(log_path: Path | str | None, attempt: int) -> bytes:
+    """A job log up to where ``attempt`` begins (the runner's first line names it): what a remote attempt's
+    copied log goes after."""
+    if log_path is None or not Path(log_path).is_file():
+        return b""
+    text = Path(log_path).read_bytes()
+    mark = text.find(f", attempt {attempt}, pid ".encode())
+    return text if mark < 0 else text[:text.rfind(b"\n", 0, mark) + 1]
+
+
 @dataclass
 class Running:
     job_id: str
@@ -88,6 +98,7 @@ class Running:
     submission: str | None = None  # on a remote executor (Ray): its submission id
     log_path: str | None = None
     log_copied: float = 0.0
+    log_before: bytes = b""  # earlier attempts' log: a remote attempt's log is copied after it, as local ones append
 
 
 class Worker:
@@ -184,7 +195,8 @@ class Worker:
             if self.executor is not None and job.submission:
                 if self.executor.outcome(job.submission) is None:
                     self.running[job.id] = Running(job.id, job.attempts, 0, None, [], submission=job.submission,
-                                                   log_path=job.log_path)
+                                                   log_path=job.log_path,
+                                                   log_before=earlier_attempts(job.log_path, job.attempts))
                     self._say(f"re-adopted {job.id} ({job.name}), submission {job.submission}")
                     continue
             elif alive(job.pid, job.pid_start):
@@ -217,7 +229,8 @@ class Worker:
         assert self.executor is not None and run.submission is not None
         outcome = self.executor.outcome(run.submission)
         if run.log_path and (outcome is not None or time.monotonic() - run.log_copied > 3.0):
-            Path(run.log_path).write_text(self.executor.logs(run.submission))  # kdtui logs / the Jobs screen
+            # for `kdtui logs` and the Jobs screen
+            Path(run.log_path).write_bytes(run.log_before + self.executor.logs(run.submission).encode())
             run.log_copied = time.monotonic()
         if outcome is None:
             return
@@ -300,7 +313,7 @@ class Worker:
                 return
             self.store.jobs.started(job.id, attempt, None, None, submission)
             self.running[job.id] = Running(job.id, attempt, 0, None, [], submission=submission,
-                                           log_path=str(log_path))
+                                           log_path=str(log_path), log_before=earlier_attempts(log_path, attempt))
             self._say(f"submitted {job.id} ({job.kind} {job.name}), attempt {attempt}, as {submission}")
             return
         log = log_path.open("ab")

@@ -21,6 +21,7 @@ controls and evaluation; validated here and expanded into jobs by :mod:`kdtui.jo
     [distill]          # any `kdtui distill` field but run/student/capture
     [grid]             # distill fields with lists: one run per combination
     [eval]             # any `kdtui eval` field but model/adapter/run
+    [executor]         # kind = "local" | "ray", address = "http://head:8265", store = "actor" | "shared"
 
 Every table is checked against the recipe's own config, so a typo names the file, the table and the
 key; an unknown strategy names the ones there are.
@@ -65,6 +66,18 @@ class StudentSpec(BaseModel):
         return check_capture_name(value)
 
 
+class ExecutorSpec(BaseModel):
+    """Where the jobs run (``kdtui run --executor`` overrides it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["local", "ray"] = Field("local", description="local: this machine's worker; ray: a Ray cluster.")
+    address: str | None = Field(None, description="Ray dashboard address, e.g. http://head:8265 (default: "
+                                "$RAY_ADDRESS or http://127.0.0.1:8265).")
+    store: Literal["actor", "shared"] = Field("actor", description="How Ray jobs reach the store: through a Ray "
+                                              "actor on the worker's node, or over shared storage.")
+
+
 class ExperimentSpec(BaseModel):
     """The whole study: what runs, with which settings."""
 
@@ -80,6 +93,7 @@ class ExperimentSpec(BaseModel):
     grid: dict[str, list[Any]] = Field(default_factory=dict)
     eval: dict[str, Any] = Field(default_factory=dict)
     max_attempts: int = Field(3, ge=1, description="Attempts per job before it fails for good.")
+    executor: ExecutorSpec = Field(default_factory=ExecutorSpec)
 
     @field_validator("name")
     @classmethod

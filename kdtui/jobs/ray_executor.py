@@ -7,7 +7,10 @@ forgets jobs when its head restarts): the worker polls each attempt's status and
 ``logs/jobs/<job>.log``; a cancel is ``stop_job``. Token authentication (on by default in recent Ray):
 the cluster's token (see :func:`ray_token`) goes in the ``Authorization`` header of every request.
 
-The job writes the store directly, so the store folder must be on storage every Ray node sees.
+Results: by default (``store_access="actor"``) a job reaches the store through a Ray actor on the
+worker's node (:mod:`kdtui.jobs.ray_store`), so the DuckDB file is only ever opened there; with
+``"shared"`` jobs open it themselves over shared storage. Either way the store folder's files (captures,
+adapters, logs) must be on storage every node sees.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from kdtui.errors import KdtuiError, first_line
+from kdtui.jobs.ray_store import ENV as STORE_ENV
 
 TERMINAL = {"SUCCEEDED": "done", "FAILED": "lost", "STOPPED": "interrupted"}
 
@@ -28,7 +32,7 @@ TERMINAL = {"SUCCEEDED": "done", "FAILED": "lost", "STOPPED": "interrupted"}
 class RayExecutor:
     """Submit, poll, stop and read the logs of kdtui jobs on a Ray cluster."""
 
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, store_root: Path | None = None, store_access: str = "actor") -> None:
         try:
             from ray.job_submission import JobSubmissionClient
         except ImportError:
@@ -43,6 +47,13 @@ class RayExecutor:
             raise KdtuiError(f"cannot reach the Ray cluster at {target} ({first_line(exc)[:200]}); start it with "
                              "`ray start --head` or pass --ray-address http://HEAD:8265") from None
         self.address = target
+        if store_access not in ("actor", "shared"):
+            raise KdtuiError(f"unknown --ray-store {store_access!r}; use actor or shared")
+        self.store_actor: str | None = None
+        if store_access == "actor" and store_root is not None:
+            from kdtui.jobs.ray_store import start_service
+
+            self.store_actor = start_service(store_root)
 
     def submit(self, job_id: str, attempt: int, gpus: int, group: str, store: Path, logs: Path) -> str:
         # unique on the cluster, which outlives stores and keeps old submissions
@@ -51,6 +62,8 @@ class RayExecutor:
                                  "--store", str(store.resolve()), "--logs", str(logs.resolve())])
         env = {k: v for k, v in os.environ.items() if k in ("PYTHONPATH", "HF_HOME", "HF_HUB_OFFLINE",
                                                             "HF_DATASETS_OFFLINE", "KDTUI_BUSY_TIMEOUT")}
+        if self.store_actor:
+            env[STORE_ENV] = self.store_actor
         self.client.submit_job(entrypoint=entrypoint, submission_id=submission,
                                entrypoint_num_gpus=gpus or None, entrypoint_num_cpus=1,
                                metadata={"kdtui_job": job_id, "attempt": str(attempt), "experiment": group},
@@ -86,10 +99,11 @@ def ray_token() -> str | None:
     return path.read_text().strip() if path.is_file() else None
 
 
-def make_executor(kind: str, address: str | None) -> Any:
+def make_executor(kind: str, address: str | None, store_root: Path | None = None,
+                  store_access: str = "actor") -> Any:
     """None for the local executor (the worker spawns processes itself), else a remote one."""
     if kind == "local":
         return None
     if kind == "ray":
-        return RayExecutor(address or "auto")
+        return RayExecutor(address or "auto", store_root, store_access)
     raise KdtuiError(f"unknown executor {kind!r}; use local or ray")

@@ -44,7 +44,9 @@ def run_job(store: Store, job_id: str, attempt: int, logs: Path) -> int:
 
     # where this attempt really runs (on Ray, not the process the worker started): for liveness and kills
     store.jobs.started(job_id, attempt, os.getpid(), process_start(os.getpid()))
-    print(f"job {job.id} ({job.kind} {job.name}), attempt {attempt}, pid {os.getpid()}", flush=True)
+    via = "the worker's node, through its Ray actor" if getattr(store, "remote", False) else "this machine"
+    print(f"job {job.id} ({job.kind} {job.name}), attempt {attempt}, pid {os.getpid()}, store {store.path} "
+          f"(opened on {via})", flush=True)
     try:
         stopped = _run_recipe(store, job.kind, job.config, logs, report)
     except KeyboardInterrupt:

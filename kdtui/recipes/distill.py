@@ -191,6 +191,8 @@ def run_distill(cfg: DistillConfig, store: Store, logs: Path, progress: Progress
     forward, optimizer = accelerator.prepare(forward, optimizer)
     position = load_checkpoint(found[-1], model, optimizer, scheduler) if found else Position()
     main = accelerator.is_main_process
+    if found and main:  # the job log says where a retried attempt picked up
+        print(f"resuming {cfg.run} from step {position.step} of {total_steps} ({found[-1].name})", flush=True)
 
     def batch_loss(batch: list[TrainItem], training: bool = True) -> tuple[torch.Tensor, KDStats, int]:
         if cfg.preset == "study-literal":

@@ -1,0 +1,155 @@
+"""The head's store, reached from Ray jobs through one Ray actor: results stream back, DuckDB stays local.
+
+A job on another node must not open the DuckDB file over shared storage (file locks over NFS are not
+to be trusted, and DuckDB wants a local file). With the Ray executor the worker starts one detached
+actor, :class:`StoreService`, pinned to its own node (the one whose disk holds the store); a job gets
+its name in ``$KDTUI_STORE_ACTOR`` and talks to a :class:`RemoteStore` whose repositories forward every
+call (``store.predictions.add(...)``, ``store.jobs.finish(...)``) to the actor. Reads, writes,
+resumption and the writer's keep-and-retry behave as with a local store: the actor opens the same short
+locked sessions any kdtui process opens.
+
+Files (capture shards, adapters, per-run metrics files, job logs) are still written under the store
+folder, so that folder must be on storage every node sees, at the same path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+from kdtui.errors import KdtuiError, first_line
+
+if TYPE_CHECKING:
+    from kdtui.store import Store
+
+NAMESPACE = "kdtui"
+ENV = "KDTUI_STORE_ACTOR"
+REPOS = ("runs", "predictions", "triage", "captures", "train_metrics", "jobs")
+
+
+def actor_name(root: Path) -> str:
+    """One actor per store folder (and per cluster): named by the folder's absolute path."""
+    return "kdtui-store-" + hashlib.sha1(str(root.resolve()).encode()).hexdigest()[:12]
+
+
+class StoreService:
+    """Runs inside the actor: a plain :class:`~kdtui.store.Store` on the head's disk."""
+
+    def __init__(self, root: str) -> None:
+        from kdtui.store import Store
+
+        self.store = Store(root)
+        self.root = root
+
+    def call(self, repo: str, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if repo not in REPOS:
+            raise KdtuiError(f"the store actor serves {', '.join(REPOS)}, not {repo!r}")
+        return getattr(getattr(self.store, repo), method)(*args, **kwargs)
+
+    def ping(self) -> str:
+        return self.root
+
+
+class _RemoteRepo:
+    def __init__(self, actor: Any, repo: str) -> None:
+        self._actor, self._repo = actor, repo
+
+    def __getattr__(self, method: str) -> Any:
+        if method.startswith("_"):
+            raise AttributeError(method)
+
+        def forward(*args: Any, **kwargs: Any) -> Any:
+            import ray
+
+            try:
+                return ray.get(self._actor.call.remote(self._repo, method, args, kwargs))
+            except ray.exceptions.RayTaskError as exc:
+                # the store's own error (busy, refused identity, ...) with its one line, not Ray's traceback
+                cause = getattr(exc, "cause", None)
+                raise (cause if isinstance(cause, Exception) else KdtuiError(first_line(exc))) from None
+            except ray.exceptions.RayError as exc:  # the actor or its node is gone
+                raise KdtuiError(f"the store actor is unreachable ({first_line(exc)[:200]})") from None
+
+        return forward
+
+
+class RemoteStore:
+    """What a recipe sees of the store inside a Ray job: the repositories, forwarded; the folder, shared."""
+
+    def __init__(self, root: Path, actor: Any) -> None:
+        from kdtui.store.session import DB_NAME
+
+        self.root = Path(root)
+        self.path = self.root / DB_NAME
+        self.remote = True
+        for repo in REPOS:
+            setattr(self, repo, _RemoteRepo(actor, repo))
+
+    def ensure_schema(self, purpose: str = "read") -> None:
+        """The actor's store keeps its own schema current."""
+
+
+def _connect() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise KdtuiError("results through Ray need Ray: pip install -e '.[ray]'") from None
+    if not ray.is_initialized():
+        env = dict(os.environ)
+        if env.get("RAY_ADDRESS", "").startswith("http"):
+            env.pop("RAY_ADDRESS")  # a dashboard address (for job submission) is not a cluster address
+        address = env.get("RAY_ADDRESS", "auto")
+        token = os.environ.get("KDTUI_RAY_TOKEN")
+        if token and not os.environ.get("RAY_AUTH_TOKEN"):
+            os.environ["RAY_AUTH_TOKEN"] = token  # Ray's own drivers read this
+        try:
+            ray.init(address=address, namespace=NAMESPACE, logging_level=logging.ERROR, log_to_driver=False,
+                     configure_logging=False)
+        except Exception as exc:
+            raise KdtuiError(f"cannot join the Ray cluster from this machine ({first_line(exc)[:200]}); run the "
+                             "worker on a node of the cluster, or pass --ray-store shared") from None
+    return ray
+
+
+def start_service(root: Path) -> str:
+    """Start (or find) the store's actor on this node; returns its name. Detached: it outlives the worker."""
+    ray = _connect()
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    name = actor_name(root)
+    here = ray.get_runtime_context().get_node_id()
+    service = ray.remote(StoreService).options(
+        name=name, namespace=NAMESPACE, lifetime="detached", get_if_exists=True, num_cpus=0, max_concurrency=8,
+        scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=here, soft=False),
+        runtime_env={"env_vars": {k: v for k, v in os.environ.items() if k in ("PYTHONPATH", "KDTUI_BUSY_TIMEOUT")}},
+    ).remote(str(root.resolve()))
+    served = ray.get(service.ping.remote(), timeout=120)
+    if served != str(root.resolve()):  # an actor of that name serving another folder: never mix stores
+        raise KdtuiError(f"Ray actor {name} serves {served}, not {root}; `ray stop` the stale cluster")
+    return name
+
+
+def stop_service(root: Path) -> None:
+    """Kill the store's actor (tests, and `kdtui worker stop` of a Ray worker when it is the last user)."""
+    ray = _connect()
+    with contextlib.suppress(ValueError):
+        ray.kill(ray.get_actor(actor_name(root), namespace=NAMESPACE))
+
+
+def remote_store(root: Path) -> Store | None:
+    """The store as a Ray job should see it: through the actor named in $KDTUI_STORE_ACTOR (None: not set)."""
+    name = os.environ.get(ENV)
+    if not name:
+        return None
+    ray = _connect()
+    try:
+        actor = ray.get_actor(name, namespace=NAMESPACE)
+    except ValueError:
+        raise KdtuiError(f"no Ray actor {name!r}: the worker that serves the store is gone; restart it with "
+                         "`kdtui worker start --executor ray`") from None
+    # duck-typed: the recipes use the repositories and the folder, which is all a RemoteStore has
+    return cast("Store", RemoteStore(root, actor))
