@@ -125,6 +125,7 @@ def test_resume_after_sigkill(tiny_model: Path, store_dir: Path) -> None:
     (["--data", "synthetic", "--limit", "0"], "--limit: Input should be greater than or equal to 1"),
     (["--config", "BAD_TOML"], "bad.toml: not valid TOML"),
     (["--config", "UNKNOWN_FIELD_TOML"], r"unknown.toml: \[eval\] colour: Extra inputs are not permitted"),
+    (["--data", "synthetic", "--engine", "vllm"], "--engine vllm needs (vLLM: pip install|a CUDA GPU)"),
 ])
 def test_bad_inputs_give_one_line_errors(tiny_model: Path, tmp_path: Path, args: list[str], message: str) -> None:
     bad = tmp_path / "bad.jsonl"
@@ -144,3 +145,12 @@ def test_bad_inputs_give_one_line_errors(tiny_model: Path, tmp_path: Path, args:
     one_line_error(proc, message)
     if "--model" in args and "/no/such/model" in args:
         assert not (tmp_path / "store").exists()  # bad input fails before anything is created
+
+
+def test_the_engine_joins_a_runs_identity_only_when_it_is_not_the_default(tiny_model: Path) -> None:
+    """Runs evaluated before the engine field existed keep their identities (resume, job ids); a vLLM run is
+    another measurement, so resuming it on transformers is refused."""
+    plain = EvalConfig(model=str(tiny_model))
+    assert "engine" not in plain.identity()
+    vllm = EvalConfig(model=str(tiny_model), engine="vllm")
+    assert vllm.identity()["engine"] == "vllm" and vllm.identity_hash() != plain.identity_hash()

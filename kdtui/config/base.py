@@ -3,6 +3,7 @@
 A field's ``description`` is its ``--help``; ``json_schema_extra`` may say
 ``{"identity": True}`` (the field defines what the run measures, so a resumed run
 must keep it), ``{"identity": "file"}`` (likewise, by the file's content),
+``{"identity": "unless_default"}`` (likewise, but only when set: for fields added later),
 ``{"flag": "sample"}`` (another flag name) or ``{"cli": False}`` (TOML only).
 """
 
@@ -130,6 +131,11 @@ class RecipeConfig(BaseModel):
             kind = _extra(info).get("identity")
             if kind == "file":
                 out[name] = file_digest(getattr(self, name))
+            elif kind == "unless_default":
+                # a field added later: at its default it leaves the identities (and job ids) of older runs as
+                # they were
+                if getattr(self, name) != info.default:
+                    out[name] = getattr(self, name)
             elif kind:
                 out[name] = getattr(self, name)
         return out

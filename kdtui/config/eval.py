@@ -34,7 +34,15 @@ class EvalConfig(RecipeConfig):
     strategy: str | None = Field(None, description="Teacher strategy the student was distilled with, if any.")
     max_new_tokens: int | None = Field(None, ge=1, description="Generation budget; default: the prompt's.",
                                        json_schema_extra=ID)
-    batch_size: int = Field(8, ge=1, description="Questions generated together (left-padded).")
+    batch_size: int = Field(8, ge=1, description="Questions generated together (left-padded); with --engine vllm, "
+                            "questions handed to vLLM per store write (vLLM batches them itself: use 256 or more).")
+    engine: Literal["transformers", "vllm"] = Field(
+        "transformers", description="Generation engine: transformers (any device), or vllm (kdtui[vllm], CUDA: the "
+        "base model with the adapter as a LoRA, paged attention, continuous batching).",
+        json_schema_extra={"identity": "unless_default"})
+    tensor_parallel: int = Field(1, ge=1, description="With --engine vllm: GPUs the model is split over.")
+    gpu_memory: float = Field(0.9, gt=0, le=1, description="With --engine vllm: the share of each GPU's memory "
+                              "vLLM may take (weights and KV cache).")
     do_sample: bool = Field(False, description="Sample instead of greedy decoding.",
                             json_schema_extra={"identity": True, "flag": "sample"})
     temperature: float = Field(1.0, gt=0, description="Sampling temperature (with --sample).", json_schema_extra=ID)

@@ -118,7 +118,9 @@ def expand(spec: ExperimentSpec, store_root: Path) -> list[JobSpec]:
             evaluation = EvalConfig.model_validate(spec.eval | {
                 "model": student.model, "adapter": adapter, "run": eval_run,
                 "strategy": label if parent is None else None})
+            # vLLM splits the model over its tensor-parallel GPUs: the job asks for all of them
+            gpus = max(student.gpus, evaluation.tensor_parallel) if evaluation.engine == "vllm" else student.gpus
             jobs.append(JobSpec(job_id("eval", eval_run, evaluation.identity()), eval_run, "eval",
-                                evaluation.model_dump(), student.gpus, spec.name,
+                                evaluation.model_dump(), gpus, spec.name,
                                 [] if parent is None else [parent.id], spec.max_attempts))
     return jobs

@@ -115,9 +115,8 @@ def generate_batch(loaded: LoadedModel, prompts: list[str], cfg: EvalConfig, max
     return results
 
 
-def input_budget(loaded: LoadedModel, max_new_tokens: int) -> int | None:
+def input_budget(context: Any, max_new_tokens: int) -> int | None:
     """How many prompt tokens fit beside the generation budget in the model's context (None: no limit known)."""
-    context = getattr(loaded.model.config, "max_position_embeddings", None)
     if not isinstance(context, int):
         return None
     if context <= max_new_tokens:
@@ -147,6 +146,25 @@ def prediction_row(problem: Problem, prompt: str, response: str, n_new_tokens: i
     }
 
 
+Generate = Callable[[list[str], "int | None", int], list[tuple[str, int, str]]]
+
+
+def _engine(cfg: EvalConfig, max_new_tokens: int, add_special_tokens: bool) -> tuple[Generate, Any, Any]:
+    """The engine's generate(prompts, input budget, batch index), its tokenizer and its context length."""
+    if cfg.engine == "vllm":
+        from kdtui.models.vllm_engine import VllmEngine
+
+        engine = VllmEngine(cfg.model, cfg.adapter, cfg.dtype, cfg.tensor_parallel, cfg.gpu_memory, cfg.seed,
+                            max_new_tokens)
+        return (lambda prompts, budget, index: engine.generate(
+            prompts, add_special_tokens, budget, cfg.do_sample, cfg.temperature, cfg.top_p,
+            cfg.seed + index * cfg.batch_size), engine.tokenizer, engine.context)
+    loaded = load_model(cfg.model, cfg.adapter, cfg.device, cfg.dtype)
+    return (lambda prompts, budget, index: generate_batch(loaded, prompts, cfg, max_new_tokens, add_special_tokens,
+                                                          max_input_tokens=budget),
+            loaded.tokenizer, getattr(loaded.model.config, "max_position_embeddings", None))
+
+
 def run_eval(cfg: EvalConfig, store: Store, logs: Path, progress: ProgressFn | None = None,
              should_stop: Callable[[], bool] | None = None) -> EvalResult:
     """Evaluate ``cfg`` into ``store``; resumable by run name."""
@@ -158,6 +176,10 @@ def run_eval(cfg: EvalConfig, store: Store, logs: Path, progress: ProgressFn | N
         cfg = cfg.model_copy(update={"strategy": adapter_info(cfg.adapter)["strategy"]})
     prompt: PromptTemplate = get_prompt(cfg.prompt, Path(cfg.prompts_file) if cfg.prompts_file else None)
     max_new_tokens = cfg.max_new_tokens or prompt.max_new_tokens
+    if cfg.engine == "vllm":
+        from kdtui.models.vllm_engine import check_vllm
+
+        check_vllm()
     problems = load_problems(cfg.data, cfg.limit, cfg.offset, cfg.split, cfg.data_config)
     name = cfg.run or default_run_name(cfg)
     start = time.monotonic()
@@ -167,13 +189,12 @@ def run_eval(cfg: EvalConfig, store: Store, logs: Path, progress: ProgressFn | N
         state = EvalProgress(name, len(problems) - len(todo), len(problems), 0, 0.0, len(problems) - len(todo))
         if not todo:
             return EvalResult(name, run.run_id, len(problems), 0, 0, 0.0)
-        loaded = load_model(cfg.model, cfg.adapter, cfg.device, cfg.dtype)
-        texts = {p.item_id: prompt.render(p.question, loaded.tokenizer) for p in todo}
+        generate, tokenizer, context = _engine(cfg, max_new_tokens, add_special_tokens=not prompt.chat)
+        texts = {p.item_id: prompt.render(p.question, tokenizer) for p in todo}
         # Similar lengths in one batch waste less compute on padding.
-        lengths = {k: len(loaded.tokenizer(v, add_special_tokens=not prompt.chat)["input_ids"])
-                   for k, v in texts.items()}
+        lengths = {k: len(tokenizer(v, add_special_tokens=not prompt.chat)["input_ids"]) for k, v in texts.items()}
         todo.sort(key=lambda p: lengths[p.item_id])
-        budget = input_budget(loaded, max_new_tokens)
+        budget = input_budget(context, max_new_tokens)
         overlong = [k for k, n in lengths.items() if budget is not None and n > budget]
         if overlong and cfg.overlong == "refuse":
             raise KdtuiError(f"{len(overlong)} prompts are longer than the model's context leaves for them ({budget} "
@@ -192,8 +213,7 @@ def run_eval(cfg: EvalConfig, store: Store, logs: Path, progress: ProgressFn | N
             if cfg.do_sample:
                 torch.manual_seed(cfg.seed + index)
             prompts = [texts[p.item_id] for p in batch]
-            outputs = generate_batch(loaded, prompts, cfg, max_new_tokens, add_special_tokens=not prompt.chat,
-                                     max_input_tokens=budget)
+            outputs = generate(prompts, budget, index)
             run.predictions.add([prediction_row(p, t, *out, cfg.protocol)
                                  for p, t, out in zip(batch, prompts, outputs, strict=True)])
             state.done += len(batch)
