@@ -67,7 +67,8 @@ def test_eval_help_comes_from_the_config_descriptions(capsys: pytest.CaptureFixt
     with pytest.raises(SystemExit):
         main(["eval", "--help"])
     out = " ".join(capsys.readouterr().out.split())
-    assert "--batch-size BATCH_SIZE Questions generated together (left-padded). (default: 8)" in out
+    assert "--batch-size BATCH_SIZE Questions generated together (left-padded); with --engine vllm" in out
+    assert "--engine {transformers,vllm} Generation engine" in out
     assert "--sample, --no-sample Sample instead of greedy decoding. (default: off)" in out
 
 

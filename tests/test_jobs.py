@@ -348,3 +348,29 @@ def test_an_experiment_with_capture_replicas_runs_them_in_parallel_and_merges(ti
     assert done.returncode == 0, done.stderr
     merged = json.loads((store_dir / "captures" / "tiny-base" / "manifest.json").read_text())
     assert merged["n_examples"] == 8 and merged["replicas"] == 2 and len(merged["shards"]) == 4
+
+
+def test_a_student_on_several_gpus_trains_one_rank_per_card(tiny_model: Path, tmp_path: Path) -> None:
+    """A student asking for 2 GPUs gets accelerate with 2 ranks; an experiment may pick torchrun itself, and
+    such a job runs its ranks to the end through the queue (2 CPU processes, gloo)."""
+    spec_text = experiment(tmp_path / "e.toml", tiny_model, ["base"], steps=4).read_text()
+    multi = tmp_path / "multi.toml"
+    multi.write_text(spec_text.replace('model = "' + str(tiny_model) + '"\n[capture]',
+                                       'model = "' + str(tiny_model) + '"\ngpus = 2\n[capture]'))
+    distill = next(j for j in expand(load_experiment(multi), tmp_path / "s") if j.kind == "distill")
+    assert (distill.gpus, distill.config["launcher"], distill.config["num_processes"]) == (2, "accelerate", 2)
+    ranks = tmp_path / "ranks.toml"
+    ranks.write_text(spec_text.replace('controls = ["fine-tune", "no-distil"]', "controls = []")
+                     .replace("[distill]\n", '[distill]\nlauncher = "torchrun"\nnum_processes = 2\n'))
+    store_dir = tmp_path / "store"
+    try:
+        done = kdtui("run", str(ranks), "--cpu", "--wait", "--store", str(store_dir), "--logs", str(tmp_path / "l"))
+    finally:
+        stop_worker(store_dir)
+    assert done.returncode == 0, done.stderr
+    store = Store(store_dir)
+    job = store.jobs.get("tiny/tiny/base")
+    assert job is not None and job.state == "done"
+    assert "torchrun with 2 processes" in (tmp_path / "l" / "jobs" / f"{job.id}.log").read_text()
+    assert results(store)["steps"]["tiny/tiny/base"] == (4, 4)
+    assert (run_folder(store_dir, "tiny/tiny/base") / "adapter").is_dir()

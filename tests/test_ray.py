@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from kdtui.jobs.ray_executor import RayExecutor
+from kdtui.kd.checkpoint import checkpoints as complete
 from kdtui.recipes.distill import run_folder
 from kdtui.store import Store
 from kdtui.store.jobs import FINAL
@@ -88,7 +89,7 @@ def test_a_job_killed_on_ray_resumes_and_cancel_stops_one(tiny_model: Path, tmp_
         cancelled = kdtui("cancel", "tiny/tiny/teacher", "--store", str(store_dir))
         assert cancelled.returncode == 0, cancelled.stderr
         checkpoints = run_folder(store_dir, "tiny/tiny/base") / "checkpoints"
-        wait_for(lambda: checkpoints.is_dir() and any(checkpoints.iterdir()), 300, "a checkpoint of the base run")
+        wait_for(lambda: bool(complete(checkpoints)), 300, "a complete checkpoint of the base run")
         base = store.jobs.get("tiny/tiny/base")
         assert base is not None and base.pid is not None and base.submission is not None
         os.kill(base.pid, signal.SIGKILL)  # inside Ray's job: as an OOM kill on a remote node would

@@ -48,8 +48,13 @@ def add_command(sub: Any, name: str, help_text: str, handler: Handler, parents: 
 
 
 def open_store(args: argparse.Namespace, create: bool = False, allow_files: bool = False) -> Store:
-    """The store named by --store (or the environment); read-only commands pass ``create=False``."""
-    return Store(store_dir(getattr(args, "store", None)), create=create, allow_files=allow_files)
+    """The store named by --store (or the environment); read-only commands pass ``create=False``. Inside a Ray
+    job of kdtui's Ray executor, the worker's store through its Ray actor (every rank of a launched
+    distillation too)."""
+    from kdtui.jobs.ray_store import remote_store
+
+    root = store_dir(getattr(args, "store", None))
+    return remote_store(root) or Store(root, create=create, allow_files=allow_files)
 
 
 def logs(args: argparse.Namespace) -> Path:

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
 from kdtui.cli.common import Parents, add_command, logs, open_store
@@ -22,7 +19,9 @@ def cmd_distill(args: argparse.Namespace) -> int:
     cfg = DistillConfig.from_sources(vars(args), args.config)
     store = open_store(args, create=True)
     if cfg.launcher != "none" and "LOCAL_RANK" not in os.environ:
-        return _launch(cfg, store.root, logs(args))
+        from kdtui.recipes.launch import run_launched
+
+        return run_launched(cfg, store.root, logs(args))
 
     def show(row: dict[str, Any]) -> None:
         kl = f", KL {row['kl_full']:.4f}" if row.get("kl_full") == row.get("kl_full") and row.get("kl_full") \
@@ -40,36 +39,6 @@ def cmd_distill(args: argparse.Namespace) -> int:
         console.print("warning: the store stayed busy; the curves wait in the run's metrics.jsonl and are ingested "
                       "on the next --resume", markup=False, style="yellow")
     return 0
-
-
-def _toml(cfg: DistillConfig) -> str:
-    """The resolved config as a [distill] table (every rank reads the same settings, flags included)."""
-    lines = ["[distill]"]
-    for key, value in cfg.model_dump().items():
-        if value is None or key in ("launcher", "num_processes", "launcher_config"):
-            continue
-        lines.append(f"{key} = {json.dumps(value)}")  # JSON scalars and lists are valid TOML values
-    return "\n".join(lines) + "\n"
-
-
-def _launch(cfg: DistillConfig, store: Path, logs_dir: Path) -> int:
-    """Run this distillation again under accelerate launch or torchrun, one process per rank."""
-    from importlib import resources
-
-    logs_dir.mkdir(parents=True, exist_ok=True)
-    config = logs_dir / f"distill-{cfg.run.replace('/', '__').replace(':', '_')}.toml"
-    config.write_text(_toml(cfg))
-    # the settings travel in a file: a launcher's own parser takes abbreviations such as --run for its flags
-    if cfg.launcher == "accelerate":
-        preset = resources.files("kdtui").joinpath(f"presets/accelerate/{cfg.launcher_config}.yaml")
-        command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(preset),
-                   "--num_processes", str(cfg.num_processes), "-m", "kdtui.cli", "distill", "--config", str(config)]
-    else:
-        command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(cfg.num_processes), "-m",
-                   "kdtui.cli", "distill", "--config", str(config)]
-    print(f"distill {cfg.run}: {cfg.launcher} with {cfg.num_processes} processes", file=sys.stderr, flush=True)
-    env = dict(os.environ, KDTUI_STORE=str(store), KDTUI_LOGS=str(logs_dir))
-    return subprocess.run(command, env=env).returncode
 
 
 def register(sub: Any, parents: Parents) -> None:

@@ -13,14 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from kdtui.cli.common import Parents, add_command, logs, open_store
-from kdtui.config.paths import store_dir
 from kdtui.errors import KdtuiError
 
 
 def _worker_args(args: argparse.Namespace) -> list[str]:
     out = ["--slots", str(args.slots)] + ([] if args.cpu_slots is None else ["--cpu-slots", str(args.cpu_slots)])
     if args.executor not in (None, "local"):
-        out += ["--executor", args.executor, "--ray-store", args.ray_store or "actor"]
+        out += ["--executor", args.executor, "--ray-store", args.ray_store or "actor", "--ray-cpus-per-job",
+                str(args.ray_cpus_per_job or 1)]
         out += ["--ray-address", args.ray_address] if args.ray_address else []
     if args.cpu:
         out.append("--cpu")
@@ -39,6 +39,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     args.executor = args.executor or spec.executor.kind
     args.ray_address = args.ray_address or spec.executor.address
     args.ray_store = args.ray_store or spec.executor.store
+    args.ray_cpus_per_job = args.ray_cpus_per_job or spec.executor.cpus_per_job
     store = open_store(args, create=True)
     jobs = expand(spec, store.root)
     if args.dry_run:
@@ -155,7 +156,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         store.ensure_schema(purpose="write")
         # a missing Ray or cluster: one line, here
         executor = make_executor(args.executor or "local", args.ray_address, store.root,
-                                 args.ray_store or "actor")
+                                 args.ray_store or "actor", args.ray_cpus_per_job or 1)
         Worker(store, logs(args), gpus, args.cpu, args.slots, cpu_slots=args.cpu_slots,
                executor=executor).run()
         return 0
@@ -183,11 +184,8 @@ def cmd_job(args: argparse.Namespace) -> int:
 
     if args.action != "exec":
         raise KdtuiError("usage: kdtui job exec JOB --attempt N (the worker runs this)")
-    from kdtui.jobs.ray_store import remote_store
-
-    # inside a Ray job the store is the head's, through its actor; else the folder's DuckDB file
-    store = remote_store(store_dir(args.store)) or open_store(args)
-    return run_job(store, args.job, args.attempt, logs(args))
+    # inside a Ray job the store is the worker's, through its actor (open_store); else the folder's DuckDB file
+    return run_job(open_store(args), args.job, args.attempt, logs(args))
 
 
 def _worker_flags(parser: argparse.ArgumentParser) -> None:
@@ -203,6 +201,8 @@ def _worker_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ray-store", choices=["actor", "shared"], default=None,
                         help="how Ray jobs reach the store: actor (default: through a Ray actor on this node, the "
                         "DuckDB file never leaves it) or shared (each job opens it over shared storage)")
+    parser.add_argument("--ray-cpus-per-job", type=int, default=None,
+                        help="CPUs Ray reserves for each job, and the threads it may use (default: 1)")
     parser.add_argument("--ray-address", default=None, help="Ray dashboard address, e.g. http://head:8265 "
                         "(default: $RAY_ADDRESS or http://127.0.0.1:8265)")
 

@@ -76,6 +76,7 @@ class ExecutorSpec(BaseModel):
                                 "$RAY_ADDRESS or http://127.0.0.1:8265).")
     store: Literal["actor", "shared"] = Field("actor", description="How Ray jobs reach the store: through a Ray "
                                               "actor on the worker's node, or over shared storage.")
+    cpus_per_job: int = Field(1, ge=1, description="CPUs Ray reserves for each job, and the threads it may use.")
 
 
 class ExperimentSpec(BaseModel):

@@ -94,7 +94,8 @@ def expand(spec: ExperimentSpec, store_root: Path) -> list[JobSpec]:
             for cell in cells:
                 run = f"{spec.name}/{student.name}/{strategy}{_cell_suffix(cell, len(cells) > 1)}"
                 cfg = DistillConfig.from_sources(spec.distill | cell | {
-                    "run": run, "student": student.model, "capture": captures[strategy].name, "resume": True})
+                    "run": run, "student": student.model, "capture": captures[strategy].name, "resume": True}
+                    | _ranks(student.gpus, spec.distill))
                 job = JobSpec(job_id("distill", run, cfg.identity()), run, "distill", cfg.model_dump(), student.gpus,
                               spec.name, [captures[strategy].id], spec.max_attempts)
                 jobs.append(job)
@@ -105,7 +106,8 @@ def expand(spec: ExperimentSpec, store_root: Path) -> list[JobSpec]:
             control = {k: v for k, v in spec.distill.items() if k not in ("preset", "capture")}
             cfg = DistillConfig.from_sources(control | {"run": run, "student": student.model, "preset": "fine-tune",
                                                         "data": data, "resume": True,
-                                                        "limit": spec.capture.get("limit")})
+                                                        "limit": spec.capture.get("limit")}
+                                             | _ranks(student.gpus, spec.distill))
             job = JobSpec(job_id("distill", run, cfg.identity()), run, "distill", cfg.model_dump(), student.gpus,
                           spec.name, max_attempts=spec.max_attempts)
             jobs.append(job)
@@ -124,3 +126,11 @@ def expand(spec: ExperimentSpec, store_root: Path) -> list[JobSpec]:
                                 evaluation.model_dump(), gpus, spec.name,
                                 [] if parent is None else [parent.id], spec.max_attempts))
     return jobs
+
+
+def _ranks(gpus: int, distill: dict[str, Any]) -> dict[str, Any]:
+    """A student on several GPUs trains data-parallel, one rank per card, under accelerate (DDP) unless the
+    experiment chose a launcher itself."""
+    if gpus > 1 and distill.get("launcher", "none") == "none":
+        return {"launcher": "accelerate", "num_processes": gpus}
+    return {}

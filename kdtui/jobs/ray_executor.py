@@ -32,7 +32,8 @@ TERMINAL = {"SUCCEEDED": "done", "FAILED": "lost", "STOPPED": "interrupted"}
 class RayExecutor:
     """Submit, poll, stop and read the logs of kdtui jobs on a Ray cluster."""
 
-    def __init__(self, address: str, store_root: Path | None = None, store_access: str = "actor") -> None:
+    def __init__(self, address: str, store_root: Path | None = None, store_access: str = "actor",
+                 cpus_per_job: int = 1) -> None:
         try:
             from ray.job_submission import JobSubmissionClient
         except ImportError:
@@ -47,6 +48,7 @@ class RayExecutor:
             raise KdtuiError(f"cannot reach the Ray cluster at {target} ({first_line(exc)[:200]}); start it with "
                              "`ray start --head` or pass --ray-address http://HEAD:8265") from None
         self.address = target
+        self.cpus = cpus_per_job
         if store_access not in ("actor", "shared"):
             raise KdtuiError(f"unknown --ray-store {store_access!r}; use actor or shared")
         self.store_actor: str | None = None
@@ -64,8 +66,11 @@ class RayExecutor:
                                                             "HF_DATASETS_OFFLINE", "KDTUI_BUSY_TIMEOUT")}
         if self.store_actor:
             env[STORE_ENV] = self.store_actor
+        # as many threads as CPUs Ray reserved for the job (what Ray does for its own tasks): jobs packed on
+        # one node then share its cores instead of each spawning a thread per core
+        env |= {"OMP_NUM_THREADS": str(self.cpus), "MKL_NUM_THREADS": str(self.cpus)}
         self.client.submit_job(entrypoint=entrypoint, submission_id=submission,
-                               entrypoint_num_gpus=gpus or None, entrypoint_num_cpus=1,
+                               entrypoint_num_gpus=gpus or None, entrypoint_num_cpus=self.cpus,
                                metadata={"kdtui_job": job_id, "attempt": str(attempt), "experiment": group},
                                runtime_env={"env_vars": env | {"PYTHONUNBUFFERED": "1"}})
         return submission
@@ -100,10 +105,10 @@ def ray_token() -> str | None:
 
 
 def make_executor(kind: str, address: str | None, store_root: Path | None = None,
-                  store_access: str = "actor") -> Any:
+                  store_access: str = "actor", cpus_per_job: int = 1) -> Any:
     """None for the local executor (the worker spawns processes itself), else a remote one."""
     if kind == "local":
         return None
     if kind == "ray":
-        return RayExecutor(address or "auto", store_root, store_access)
+        return RayExecutor(address or "auto", store_root, store_access, cpus_per_job)
     raise KdtuiError(f"unknown executor {kind!r}; use local or ray")
