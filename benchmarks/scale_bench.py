@@ -1,7 +1,7 @@
 """Scale-out on a real local Ray head: capture throughput with 1 vs 2 teacher replicas, and the per-job
 overhead of the Ray executor against the local worker. Needs the `ray` extra.
 
-    python benchmarks/scale_bench.py [--examples 256] [--layers 8] [--hidden 512] [--jobs 3]
+    python benchmarks/scale_bench.py [--examples 1000] [--layers 8] [--hidden 512] [--jobs 3]
 
 1. Capture: a randomly initialised Llama teacher (--layers, --hidden; tokenizer trained here) captures
    --examples synthetic answers (top-k) through the queue on Ray (`kdtui worker --executor ray`): as 1
@@ -125,7 +125,8 @@ examples_per_shard = {max(examples // 4, 1)}
     try:
         start = time.monotonic()
         store.jobs.enqueue(jobs)
-        wait(lambda: all(j.state == "done" for j in store.jobs.all()), 1800, f"{replicas}-replica capture", 0.25)
+        # polled once a second: each look opens the store, which costs CPU the jobs measured here need
+        wait(lambda: all(j.state == "done" for j in store.jobs.all()), 1800, f"{replicas}-replica capture", 1.0)
         seconds = time.monotonic() - start
         failed = [j for j in store.jobs.all() if j.state != "done"]
         if failed:
@@ -186,11 +187,13 @@ def overhead(tmp: Path, model: Path, executor: str, address: str, jobs: int) -> 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--examples", type=int, default=256)
+    parser.add_argument("--examples", type=int, default=1000, help="at most 1000 (the synthetic set's size)")
     parser.add_argument("--layers", type=int, default=8)
     parser.add_argument("--hidden", type=int, default=512)
     parser.add_argument("--jobs", type=int, default=3)
     args = parser.parse_args()
+    if not 1 <= args.examples <= 1000:
+        raise SystemExit("--examples: 1 to 1000 (the synthetic set has 1000 problems)")
     try:
         import ray
     except ImportError:

@@ -37,6 +37,7 @@ from kdtui.store.jobs import FINAL, JobRow
 LOCK = "worker.lock"
 BEAT_S = 5.0
 GRACE_S = 60.0
+REMOTE_POLL_S = 2.0  # a Ray status request per running job: every pass would cost a core's fifth on a small head
 
 
 def process_start(pid: int) -> float | None:
@@ -98,6 +99,7 @@ class Running:
     submission: str | None = None  # on a remote executor (Ray): its submission id
     log_path: str | None = None
     log_copied: float = 0.0
+    polled: float = 0.0  # when the remote executor was last asked about it
     log_before: bytes = b""  # earlier attempts' log: a remote attempt's log is copied after it, as local ones append
 
 
@@ -227,6 +229,9 @@ class Worker:
 
     def _reap_remote(self, job_id: str, run: Running, by_id: dict[str, JobRow]) -> None:
         assert self.executor is not None and run.submission is not None
+        if time.monotonic() - run.polled < REMOTE_POLL_S:
+            return
+        run.polled = time.monotonic()
         outcome = self.executor.outcome(run.submission)
         if run.log_path and (outcome is not None or time.monotonic() - run.log_copied > 3.0):
             # for `kdtui logs` and the Jobs screen
