@@ -348,6 +348,10 @@ def test_an_experiment_with_capture_replicas_runs_them_in_parallel_and_merges(ti
     assert done.returncode == 0, done.stderr
     merged = json.loads((store_dir / "captures" / "tiny-base" / "manifest.json").read_text())
     assert merged["n_examples"] == 8 and merged["replicas"] == 2 and len(merged["shards"]) == 4
+    # the merge ran inside the worker (hard links and a manifest: no process of its own), logged like any job
+    worker_log = (tmp_path / "logs" / "worker.log").read_text()
+    assert f"ran {plan[2].id} (merge tiny-base) here, attempt 1: exit 0" in worker_log
+    assert "job done" in (tmp_path / "logs" / "jobs" / f"{plan[2].id}.log").read_text()
 
 
 def test_a_student_on_several_gpus_trains_one_rank_per_card(tiny_model: Path, tmp_path: Path) -> None:

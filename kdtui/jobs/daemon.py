@@ -37,6 +37,7 @@ from kdtui.store.jobs import FINAL, JobRow
 LOCK = "worker.lock"
 BEAT_S = 5.0
 GRACE_S = 60.0
+INLINE = ("merge",)  # job kinds the worker runs itself
 REMOTE_POLL_S = 2.0  # a Ray status request per running job: every pass would cost a core's fifth on a small head
 
 
@@ -309,6 +310,9 @@ class Worker:
         attempt = self.store.jobs.claim(job.id, self.id, self.host, [c.uuid for c in cards], str(log_path))
         if attempt is None:
             return  # another worker took it
+        if job.kind in INLINE:
+            self.run_inline(job, attempt, log_path)
+            return
         if self.executor is not None:
             try:
                 submission = self.executor.submit(job.id, attempt, job.gpus, job.grp, self.store.root, self.logs)
@@ -332,6 +336,16 @@ class Worker:
         self.store.jobs.started(job.id, attempt, process.pid, start or 0.0)
         self._say(f"started {job.id} ({job.kind} {job.name}), attempt {attempt}, pid {process.pid}, "
                   f"cards {json.dumps([c.index for c in cards])}")
+
+    def run_inline(self, job: JobRow, attempt: int, log_path: Path) -> None:
+        """A bookkeeping job (a merge: hard links and a manifest) runs here, in a moment, rather than paying a
+        process start or a Ray submission; it records its end like any job (a daemon killed meanwhile leaves
+        it running with a dead pid: lost, and run again)."""
+        from kdtui.jobs.runner import run_job
+
+        with log_path.open("a", encoding="utf-8") as log, contextlib.redirect_stdout(log):
+            code = run_job(self.store, job.id, attempt, self.logs)
+        self._say(f"ran {job.id} ({job.kind} {job.name}) here, attempt {attempt}: exit {code}")
 
     def shutdown(self) -> None:
         """SIGTERM every job (each stops at its next step and is queued again), wait, then leave."""
