@@ -275,14 +275,12 @@ class Worker:
         paused = self.store.jobs.paused_groups() if any(j.state == "queued" for j in jobs) else set()
         devices: list[GpuInfo] | None = None
         for job in jobs:
-            on_cards = sum(bool(r.cards) for r in self.running.values())
-            if on_cards >= self.slots and len(self.running) - on_cards >= self.cpu_slots:
-                return
             if job.state != "queued" or job.grp in paused or job.cancel_requested:
                 continue
+            on_cards = sum(bool(r.cards) for r in self.running.values())
             full = on_cards >= self.slots if job.gpus else len(self.running) - on_cards >= self.cpu_slots
-            if full:
-                continue  # its slot group is full
+            if full and job.kind not in INLINE:
+                continue  # its slot group is full (a merge takes no slot: it runs here, in a moment)
             states = {d: by_id[d].state if d in by_id else "missing" for d in job.depends}
             blocked = [d for d, s in states.items() if (s in FINAL and s != "done") or s == "missing"]
             if blocked:
