@@ -153,7 +153,6 @@ def cmd_worker(args: argparse.Namespace) -> int:
         from kdtui.jobs.ray_executor import make_executor
 
         store = open_store(args, create=True)
-        store.ensure_schema(purpose="write")
         # a missing Ray or cluster: one line, here
         executor = make_executor(args.executor or "local", args.ray_address, store.root,
                                  args.ray_store or "actor", args.ray_cpus_per_job or 1)

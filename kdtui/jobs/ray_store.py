@@ -14,7 +14,6 @@ folder, so that folder must be on storage every node sees, at the same path.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import os
@@ -131,13 +130,6 @@ def start_service(root: Path) -> str:
     if served != str(root.resolve()):  # an actor of that name serving another folder: never mix stores
         raise KdtuiError(f"Ray actor {name} serves {served}, not {root}; `ray stop` the stale cluster")
     return name
-
-
-def stop_service(root: Path) -> None:
-    """Kill the store's actor (tests, and `kdtui worker stop` of a Ray worker when it is the last user)."""
-    ray = _connect()
-    with contextlib.suppress(ValueError):
-        ray.kill(ray.get_actor(actor_name(root), namespace=NAMESPACE))
 
 
 def remote_store(root: Path) -> Store | None:

@@ -50,6 +50,25 @@ def resolve_dtype(dtype: str, device: str) -> Any:
     return value
 
 
+def end_token_ids(generation_eos: int | list[int] | None, tokenizer: Any) -> list[int]:
+    """The ids generation stops at: the generation config's end-of-sequence ids and the tokenizer's."""
+    ids = set(generation_eos if isinstance(generation_eos, list) else
+              [generation_eos] if generation_eos is not None else [])
+    if tokenizer.eos_token_id is not None:
+        ids.add(tokenizer.eos_token_id)
+    return sorted(ids)
+
+
+def finish_response(tokens: list[int], end_ids: list[int], tokenizer: Any) -> tuple[str, int, str]:
+    """A generated continuation as a prediction sees it: the text up to the first end id, the new tokens
+    (the end id counted) and the finish reason ("eos", or "length" when the budget ran out first). Every
+    engine ends its responses here, so their runs compare token for token."""
+    end = next((i for i, t in enumerate(tokens) if t in end_ids), None)
+    kept = tokens if end is None else tokens[:end]
+    text = str(tokenizer.decode(kept, skip_special_tokens=True))
+    return text, len(kept) + (end is not None), "length" if end is None else "eos"
+
+
 def check_model_path(name: str, adapter: str | None = None) -> None:
     """Fail fast, before any work is registered, on a model or adapter folder that is not there."""
     path = Path(name).expanduser()

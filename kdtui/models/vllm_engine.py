@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from kdtui.errors import KdtuiError, first_line
+from kdtui.models.loading import end_token_ids, finish_response
 
 LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)  # vLLM's allowed max_lora_rank values (LoRAConfig)
 
@@ -44,17 +45,14 @@ def lora_rank(adapter: str) -> int:
 
 
 def end_ids(model: str, tokenizer: Any) -> list[int]:
-    """The end-of-sequence ids transformers' generate stops at: the generation config's and the tokenizer's."""
+    """The end-of-sequence ids transformers' generate stops at for this model."""
     from transformers import GenerationConfig
 
     try:
         eos = GenerationConfig.from_pretrained(model).eos_token_id
     except (OSError, ValueError):
         eos = None
-    ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
-    if tokenizer.eos_token_id is not None:
-        ids.add(tokenizer.eos_token_id)
-    return sorted(ids)
+    return end_token_ids(eos, tokenizer)
 
 
 class VllmEngine:
@@ -99,11 +97,5 @@ class VllmEngine:
                   for i in range(len(prompts))]
         outputs = self.llm.generate([TokensPrompt(prompt_token_ids=ids) for ids in encoded], params,
                                     use_tqdm=False, lora_request=self.lora)
-        results: list[tuple[str, int, str]] = []
-        for output in outputs:  # in the order of the prompts
-            tokens = list(output.outputs[0].token_ids)
-            end = next((i for i, t in enumerate(tokens) if t in self.end_ids), None)
-            kept = tokens if end is None else tokens[:end]
-            text = str(self.tokenizer.decode(kept, skip_special_tokens=True))
-            results.append((text, len(kept) + (end is not None), "length" if end is None else "eos"))
-        return results
+        # in the order of the prompts
+        return [finish_response(list(o.outputs[0].token_ids), self.end_ids, self.tokenizer) for o in outputs]

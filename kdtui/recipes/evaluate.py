@@ -21,7 +21,14 @@ from kdtui.data.gsm8k import Problem, load_problems
 from kdtui.data.prompts import PromptTemplate, get_prompt
 from kdtui.errors import KdtuiError
 from kdtui.extract import answers_match, extract_answer
-from kdtui.models.loading import LoadedModel, adapter_info, check_model_path, load_model
+from kdtui.models.loading import (
+    LoadedModel,
+    adapter_info,
+    check_model_path,
+    end_token_ids,
+    finish_response,
+    load_model,
+)
 from kdtui.recipes.lifecycle import run_lifecycle
 from kdtui.store import Store
 
@@ -92,10 +99,7 @@ def generate_batch(loaded: LoadedModel, prompts: list[str], cfg: EvalConfig, max
     enc = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=add_special_tokens,
                     truncation=max_input_tokens is not None, max_length=max_input_tokens)
     enc = {k: v.to(loaded.device) for k, v in enc.items()}
-    eos = model.generation_config.eos_token_id
-    eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
-    if tokenizer.eos_token_id is not None:
-        eos_ids.add(tokenizer.eos_token_id)
+    end_ids = end_token_ids(model.generation_config.eos_token_id, tokenizer)
     sampling: dict[str, Any] = (
         {"do_sample": True, "temperature": cfg.temperature, "top_p": cfg.top_p}
         if cfg.do_sample else {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
@@ -103,16 +107,9 @@ def generate_batch(loaded: LoadedModel, prompts: list[str], cfg: EvalConfig, max
     with torch.inference_mode():
         output = model.generate(
             **enc, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
-            eos_token_id=sorted(eos_ids) or None, **sampling,
+            eos_token_id=end_ids or None, **sampling,
         )
-    new = output[:, enc["input_ids"].shape[1]:].tolist()
-    results = []
-    for tokens in new:
-        end = next((i for i, t in enumerate(tokens) if t in eos_ids), None)
-        kept = tokens if end is None else tokens[:end]
-        text = tokenizer.decode(kept, skip_special_tokens=True)
-        results.append((text, len(kept) + (end is not None), "length" if end is None else "eos"))
-    return results
+    return [finish_response(tokens, end_ids, tokenizer) for tokens in output[:, enc["input_ids"].shape[1]:].tolist()]
 
 
 def input_budget(context: Any, max_new_tokens: int) -> int | None:
