@@ -298,6 +298,13 @@ def test_killing_the_tmux_session_leaves_the_daemon_running(tiny_model: Path, tm
         stop_worker(store_dir)
 
 
+def test_a_ray_cpu_reservation_below_one_is_refused_in_one_line(tmp_path: Path) -> None:
+    for value, message in (("0", "0: must be 1 or more"), ("x", "'x' is not a whole number")):
+        proc = kdtui("worker", "run", "--executor", "ray", "--ray-cpus-per-job", value, "--store", str(tmp_path))
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 2 and len(lines) == 1 and message in lines[0], proc.stderr
+
+
 def test_a_second_worker_start_reports_the_running_one(tmp_path: Path) -> None:
     store_dir = tmp_path / "store"
     Store(store_dir).migrate()

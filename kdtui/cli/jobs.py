@@ -187,6 +187,16 @@ def cmd_job(args: argparse.Namespace) -> int:
     return run_job(open_store(args), args.job, args.attempt, logs(args))
 
 
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text}: must be 1 or more")
+    return value
+
+
 def _worker_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gpus", default=None, help="GPUs to use: 0,1,2,3 or all (default: all)")
     parser.add_argument("--cpu", action="store_true", help="CPU only: jobs asking for GPUs wait")
@@ -200,7 +210,7 @@ def _worker_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ray-store", choices=["actor", "shared"], default=None,
                         help="how Ray jobs reach the store: actor (default: through a Ray actor on this node, the "
                         "DuckDB file never leaves it) or shared (each job opens it over shared storage)")
-    parser.add_argument("--ray-cpus-per-job", type=int, default=None,
+    parser.add_argument("--ray-cpus-per-job", type=_at_least_one, default=None,
                         help="CPUs Ray reserves for each job, and the threads it may use (default: 1)")
     parser.add_argument("--ray-address", default=None, help="Ray dashboard address, e.g. http://head:8265 "
                         "(default: $RAY_ADDRESS or http://127.0.0.1:8265)")
