@@ -8,23 +8,61 @@ terminal or reorder what is shown.
 
 from __future__ import annotations
 
+import re
+import unicodedata
+from functools import lru_cache
+
 from rich.text import Text
 
-# One replacement character per character, so spans found in the original text still line up.
-_CONTROL_PICTURES = {c: chr(0x2400 + c) for c in range(0x20) if c not in (0x09, 0x0A)} | {0x7F: "\u2421"}
-_C1 = dict.fromkeys(range(0x80, 0xA0), "\u2426")  # C1 controls (CSI and friends) as ␦
-_INVISIBLE = dict.fromkeys([0x200B, 0x200C, 0x200D, 0x2060, 0xFEFF], "\u25cc")  # zero-width as ◌
-_BIDI = dict.fromkeys([0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)], "\u21c6")  # as ⇆
-_TABLE = str.maketrans(_CONTROL_PICTURES | _C1 | _INVISIBLE | _BIDI)
 SHOWN_CHARS = 20_000
+# Characters that can change what a terminal shows without being seen, by Unicode category, not from a
+# list: Cc controls, Cf format characters (zero-width, bidirectional, tags, soft hyphen...), Co private
+# use, Cs surrogates, Zl/Zp line and paragraph separators. Tab and newline are kept. Each becomes one
+# visible character, so spans found in the original text still line up.
+_HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Co", "Cs", "Zl", "Zp"})
+_BIDI = frozenset([0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)])
+# Only characters outside printable ASCII are looked at: plain text costs one regex scan.
+_SUSPECT = re.compile(r"[^\t\n\x20-\x7e]")
+_LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+@lru_cache(maxsize=4096)
+def _shown(char: str) -> str:
+    code = ord(char)
+    category = unicodedata.category(char)
+    if category not in _HIDDEN_CATEGORIES:
+        return char
+    if code < 0x20:
+        return chr(0x2400 + code)  # the control pictures: ␛ for ESC, ␇ for BEL...
+    if code == 0x7F:
+        return "\u2421"  # ␡
+    if category == "Cc":
+        return "\u2426"  # C1 controls (CSI and friends) as ␦
+    if code in _BIDI:
+        return "\u21c6"  # ⇆: reordering what is shown
+    if category in ("Zl", "Zp"):
+        return "\u2424"  # ␤: a line break the terminal would not show as one
+    if category in ("Co", "Cs"):
+        return "\ufffd"  # private use and lone surrogates: no meaning to draw
+    return "\u25cc"  # ◌: zero-width and other format characters
+
+
+def _replace(match: re.Match[str]) -> str:
+    return _shown(match.group())
 
 
 def visible(value: object, limit: int | None = None) -> str:
-    """``value`` as a string that draws exactly as written: controls shown as symbols, cut at ``limit``."""
+    """``value`` as a string that draws exactly as written: hidden characters shown as symbols, cut at ``limit``."""
     text = "NULL" if value is None else str(value)
     if limit is not None and len(text) > limit:
         text = f"{text[:limit]}… ({len(text) - limit:,} more characters)"
-    return text.translate(_TABLE)
+    return _SUSPECT.sub(_replace, text)
+
+
+def without_lone_surrogates(text: str) -> tuple[str, int]:
+    """``text`` with each lone surrogate (from a JSON ``"\\ud800"``, which no UTF-8 file or database can
+    hold) replaced by U+FFFD, and how many there were."""
+    return _LONE_SURROGATE.subn("\ufffd", text)
 
 
 def as_text(value: object, limit: int | None = None, style: str = "") -> Text:

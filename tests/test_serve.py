@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 import sys
@@ -24,10 +25,15 @@ def test_serve_binds_loopback_and_serves_the_page(tmp_path: Path) -> None:
     proc = subprocess.Popen([sys.executable, "-m", "kdtui.cli", "serve", "--store", str(store),
                              "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline, body = time.monotonic() + 30, ""
+        deadline, body, link = time.monotonic() + 60, "", None
         while time.monotonic() < deadline:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as response:
+                assert proc.stderr is not None
+                link = link or re.search(r"(http://127\.0\.0\.1:\d+/\?token=[\w-]+)", proc.stderr.readline())
+                if link is None:
+                    continue
+                opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
+                with opener.open(link.group(1), timeout=2) as response:  # the link's redirect sets the cookie
                     body = response.read().decode()
                     break
             except OSError:
@@ -35,5 +41,5 @@ def test_serve_binds_loopback_and_serves_the_page(tmp_path: Path) -> None:
         assert "kdtui" in body
     finally:
         proc.terminate()
-        _, err = proc.communicate(timeout=10)
-    assert f"http://127.0.0.1:{port}" in err
+        proc.communicate(timeout=10)
+    assert link is not None and f"http://127.0.0.1:{port}/?token=" in link.group(1)

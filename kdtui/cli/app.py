@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from kdtui.cli.common import Parents, add_command, open_store
+from kdtui.config.limits import TUI_SQL_TIMEOUT_S
 
 
 def cmd_tui(args: argparse.Namespace) -> int:
@@ -13,8 +14,10 @@ def cmd_tui(args: argparse.Namespace) -> int:
 
     store = open_store(args)
     store.ensure_schema()  # a missing or foreign store is one line here, not an empty app
-    return run_app(store.root)
+    return run_app(store.root, sql_timeout=getattr(args, "sql_timeout", TUI_SQL_TIMEOUT_S))
 
 
 def register(sub: Any, parents: Parents) -> None:
-    add_command(sub, "tui", "open the TUI on the store (also: bare `kdtui`)", cmd_tui, parents)
+    tui = add_command(sub, "tui", "open the TUI on the store (also: bare `kdtui`)", cmd_tui, parents)
+    tui.add_argument("--sql-timeout", dest="sql_timeout", type=float, default=TUI_SQL_TIMEOUT_S,
+                     help=f"stop a console query after this many seconds (default: {TUI_SQL_TIMEOUT_S:g})")

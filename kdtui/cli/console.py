@@ -74,13 +74,58 @@ def print_leaderboard(rows: list[LeaderRow], settled: bool = False) -> None:
                       markup=False, highlight=False)
 
 
+# A column gets at least this many cells (or its whole width, when narrower); a table that cannot give every
+# column that much is printed one record at a time instead, as psql's \x auto does.
+MIN_COLUMN_CELLS = 16
+MAX_COLUMN_CELLS = 60
+
+
+def column_widths(naturals: Sequence[int], room: int) -> list[int] | None:
+    """Widths for columns whose content is ``naturals`` cells wide, in ``room`` cells of content; None when
+    they cannot each get their floor. Beyond the floors, space goes to columns in proportion to what they
+    lack (Rich alone squeezes some columns to nothing and crops others)."""
+    naturals = [min(n, MAX_COLUMN_CELLS) for n in naturals]
+    floors = [min(n, MIN_COLUMN_CELLS) for n in naturals]
+    if sum(floors) > room:
+        return None
+    if sum(naturals) <= room:
+        return naturals
+    spare, wants = room - sum(floors), [n - f for n, f in zip(naturals, floors, strict=True)]
+    total = sum(wants)
+    return [f + spare * w // total for f, w in zip(floors, wants, strict=True)]
+
+
 def print_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], note: str | None = None) -> None:
-    table = Table()
-    for column in columns:
-        table.add_column(as_text(column), no_wrap=True, overflow="ellipsis", max_width=60)
-    for row in rows:
-        table.add_row(*(Text("NULL", style="dim") if v is None else as_text(v, CELL_CHARS) for v in row))
-    out.print(table)
+    headers = [as_text(c) for c in columns]
+    cells = [[_cell(v) for v in row] for row in rows]
+    naturals = [max([h.cell_len, *(max((len(line) for line in r[i].plain.split("\n")), default=0) for r in cells)])
+                for i, h in enumerate(headers)]
+    widths = column_widths(naturals, out.width - 3 * len(columns) - 1)
+    if widths is None:
+        _print_records(headers, cells)
+    else:
+        table = Table()
+        for header, width in zip(headers, widths, strict=True):
+            table.add_column(header, no_wrap=True, overflow="ellipsis", width=max(width, 1))
+        for row in cells:
+            table.add_row(*row)
+        out.print(table)
     out.file.flush()
     if note:
         console.print(note, markup=False, highlight=False)
+
+
+def _cell(value: Any) -> Text:
+    return Text("NULL", style="dim") if value is None else as_text(value, CELL_CHARS)
+
+
+def _print_records(headers: Sequence[Text], cells: Sequence[Sequence[Text]]) -> None:
+    """Each row as ``column  value`` lines: every column stays readable however many there are."""
+    for index, row in enumerate(cells, start=1):
+        out.rule(f"record {index}", align="left", style="dim")
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(style="bold", no_wrap=True)
+        grid.add_column(overflow="fold")
+        for header, value in zip(headers, row, strict=True):
+            grid.add_row(header, value)
+        out.print(grid)

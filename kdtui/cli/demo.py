@@ -70,7 +70,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                   f"distil -> fine-tune and no-distil controls -> evaluate {args.limit} problems of {args.data}",
                   markup=False)
     ours = holder(store.root) is None
-    pid = start_detached(store.root, logs(args), ["--cpu", "--slots", "1"])
+    pid = start_detached(store.root, logs(args), ["--cpu", "--slots", "1"]).pid
     console.print(f"worker pid {pid} runs them (kdtui jobs, kdtui logs JOB -f)", markup=False)
     if not args.no_tui:
         from kdtui.tui.app import run_app

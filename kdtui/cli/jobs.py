@@ -54,7 +54,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not args.no_worker:
         from kdtui.jobs.daemon import start_detached
 
-        pid = start_detached(store.root, logs(args), _worker_args(args))
+        pid = start_detached(store.root, logs(args), _worker_args(args)).pid
         print(f"worker pid {pid} (detached; `kdtui worker status`, `kdtui jobs`, `kdtui logs JOB -f`)",
               file=sys.stderr)
     if args.wait:
@@ -105,16 +105,27 @@ def _job(store: Any, ref: str) -> Any:
 def cmd_cancel(args: argparse.Namespace) -> int:
     store = open_store(args)
     job = _job(store, args.job)
+    before = job.state
     state = store.jobs.cancel(job.id)
-    print(f"job {job.id} ({job.name}): {'cancelled' if state == 'cancelled' else 'asked to stop at its next step'}")
+    if before not in ("queued", "running"):
+        print(f"job {job.id} ({job.name}) already ended ({before}); nothing to cancel")
+    elif state == "cancelled":
+        print(f"job {job.id} ({job.name}): cancelled")
+    else:
+        print(f"job {job.id} ({job.name}): asked to stop at its next step")
     return 0
 
 
 def cmd_retry(args: argparse.Namespace) -> int:
     store = open_store(args)
     job = _job(store, args.job)
-    store.jobs.retry(job.id)
-    print(f"job {job.id} ({job.name}) queued again")
+    before = store.jobs.retry(job.id, rerun_done=args.rerun)
+    if before == "done" and not args.rerun:
+        raise KdtuiError(f"job {job.id} ({job.name}) is done; add --rerun to run it again")
+    if before in ("queued", "running"):
+        print(f"job {job.id} ({job.name}) is {before} already; nothing to retry")
+    else:
+        print(f"job {job.id} ({job.name}) queued again (it was {before})")
     return 0
 
 
@@ -161,8 +172,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
         return 0
     store = open_store(args, create=args.action == "start")
     if args.action == "start":
-        started = start_detached(store.root, logs(args), _worker_args(args))
-        print(f"worker running, pid {started} (log: {logs(args) / 'worker.log'})")
+        start = start_detached(store.root, logs(args), _worker_args(args))
+        how = "started" if start.started else "already running, with the options it was started with"
+        print(f"worker running, pid {start.pid} ({how}; log: {logs(args) / 'worker.log'})")
         return 0
     pid = holder(store.root)
     if args.action == "stop":
@@ -231,6 +243,8 @@ def register(sub: Any, parents: Parents) -> None:
                                 ("retry", cmd_retry, "queue a failed or cancelled job again")):
         command = add_command(sub, name, text, handler, parents)
         command.add_argument("job", help="job id or run name")
+        if name == "retry":
+            command.add_argument("--rerun", action="store_true", help="also run a job that is done again")
     logs_cmd = add_command(sub, "logs", "a job's log", cmd_logs, parents)
     logs_cmd.add_argument("job", help="job id or run name")
     logs_cmd.add_argument("-f", "--follow", action="store_true", help="keep printing until the job ends")

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 from pathlib import Path
 from typing import Any
 
@@ -23,36 +21,24 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 def cmd_sql(args: argparse.Namespace) -> int:
     from kdtui.cli.console import print_table
     from kdtui.store import UserQuery
+    from kdtui.store.exports import export_target
+    from kdtui.store.user_sql import wait_interruptibly
 
-    query = UserQuery(open_store(args, allow_files=args.allow_files), args.query)
+    store = open_store(args, allow_files=args.allow_files)
+    query = UserQuery(store, args.query, timeout=args.timeout)
     if args.format == "table":
         if args.max_rows < 1:
             raise KdtuiError("--max-rows must be at least 1")
-        result = query.rows(max_rows=args.max_rows)
+        result = wait_interruptibly(query, lambda: query.rows(max_rows=args.max_rows))
         note = (f"showing the first {args.max_rows} rows; use --format csv --out FILE for all" if result.truncated
                 else f"{len(result.rows)} row{'s' if len(result.rows) != 1 else ''}")
         print_table(result.columns, result.rows, note)
         return 0
     if not args.out:
         raise KdtuiError(f"--format {args.format} needs --out FILE")
-    out = Path(args.out)
-    if not out.parent.is_dir():
-        raise KdtuiError(f"--out {out}: the folder {out.parent} does not exist")
-    if args.format == "parquet":
-        query.write_parquet(out)
-    else:
-        result = query.rows()
-        try:
-            with out.open("w", encoding="utf-8", newline="") as fh:
-                if args.format == "csv":
-                    writer = csv.writer(fh)
-                    writer.writerow(result.columns)
-                    writer.writerows(result.rows)
-                else:
-                    json.dump(result.records(), fh, default=str, indent=1)
-        except OSError as exc:
-            raise KdtuiError(f"cannot write {out}: {exc.strerror}") from None
-    print(f"wrote {out}")
+    out = export_target(Path(args.out), store.root, args.force)
+    count = wait_interruptibly(query, lambda: query.export(out, args.format))
+    print(f"wrote {count:,} row{'s' if count != 1 else ''} to {out}")
     return 0
 
 
@@ -67,7 +53,11 @@ def register(sub: Any, parents: Parents) -> None:
                                    "predictions_final, leaderboard, runs_live)")
     sql.add_argument("--format", choices=["table", "csv", "json", "parquet"], default="table",
                      help="output format (default: table)")
-    sql.add_argument("--out", help="output file for csv/json/parquet")
+    sql.add_argument("--out", help="output file for csv/json/parquet (never the store's files; an existing file "
+                                   "only with --force)")
+    sql.add_argument("--force", action="store_true", help="overwrite an existing --out file")
+    sql.add_argument("--timeout", type=float, default=None,
+                     help="stop the query after this many seconds (default: none; ctrl+c always stops it)")
     sql.add_argument("--max-rows", dest="max_rows", type=int, default=200,
                      help="rows shown as a table (default: 200)")
     sql.add_argument("--allow-files", dest="allow_files", action="store_true",

@@ -28,9 +28,9 @@ def cmd_import(args: argparse.Namespace) -> int:
     from kdtui.recipes.import_run import run_import
 
     cfg = ImportConfig.from_sources(vars(args))
-    count, accuracy = run_import(cfg, open_store(args, create=True), logs(args))
-    out.print(f"imported {count} predictions as run {cfg.run!r} ({cfg.protocol} extraction): accuracy "
-              f"{accuracy:.1%} before triage; `kdtui` to review and compare", markup=False)
+    done = run_import(cfg, open_store(args, create=True), logs(args))
+    out.print(f"imported {done.count} predictions as run {cfg.run!r} ({cfg.protocol} extraction): accuracy "
+              f"{done.accuracy:.1%} before triage{done.repairs.note()}; `kdtui` to review and compare", markup=False)
     return 0
 
 

@@ -48,7 +48,8 @@ def file_digest(path: str | None) -> str | None:
     if path is None:
         return None
     try:
-        return hashlib.sha256(Path(path).expanduser().read_bytes()).hexdigest()[:16]
+        with Path(path).expanduser().open("rb") as fh:  # in blocks: an imported file may be GBs
+            return hashlib.file_digest(fh, "sha256").hexdigest()[:16]
     except OSError:
         raise KdtuiError(f"cannot read {path}; check the path") from None
 

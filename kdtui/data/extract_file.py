@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
-from kdtui.data.jsonl import jsonl_objects
 from kdtui.errors import KdtuiError
 from kdtui.extract import StudyCascade, answers_match, extract_answer
+from kdtui.jsonl import Repairs, jsonl_objects
 
 
 @dataclass
@@ -27,6 +27,7 @@ class ExtractSummary:
     agree: int = 0
     agree_unflagged: int = 0
     unflagged_adjudicated: int = 0
+    repairs: Repairs = field(default_factory=Repairs)
 
     def lines(self) -> list[str]:
         """Human-readable summary lines."""
@@ -38,6 +39,8 @@ class ExtractSummary:
             f"auto-resolved:    {share(self.auto_resolved, self.count)}",
             f"needs review:     {share(self.needs_review, self.count)}",
         ]
+        if self.repairs.surrogates:
+            out.append(f"mended:           {self.repairs.note().lstrip('; ')}")
         if self.with_gold:
             out.append(f"accuracy (gold):  {share(self.correct, self.with_gold)}")
         if self.with_adjudicated:
@@ -64,7 +67,7 @@ def extract_stream(src: IO[str], dst: IO[str], protocol: str, field: str, source
     summary = ExtractSummary()
     # "study" is stateful over a run in its file order: one cascade reads the whole file.
     extract = StudyCascade() if protocol == "study" else partial(extract_answer, protocol=protocol)
-    for line_no, record in jsonl_objects(src, source_name):
+    for line_no, record in jsonl_objects(src, source_name, summary.repairs):
         response = record.get(field)
         if not isinstance(response, str):
             raise KdtuiError(
@@ -99,8 +102,10 @@ def extract_file(path: Path, out: Path | None, protocol: str, field: str) -> Ext
     """Run :func:`extract_stream` on files; the output is written atomically."""
     if out is not None and not out.parent.is_dir():
         raise KdtuiError(f"--out {out}: the folder {out.parent} does not exist; create it first")
-    if not path.is_file():
+    if not path.exists():
         raise KdtuiError(f"no such input file: {path}")
+    if not path.is_file():
+        raise KdtuiError(f"{path} is not a regular file (a folder, device or pipe); give a JSON-lines file")
     if out is None:
         with path.open(encoding="utf-8") as src:
             return extract_stream(src, sys.stdout, protocol, field, str(path))

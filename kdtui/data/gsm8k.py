@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kdtui.data import synthetic
-from kdtui.data.jsonl import jsonl_objects
 from kdtui.errors import KdtuiError, first_line
 from kdtui.extract import gold_answer
+from kdtui.jsonl import jsonl_objects
 
 SYNTHETIC = "synthetic"
 SYNTHETIC_SIZE = 1000

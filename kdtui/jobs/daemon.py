@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 from kdtui.errors import KdtuiError
 from kdtui.jobs.gpus import GpuInfo, assign, cuda_env, nvml_devices
@@ -360,11 +360,20 @@ class Worker:
         self._say("worker stopped")
 
 
-def start_detached(root: Path, logs: Path, args: list[str]) -> int:
-    """Launch ``kdtui worker run`` in its own session, detached from this terminal; returns its pid."""
+class WorkerStart(NamedTuple):
+    pid: int
+    started: bool  # False: a worker was already running (possibly started by someone else at the same moment)
+
+
+def start_detached(root: Path, logs: Path, args: list[str]) -> WorkerStart:
+    """Launch ``kdtui worker run`` in its own session, detached from this terminal, unless one runs.
+
+    Several starts at once launch several processes, but only one gets the worker lock (the others
+    exit at once): every caller reports the pid of the one that holds it.
+    """
     running = holder(root)
     if running is not None:
-        return running
+        return WorkerStart(running, False)
     logs.mkdir(parents=True, exist_ok=True)
     log = (logs / "worker.log").open("ab")
     process = subprocess.Popen([sys.executable, "-m", "kdtui.cli", "worker", "run", "--store", str(root),
@@ -372,10 +381,10 @@ def start_detached(root: Path, logs: Path, args: list[str]) -> int:
                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                start_new_session=True, close_fds=True)
     deadline = time.monotonic() + 30
-    while holder(root) is None:
-        if process.poll() is not None:
+    while (pid := holder(root)) is None or pid < 0:
+        if process.poll() is not None and holder(root) is None:
             raise KdtuiError(f"the worker could not start (exit {process.returncode}); see {logs / 'worker.log'}")
         if time.monotonic() > deadline:
             raise KdtuiError(f"the worker did not start within 30 s; see {logs / 'worker.log'}")
         time.sleep(0.05)
-    return process.pid
+    return WorkerStart(pid, pid == process.pid)

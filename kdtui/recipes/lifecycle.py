@@ -25,7 +25,7 @@ from typing import Any
 from kdtui.config.base import RecipeConfig, identity_changes
 from kdtui.errors import KdtuiError, first_line
 from kdtui.store import Store
-from kdtui.store.writer import PredictionWriter, append_spill, spill_path
+from kdtui.store.writer import SPILL_PENDING, PredictionWriter, append_spill, spill_path
 
 HEARTBEAT_S = 10.0
 FINISH_TIMEOUT_S = 30.0
@@ -143,9 +143,10 @@ def run_lifecycle(store: Store, cfg: RecipeConfig, *, name: str, kind: str, logs
         raise
     finally:
         beating.set()
+        beat.join()  # a heartbeat still inside DuckDB at interpreter exit aborts the process
         spill = ctx.predictions.close()
         if spill is not None and status == "done":
-            status, error = "interrupted", f"{spill}: predictions not yet in the store"
+            status, error = "interrupted", f"{spill}: {SPILL_PENDING}"
         try:
             store.runs.finish(run_id, status, error, timeout=FINISH_TIMEOUT_S, warnings=ctx.warnings)
         except Exception:

@@ -190,24 +190,33 @@ class JobsRepo:
                         [fraction, job_id])
 
     def cancel(self, job_id: str) -> str:
-        """Ask a job to stop: a queued one is cancelled at once, a running one by its worker."""
+        """Ask a job to stop: a queued one is cancelled at once, a running one by its worker; a job that has
+        ended is left as it is. Returns the job's state after the call."""
         with self.store.write() as con:
-            con.execute("UPDATE jobs SET cancel_requested = TRUE, updated_at = current_timestamp WHERE id = ?",
-                        [job_id])
+            con.execute("UPDATE jobs SET cancel_requested = TRUE, updated_at = current_timestamp WHERE id = ? AND "
+                        "state IN ('queued', 'running')", [job_id])
             con.execute("UPDATE jobs SET state = 'cancelled' WHERE id = ? AND state = 'queued'", [job_id])
             row = con.execute("SELECT state FROM jobs WHERE id = ?", [job_id]).fetchone()
         return str(row[0]) if row else "gone"
 
-    def retry(self, job_id: str) -> None:
-        """Queue a finished job again with fresh attempts (and its dependants that could not run)."""
+    def retry(self, job_id: str, rerun_done: bool = False) -> str:
+        """Queue a job that ended without success again with fresh attempts (and its dependants that could
+        not run); a ``done`` one only with ``rerun_done``. Returns the state it had: queued or running
+        jobs, and done ones without ``rerun_done``, are left as they are."""
+        retryable = ("failed", "cancelled", "dependency_failed", "done") if rerun_done else \
+            ("failed", "cancelled", "dependency_failed")
         with self.store.write() as con:
+            row = con.execute("SELECT state FROM jobs WHERE id = ?", [job_id]).fetchone()
+            before = str(row[0]) if row else "gone"
+            if before not in retryable:
+                return before
             con.execute("UPDATE jobs SET state = 'queued', cancel_requested = FALSE, error = NULL, "
-                        "updated_at = current_timestamp WHERE id = ? AND state IN ('failed', 'cancelled', "
-                        "'dependency_failed', 'done')", [job_id])
+                        "updated_at = current_timestamp WHERE id = ?", [job_id])
             # fresh attempts: earlier failures stay on record but no longer count
             con.execute("UPDATE job_attempts SET outcome = outcome || ' (before retry)' WHERE job_id = ? AND "
                         "outcome IN ('failed', 'lost')", [job_id])
             self._move_dependants(con, job_id, "dependency_failed", "queued", failed=False)
+        return before
 
     def stage_seconds(self, group: str) -> list[tuple[str, str, float]]:
         """(kind, name, seconds over all its attempts) of each finished job of a group, in the order they ran."""

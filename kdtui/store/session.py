@@ -35,6 +35,7 @@ from pathlib import Path
 
 import duckdb
 
+from kdtui.config.limits import SQL_TEMP_LIMIT, sql_memory_limit
 from kdtui.errors import KdtuiError, first_line
 
 DB_NAME = "kdtui.duckdb"
@@ -42,12 +43,15 @@ DB_NAME = "kdtui.duckdb"
 # Every read-only session runs with these settings, locked so SQL cannot undo them:
 # no file system access beyond the store itself (COPY, ATTACH, read_csv, glob,
 # import_database, log_query_path...), and no extension installed or loaded on the fly.
+# Memory and scratch disk are capped, so a person's query cannot starve the jobs on the server.
 # See docs/security.md. One config for all readers of a process, because DuckDB refuses
 # a second connection to a file with a different configuration.
 READ_CONFIG: dict[str, str | int | float | list[str]] = {
     "enable_external_access": False,
     "autoinstall_known_extensions": False,
     "autoload_known_extensions": False,
+    "memory_limit": sql_memory_limit(),
+    "max_temp_directory_size": SQL_TEMP_LIMIT,
     "lock_configuration": True,
 }
 # `kdtui sql --allow-files` on a person's own terminal: local files readable, still locked.
@@ -71,7 +75,8 @@ def print_wait(message: str) -> None:
 
 
 def lock_holders(path: Path) -> list[int]:
-    """PIDs holding a flock on ``path`` according to ``/proc/locks`` (Linux); [] elsewhere."""
+    """PIDs holding a lock on ``path`` (kdtui's flocks, DuckDB's POSIX locks) per ``/proc/locks`` (Linux);
+    [] elsewhere."""
     try:
         inode = path.stat().st_ino
         lines = Path("/proc/locks").read_text().splitlines()
@@ -80,10 +85,19 @@ def lock_holders(path: Path) -> list[int]:
     pids = []
     for line in lines:
         parts = line.split()
-        # "1: FLOCK  ADVISORY  WRITE 12345 08:01:1234567 0 EOF" (a "->" marks a waiter)
-        if len(parts) >= 6 and parts[1] == "FLOCK" and parts[5].rsplit(":", 1)[-1] == str(inode):
+        # "1: FLOCK  ADVISORY  WRITE 12345 08:01:1234567 0 EOF" (a "->" in parts[1] marks a waiter;
+        # open-file-description locks show pid -1)
+        if len(parts) >= 6 and parts[1] in ("FLOCK", "POSIX") and parts[5].rsplit(":", 1)[-1] == str(inode):
             pids.append(int(parts[4]))
-    return [p for p in dict.fromkeys(pids) if p != os.getpid()]
+    return [p for p in dict.fromkeys(pids) if p > 0 and p != os.getpid()]
+
+
+def store_holders(db: Path, lock: Path) -> str | None:
+    """Who keeps the store busy, described: whoever has the DuckDB file itself open (DuckDB's own lock: an
+    outside client, or a kdtui process inside its session) before those that hold only kdtui's lock, which
+    may themselves be waiting for the first kind."""
+    pids = lock_holders(db) or lock_holders(lock)
+    return ", ".join(describe_pid(p) for p in pids) or None
 
 
 def describe_pid(pid: int) -> str:
@@ -142,11 +156,11 @@ class Waiter:
         self.delay = min(self.delay * 2, 0.05)
 
 
-def _flock(path: Path, exclusive: bool, waiter: Waiter, holders_of: Path) -> int:
+def _flock(path: Path, exclusive: bool, waiter: Waiter, holders: Callable[[], str | None]) -> int:
     """An fd of ``path`` holding a flock; re-opened if the file was deleted or replaced meanwhile.
 
-    While waiting, the holders reported are those of ``holders_of`` (the store lock): whoever
-    holds the gate is only another waiter.
+    While waiting, ``holders`` names who keeps the store (:func:`store_holders`): whoever holds the
+    gate is only another waiter.
     """
     mode = (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB
     while True:
@@ -155,7 +169,7 @@ def _flock(path: Path, exclusive: bool, waiter: Waiter, holders_of: Path) -> int
             fcntl.flock(fd, mode)
         except BlockingIOError:
             os.close(fd)
-            waiter.sleep(lambda: ", ".join(describe_pid(p) for p in lock_holders(holders_of)) or None)
+            waiter.sleep(holders)
             continue
         try:
             same = os.fstat(fd).st_ino == path.stat().st_ino
@@ -194,9 +208,12 @@ class Sessions:
         self.root.mkdir(parents=True, exist_ok=True)
         waiter = Waiter(self.path, purpose or ("write" if write else "read"),
                         self.busy_timeout if timeout is None else timeout, self.report)
-        gate = _flock(self.gate_path, write, waiter, self.lock_path)
+        def holders() -> str | None:
+            return store_holders(self.path, self.lock_path)
+
+        gate = _flock(self.gate_path, write, waiter, holders)
         try:
-            lock = _flock(self.lock_path, write, waiter, self.lock_path)
+            lock = _flock(self.lock_path, write, waiter, holders)
         finally:
             os.close(gate)  # closing releases the flock
         try:

@@ -6,18 +6,28 @@ the session itself is read-only, so a write that slipped past the check still fa
 
 from __future__ import annotations
 
+import csv
+import json
 import re
-from collections.abc import Iterator
+import threading
+import weakref
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import duckdb
 
 from kdtui.errors import KdtuiError, first_line
+from kdtui.store.exports import is_stream, replace_atomically
 
 if TYPE_CHECKING:
     from kdtui.store.store import QueryResult, Store
+
+T = TypeVar("T")
+EXPORT_BATCH_ROWS = 50_000
+# Every query that is running in this process, so that an exit can stop them all (see interrupt_all).
+_LIVE: weakref.WeakSet[UserQuery] = weakref.WeakSet()
 
 
 class ReadOnlyViolation(KdtuiError):
@@ -41,6 +51,8 @@ def _check_statement(statement: Any) -> None:
     first_word = text.split(None, 1)[0].upper() if text else kind
     if kind == "SELECT":
         return
+    if kind == "MULTI" and re.search(r"(?i)\bpivot\b", text):
+        return  # DuckDB runs a PIVOT without an IN list as several statements; the session stays read-only
     if kind == "PRAGMA":
         match = re.match(r"(?is)pragma\s+([a-z_]+)\s*(.*)$", text)
         if match is None or match.group(1).lower() not in READ_PRAGMAS or match.group(2).startswith("="):
@@ -89,41 +101,92 @@ def _user_error(exc: duckdb.Error) -> KdtuiError:
     return KdtuiError(f"query failed: {message}")
 
 
-class UserQuery:
-    """A person's read-only SQL against one store; ``interrupt()`` cancels it from another thread."""
+def interrupt_all(reason: str = "query cancelled") -> None:
+    """Stop every query running in this process (an app quitting must not wait on DuckDB)."""
+    for query in list(_LIVE):
+        query.interrupt(reason)
 
-    def __init__(self, store: Store, sql: str) -> None:
+
+def wait_interruptibly(query: UserQuery, work: Callable[[], T]) -> T:
+    """``work`` (which runs ``query``) in a thread, while this thread waits for it: Ctrl-C here interrupts
+    DuckDB and returns within moments, the store released. (DuckDB in the main thread would not see it.)"""
+    outcome: dict[str, Any] = {}
+    done = threading.Event()  # not Thread.join: a join cut by KeyboardInterrupt can report a live thread ended
+
+    def target() -> None:
+        try:
+            outcome["value"] = work()
+        except BaseException as exc:  # handed to the waiting thread as it is
+            outcome["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=target, name="kdtui-sql", daemon=True).start()
+    try:
+        while not done.wait(0.1):
+            pass
+    except KeyboardInterrupt:
+        query.interrupt("query cancelled (ctrl+c)")
+        while not done.wait(0.1):  # DuckDB stops within moments; a second ctrl+c is not needed
+            pass
+    if "error" in outcome:
+        raise outcome["error"]
+    value: T = outcome["value"]
+    return value
+
+
+class UserQuery:
+    """A person's read-only SQL against one store; ``interrupt()`` cancels it from another thread.
+
+    ``timeout`` (seconds) stops a query that runs longer, as if cancelled.
+    """
+
+    def __init__(self, store: Store, sql: str, timeout: float | None = None) -> None:
+        if timeout is not None and timeout <= 0:
+            raise KdtuiError(f"--timeout {timeout:g}: give a number of seconds above 0")
         self.store = store
         self.statements = check_read_only(sql)
+        self.timeout = timeout
         self._live: duckdb.DuckDBPyConnection | None = None
-        self._cancelled = False
+        self._cancelled: str | None = None
+        _LIVE.add(self)
 
-    def interrupt(self) -> None:
-        self._cancelled = True
+    def interrupt(self, reason: str = "query cancelled") -> None:
+        self._cancelled = self._cancelled or reason
         live = self._live
         if live is not None:
             live.interrupt()
+
+    def _timed_out(self) -> None:
+        self.interrupt(f"query stopped after {self.timeout:g}s (the time limit; raise it with --timeout)")
 
     @contextmanager
     def _session(self) -> Iterator[tuple[duckdb.DuckDBPyConnection, str]]:
         """A read session with all but the last statement run; yields it and the last statement.
 
-        DuckDB's errors become one line; an interrupt from another thread becomes "query cancelled".
+        DuckDB's errors become one line; an interrupt from another thread becomes "query cancelled"
+        (or the time limit's message).
         """
+        timer = threading.Timer(self.timeout, self._timed_out) if self.timeout else None
         with self.store.read() as con:
             self._live = con
+            if timer is not None:
+                timer.daemon = True
+                timer.start()
             try:
                 if self._cancelled:
-                    raise KdtuiError("query cancelled")
+                    raise KdtuiError(self._cancelled)
                 for statement in self.statements[:-1]:
                     con.execute(statement)
                 yield con, self.statements[-1]
             except duckdb.InterruptException:
-                raise KdtuiError("query cancelled") from None
+                raise KdtuiError(self._cancelled or "query cancelled") from None
             except duckdb.Error as exc:
                 raise _user_error(exc) from None
             finally:
                 self._live = None
+                if timer is not None:
+                    timer.cancel()
 
     def rows(self, max_rows: int | None = None) -> QueryResult:
         """Columns and at most ``max_rows`` rows (all when None)."""
@@ -155,21 +218,66 @@ class UserQuery:
             table = pa.Table.from_batches(batches, schema=reader.schema)
         return table.slice(0, max_rows), count > max_rows
 
-    def write_parquet(self, out: Path) -> None:
-        """Every row into a Parquet file, streamed in batches.
+    def export(self, out: Path, fmt: str) -> int:
+        """Every row into ``out`` as csv, json (an array of objects) or parquet, streamed batch by batch, so
+        memory stays flat in the result's size; returns the row count.
 
-        Arrow writes the file in this process: the session itself cannot touch the file system.
+        Written to a temporary file beside ``out`` and moved into place when complete. The file is
+        written in this process: the session itself cannot touch the file system. Check ``out`` with
+        :func:`kdtui.store.exports.export_target` first.
         """
-        import pyarrow.parquet as pq
+        tmp = out if is_stream(out) else out.with_name(f".{out.name}.part")
+        try:
+            with self._session() as (con, last):
+                relation = con.sql(last)
+                if relation is None:
+                    raise KdtuiError("the last statement returns no rows to export")
+                reader = relation.to_arrow_reader(EXPORT_BATCH_ROWS)
+                count = _WRITERS[fmt](reader, tmp)
+            if tmp != out:
+                replace_atomically(tmp, out)
+        except OSError as exc:
+            raise KdtuiError(f"cannot write {out}: {first_line(exc)}") from None
+        finally:
+            if tmp != out:
+                tmp.unlink(missing_ok=True)
+        return count
 
-        with self._session() as (con, last):
-            relation = con.sql(last)
-            if relation is None:
-                raise KdtuiError("the last statement returns no rows to export")
-            reader = relation.to_arrow_reader(100_000)
-            try:
-                with pq.ParquetWriter(str(out), reader.schema) as writer:
-                    for batch in reader:
-                        writer.write_batch(batch)
-            except OSError as exc:
-                raise KdtuiError(f"cannot write {out}: {first_line(exc)}") from None
+
+def _write_parquet(reader: Any, path: Path) -> int:
+    import pyarrow.parquet as pq
+
+    count = 0
+    with pq.ParquetWriter(str(path), reader.schema) as writer:
+        for batch in reader:
+            writer.write_batch(batch)
+            count += batch.num_rows
+    return count
+
+
+def _write_csv(reader: Any, path: Path) -> int:
+    """Python's csv module (quoted only where needed, lists and structs as their text), a batch at a time."""
+    count = 0
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(reader.schema.names)
+        for batch in reader:
+            columns = [column.to_pylist() for column in batch.columns]
+            writer.writerows(zip(*columns, strict=True))
+            count += batch.num_rows
+    return count
+
+
+def _write_json(reader: Any, path: Path) -> int:
+    count = 0
+    with path.open("w", encoding="utf-8") as fh:
+        fh.write("[")
+        for batch in reader:
+            for row in batch.to_pylist():
+                fh.write(("\n" if count == 0 else ",\n") + json.dumps(row, default=str))
+                count += 1
+        fh.write("\n]\n")
+    return count
+
+
+_WRITERS: dict[str, Callable[[Any, Path], int]] = {"csv": _write_csv, "json": _write_json, "parquet": _write_parquet}

@@ -19,8 +19,10 @@ from textual.binding import Binding
 from textual.reactive import reactive
 from textual.screen import Screen
 
+from kdtui.config.limits import TUI_SQL_TIMEOUT_S
 from kdtui.render import visible
 from kdtui.store import Store
+from kdtui.store.user_sql import interrupt_all
 from kdtui.tui.screens.captures import CapturesScreen
 from kdtui.tui.screens.jobs import JobsScreen
 from kdtui.tui.screens.leaderboard import LeaderboardScreen
@@ -71,8 +73,10 @@ class KdtuiApp(App[None]):
 
     store_version: reactive[int] = reactive(0)
 
-    def __init__(self, store_root: Path | str, first_screen: str | None = None) -> None:
+    def __init__(self, store_root: Path | str, first_screen: str | None = None,
+                 sql_timeout: float = TUI_SQL_TIMEOUT_S) -> None:
         super().__init__()
+        self.sql_timeout = sql_timeout
         if first_screen is not None:  # e.g. the demo opens on its training curves
             self._screen_stacks = {first_screen: []}
             self._current_mode = first_screen
@@ -107,7 +111,7 @@ class KdtuiApp(App[None]):
             if start_worker and pid is None and any(j.state == "queued" for j in jobs):
                 from kdtui.config.paths import logs_dir
 
-                pid = start_detached(store.root, logs_dir(None), ["--slots", "1"])
+                pid = start_detached(store.root, logs_dir(None), ["--slots", "1"]).pid
             if not jobs and pid is None:
                 return  # no queue here: the header stays the store's path
             running = [j for j in jobs if j.state == "running"]
@@ -166,6 +170,16 @@ class KdtuiApp(App[None]):
         self.notify(message, severity="error", timeout=8, markup=False)
 
 
-def run_app(store_root: Path | str, first_screen: str | None = None) -> int:
-    KdtuiApp(store_root, first_screen).run()
-    return 0
+    async def action_quit(self) -> None:
+        interrupt_all("the app is closing")  # a query in a worker thread would keep the process alive
+        await super().action_quit()
+
+
+def run_app(store_root: Path | str, first_screen: str | None = None, sql_timeout: float = TUI_SQL_TIMEOUT_S) -> int:
+    """Run the app; its exit status (non-zero after a crash, whose error Textual prints on the way out)."""
+    app = KdtuiApp(store_root, first_screen, sql_timeout=sql_timeout)
+    try:
+        app.run()
+    finally:
+        interrupt_all("the app is closing")
+    return app.return_code or 0

@@ -42,6 +42,24 @@ class InputScreen(ModalScreen[str | None]):
         self.dismiss(None)
 
 
+class ConfirmScreen(ModalScreen[bool]):
+    """A yes/no question: y confirms, n or escape declines."""
+
+    BINDINGS = [Binding("y", "answer(True)", "Yes"), Binding("n,escape", "answer(False)", "No")]
+
+    def __init__(self, question: str) -> None:
+        super().__init__()
+        self.question = question
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="input-box"):
+            yield Label(as_text(self.question))
+            yield Label(as_text("y: yes · n / esc: no", style="dim"))
+
+    def action_answer(self, yes: bool) -> None:
+        self.dismiss(yes)
+
+
 class DetailScreen(ModalScreen[None]):
     """A read-only view of one long text (a prediction in full)."""
 
@@ -83,7 +101,10 @@ async def replace_grid(old: Any, table: Any, cursor_type: Any = "cell") -> Any:
     parent = old.parent
     siblings = list(parent.children)
     following = siblings[siblings.index(old) + 1] if siblings.index(old) + 1 < len(siblings) else None
-    grid = DataTable(backend=ArrowBackend(_visible_strings(table)), id=old.id, cursor_type=cursor_type,
+    shown = _visible_strings(table)
+    # Labels given as Text: the grid would parse plain strings as markup ("[/INST]" raises, "[a-z]" vanishes).
+    grid = DataTable(backend=ArrowBackend(shown), id=old.id, cursor_type=cursor_type,
+                     column_labels=[Text(name) for name in shown.column_names],
                      max_column_content_width=60, render_markup=False)
     await old.remove()
     await parent.mount(grid, before=following)

@@ -150,8 +150,10 @@ class JobsScreen(StoreScreen):
         job, store = self._selected(), self.kdtui.store
         if job is not None:
             def retry() -> str:
-                store.jobs.retry(job.id)
-                return f"{job.name}: queued again"
+                before = store.jobs.retry(job.id)
+                if before in ("failed", "cancelled", "dependency_failed"):
+                    return f"{job.name}: queued again"
+                return f"{job.name}: {before}; nothing to retry (`kdtui retry --rerun` runs a done job again)"
 
             self._act("retry", retry)
 
@@ -186,7 +188,7 @@ class JobsScreen(StoreScreen):
             added = store.jobs.enqueue(expand(spec, store.root))
             from kdtui.config.paths import logs_dir
 
-            pid = start_detached(store.root, logs_dir(None), ["--slots", "1"])
+            pid = start_detached(store.root, logs_dir(None), ["--slots", "1"]).pid
             return f"{spec.name}: {len(added)} new jobs; worker pid {pid}"
 
         self._act("enqueue", enqueue)

@@ -19,9 +19,10 @@ from textual_fastdatatable import DataTable
 from kdtui.errors import KdtuiError
 from kdtui.render import as_text
 from kdtui.store import UserQuery
+from kdtui.store.exports import exports_folder, replace_atomically, tui_export_target
 from kdtui.store.reads import schema
 from kdtui.tui.screens.base import StoreScreen
-from kdtui.tui.screens.dialogs import InputScreen, replace_grid
+from kdtui.tui.screens.dialogs import ConfirmScreen, InputScreen, replace_grid
 
 MAX_ROWS = 10_000
 HISTORY_FILE = "sql_history.jsonl"
@@ -143,7 +144,7 @@ class SqlScreen(StoreScreen):
     def _run(self, sql: str) -> None:
         start = time.monotonic()
         try:
-            query = UserQuery(self.kdtui.store, sql)
+            query = UserQuery(self.kdtui.store, sql, timeout=self.kdtui.sql_timeout)
             with self.query_lock:
                 self.running = query
             table, more = query.arrow(MAX_ROWS)
@@ -201,25 +202,45 @@ class SqlScreen(StoreScreen):
         if self.last_table is None:
             self.notify("run a query first", severity="warning")
             return
+        table = self.last_table
+        folder = exports_folder(self.kdtui.store.root)
 
-        def chosen(path: str | None) -> None:
-            if path:
-                self._export(self.last_table, Path(path).expanduser())
+        def chosen(name: str | None) -> None:
+            if not name:
+                return
+            try:
+                path = tui_export_target(name, self.kdtui.store.root)
+            except KdtuiError as exc:
+                self.show_error(str(exc))
+                return
+            if path.exists():
+                def confirmed(yes: bool | None) -> None:
+                    if yes:
+                        self._export(table, path)
 
-        default = str(self.kdtui.store.root / "exports" / "result.csv")
-        self.app.push_screen(InputScreen("Export to (.csv or .parquet)", value=default), chosen)
+                self.app.push_screen(ConfirmScreen(f"{path} exists. Overwrite it?"), confirmed)
+            else:
+                self._export(table, path)
+
+        self.app.push_screen(InputScreen(f"Export the shown rows to {folder}/ as (.csv, .json or .parquet)",
+                                         value="result.csv"), chosen)
 
     @work(thread=True, group="sql-export")
     def _export(self, table: Any, path: Path) -> None:
         import pyarrow.csv as pacsv
         import pyarrow.parquet as pq
 
+        tmp = path.with_name(f".{path.name}.part")
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
             if path.suffix == ".parquet":
-                pq.write_table(table, path)
+                pq.write_table(table, tmp)
+            elif path.suffix == ".json":
+                tmp.write_text(json.dumps(table.to_pylist(), default=str, indent=1), encoding="utf-8")
             else:
-                pacsv.write_csv(table, path)
-            self.app.call_from_thread(self.notify, f"wrote {table.num_rows:,} rows to {path}")
+                pacsv.write_csv(table, tmp)
+            replace_atomically(tmp, path)
+            self.app.call_from_thread(self.notify, f"wrote {table.num_rows:,} rows to {path}", markup=False)
         except (OSError, ValueError) as exc:
             self.post_message(self.Failed(f"export failed: {exc}"))
+        finally:
+            tmp.unlink(missing_ok=True)
