@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -239,25 +240,34 @@ def test_an_outside_reader_during_training_loses_no_metrics(tiny_model: Path, te
     metrics = run_folder(store.root, "held") / "metrics.jsonl"
     result: dict[str, Any] = {}
     worker = threading.Thread(target=lambda: result.update(r=run_distill(cfg, store, tmp_path / "logs")))
-    holder = None
+    # The outside client is started first (duckdb imported) and opens the file on a word from the test, so it
+    # holds the store from the first step on, long before the run can end.
+    holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time\nsys.stdin.readline()\n"
+                               "while True:\n    try:\n"
+                               "        c = duckdb.connect(sys.argv[1], read_only=True); break\n"
+                               "    except duckdb.IOException: time.sleep(0.01)\n"
+                               "print('held', flush=True); sys.stdin.read()", str(store.path)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
+        assert holder.stdin is not None and holder.stdout is not None
         worker.start()
         wait_for(lambda: metrics.is_file() and len(metrics.read_text().splitlines()) >= 1, 120, "the first step")
-        holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time\nwhile True:\n    try:\n"
-                                   "        c = duckdb.connect(sys.argv[1], read_only=True); break\n"
-                                   "    except duckdb.IOException: time.sleep(0.01)\n"
-                                   "print('held', flush=True); sys.stdin.read()", str(store.path)],
-                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        holder.stdin.write("go\n")
+        holder.stdin.flush()
+        assert holder.stdout.readline().strip() == "held"
+        held_from = len(metrics.read_text().splitlines())
         wait_for(lambda: len(metrics.read_text().splitlines()) >= 24, 120, "every step in the metrics file")
-        assert worker.is_alive()  # it cannot record its end while the outside client holds the file
-        assert holder.stdin is not None
+        released = time.time()
         holder.stdin.close()
         holder.wait(timeout=30)
         worker.join(timeout=120)
     finally:
-        if holder is not None:
-            holder.kill()
+        holder.kill()
+    run = store.runs.get("held")
+    # Order, not speed: the run's end was recorded after the client let go (unless it ended before the client
+    # even got in, which the client being ready before the first step rules out in all but a pathological case).
+    assert run is not None and run.heartbeat is not None
+    assert held_from < 24 and run.heartbeat >= released, (held_from, run.heartbeat, released)
     assert result["r"].steps == 24 and not result["r"].metrics_pending
     assert [r["step"] for r in train_rows(store, "held")] == list(range(1, 25))
 
