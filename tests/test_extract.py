@@ -22,7 +22,8 @@ DEFAULT_CASES: list[tuple[str, float | None, str, bool]] = [
     ("The final answer is: $\\boxed{18}$", 18, "boxed", False),
     ("Steps first: 9 * 2 = 18.\nThe final answer is: $\\boxed{18}$", 18, "boxed", False),
     ("$\x08oxed{124}$ (a JSON \\b escape ate the backslash)", 124, "boxed", False),
-    (r"\boxed{18} ... actually \boxed{20}", 18, "boxed", True),
+    (r"\boxed{18} ... actually \boxed{20}", 20, "boxed", False),  # a self-correction counts (JUDGING.md)
+    (r"\boxed{18} and \boxed{20}", None, "boxed", True),  # two final values, none retracted: conflicting
     # money, percent, units, LaTeX fractions
     ("She makes \\$18 per day.", 18, "first_line", False),
     ("$18.00", 18, "first_line", False),
@@ -43,22 +44,22 @@ DEFAULT_CASES: list[tuple[str, float | None, str, bool]] = [
     ("She sells 16 - 3 - 4 = 9 eggs and makes 9 * 2 = 18 dollars.\n#### 18", 18, "gsm8k_marker", False),
     ("16 - 3 - 4 = 9 eggs\n#### 18\nQuestion: A new problem with 5 apples", 18, "gsm8k_marker", False),
     # degenerate repeated tails
-    ("She makes 9 * 2 = 18 dollars.\nTotal: 18. 18. 18. 18. 18.", 18, "last_number", False),
-    ("She makes 9 * 2 = 18 dollars.\nSo 18. 18. 18. 18. 1", 18, "last_number", True),
+    ("She makes 9 * 2 = 18 dollars.\nTotal: 18. 18. 18. 18. 18.", 18, "result", False),
+    ("She makes 9 * 2 = 18 dollars.\nSo 18. 18. 18. 18. 1", 18, "result", False),  # the cut "1" is not read
     ("18. 18. 18. 18. 18. 18.", 18, "first_line", False),
     # a restated question answered on the same line; an invented question before the work
     ("How many eggs does she sell? 9\nShe sells 16 - 3 - 4 = 9.", 9, "first_line", False),
     ("Janet has 16 eggs and eats 3. How many are left?\nShe has 16 - 3 = 13 left.", 13, "last_number", False),
     # list and step indices are not answers
-    ("## Step 1: Eggs left\n16 - 3 - 4 = 9\n## Step 2: Money\n9 * 2 = 18", 18, "last_number", False),
+    ("## Step 1: Eggs left\n16 - 3 - 4 = 9\n## Step 2: Money\n9 * 2 = 18", 18, "result", False),
     ("1. She has 16 eggs.\n2. She eats 3 and bakes with 4.\n3. She sells 9 for $2: 9 * 2 = 18", 18,
-     "last_number", False),
+     "result", False),
     ("5.  Thank you.\nThe ducks lay 16 eggs.", 5, "first_line", False),
-    # truncated mid-heading: the result before it, flagged
+    # cut off in a heading after its last result: that result (JUDGING.md: "then cut off: answer")
     ("## Step 1: Eggs left\n16 - 3 - 4 = 9\n## Step 2: Money\n9 * 2 = 18\n## Step 3: Check", 18,
-     "last_number", True),
+     "result", False),
     # truncated mid-sentence after a result
-    ("She sells 9 eggs at $2 each, so she makes 9 * 2 = $18. Then she", 18, "last_number", False),
+    ("She sells 9 eggs at $2 each, so she makes 9 * 2 = $18. Then she", 18, "result", False),
     # no answer at all
     ("", None, "none", False),
     ("No numbers here at all.", None, "none", False),
@@ -80,7 +81,7 @@ def test_default_protocol_table(response: str, value: float | None, rule: str, r
 
 def test_first_line_with_conflicting_numbers_falls_through() -> None:
     result = extract_answer("2 - 3 = -1")
-    assert result.rule == "last_number"
+    assert result.rule == "result"
     assert result.value == -1
     assert set(result.candidates) == {-1.0, 3.0, 2.0}
 
@@ -178,3 +179,60 @@ def test_gold_answer() -> None:
         gold_answer("no marker")
     with pytest.raises(ValueError, match="no number after"):
         gold_answer("#### none")
+
+
+# ------------------------------------------------------------- committed answers (issue 20)
+
+def test_a_cut_off_response_keeps_the_answer_it_stated_early() -> None:
+    result = extract_answer("$24.00  Since the boxes each held 64 crayons, Kate had 3*64=192 crayons. Since Kate "
+                            "could melt 8 crayons at a time to make a muffin crayon")
+    assert (result.value, result.kind, result.needs_review) == (24, "answer", False)
+
+
+def test_an_invented_follow_up_question_ends_the_search() -> None:
+    result = extract_answer("106.  Thank you.  Next question.  1.  In a certain year, 10% of all the people were "
+                            "born in 1960 or earlier.  If there were 240 million people")
+    assert (result.value, result.kind) == (106, "answer")
+    made_up = extract_answer("She makes 9 * 2 = $18 every day.\nQuestion 2: If she sells 5 more eggs, how much "
+                             "does she make?\n5 * 2 = 10, so 18 + 10 = 28.", question="How much does she make "
+                             "every day at the farmers' market?")
+    assert made_up.value == 18 and "invented" in made_up.reason
+
+
+def test_a_self_correction_counts() -> None:
+    assert extract_answer("The answer is 18. Wait, let me redo it: 9 * 2 = 20. So 20").value == 20
+    assert extract_answer("The answer is $35.  $35 is incorrect.  $29 is correct.").value == 29
+
+
+def test_a_bare_option_list_is_no_answer() -> None:
+    result = extract_answer("A. 30 tons\nB. 20 tons\nC. 400 tons\nD. 100 tons\n\n## Step 1: Determine the tons")
+    assert (result.value, result.kind, result.needs_review) == (None, "no_answer", False)
+    chosen = extract_answer("A) 12\nB) 18\nC) 24\nThe answer is (B).")
+    assert (chosen.value, chosen.kind) == (18, "answer")
+    listed = extract_answer("$3.50. $8.00. $12.50. $4.50. $13.00. $9.50.")
+    assert (listed.value, listed.kind) == (None, "no_answer")
+
+
+def test_a_loop_with_nothing_concluded_is_no_answer() -> None:
+    assert extract_answer("1. " * 300).kind == "no_answer"
+    assert extract_answer("## Step 1: Think.\nWe think about it.\n" * 30).kind == "no_answer"
+    repeated = extract_answer("She makes 9 * 2 = $18.  " * 40 + "She makes 9 * 2 = $1")
+    assert (repeated.value, repeated.kind) == (18, "answer")  # the cut "$1" at the end is not read
+
+
+def test_the_finish_reason_is_used_when_present() -> None:
+    text = "## Step 1: Eggs left\n16 - 3 - 4 = 9 eggs.\n## Step 2: Money\nShe sells 9 eggs at $2 each, so"
+    question = "How much in dollars does she make every day at the farmers' market?"
+    assert extract_answer(text, question=question, finish_reason="length").kind == "no_answer"
+    ended = extract_answer("16 - 3 - 4 = 9\n9 * 2 = 18", question=question, finish_reason="eos")
+    assert (ended.value, ended.kind, ended.rule) == (18, "answer", "last_number")
+    cut = extract_answer("16 - 3 - 4 = 9\n9 * 2 = 18", question=question, finish_reason="length")
+    assert cut.rule != "last_number"  # a cut-off response is read for its last result, not its last number
+
+
+def test_every_extraction_says_its_kind_and_why() -> None:
+    for text in ("The answer is 18.", "", "\\boxed{1} \\boxed{2}", "3/4", "$3.50. $8.00. $12.50."):
+        for protocol in ("default", "study-rules"):
+            result = extract_answer(text, protocol)
+            assert result.kind in ("answer", "no_answer", "conflicting", "unclear") and result.reason
+            assert result.needs_review is (result.kind in ("conflicting", "unclear"))

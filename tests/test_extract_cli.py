@@ -18,7 +18,9 @@ def test_extract_adds_fields_and_summarises(tmp_path: Path) -> None:
     src = tmp_path / "in.jsonl"
     rows = [
         {"id": 1, "response": "The answer is \\boxed{18}", "gold": 18, "adjudicated": 18},
-        {"id": 2, "response": "## Step 1: a\n9 * 2 = 18\n## Step 2: b", "gold": 18, "adjudicated": 2},
+        # cut off after a result that does not say it is what was asked: a person decides
+        {"id": 2, "question": "How many eggs does Janet sell?", "response": "## Step 1: a\n9 * 2 = 18\n## Step 2: b",
+         "gold": 18, "adjudicated": 2},
         {"id": 3, "response": "no idea", "gold": 5, "adjudicated": -1},
     ]
     src.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
@@ -33,6 +35,8 @@ def test_extract_adds_fields_and_summarises(tmp_path: Path) -> None:
     assert written[1]["candidates"][0] == 18
     assert "responses:        3" in proc.stderr
     assert "needs review:     1/3 (33.3%)" in proc.stderr
+    assert "no answer:        1/3 (33.3%)" in proc.stderr
+    assert [r["kind"] for r in written] == ["answer", "unclear", "no_answer"]
     assert "accuracy (gold):  2/3 (66.7%)" in proc.stderr
     assert "agreement (adj.): 2/3 (66.7%)" in proc.stderr
     assert "not flagged:    2/2 (100.0%)" in proc.stderr

@@ -1,4 +1,4 @@
-"""Extraction against the study's adjudicated responses (skipped without ../shared)."""
+"""Extraction against the careful reader's reading of the study's responses (skipped without ../shared)."""
 
 from __future__ import annotations
 
@@ -7,43 +7,30 @@ from collections import defaultdict
 from pathlib import Path
 
 from kdtui.extract import answers_match, extract_answer
+from kdtui.extract.measure import measure_runs
 
 
-def _agreement(path: Path, protocol: str) -> dict[str, tuple[float, float]]:
-    """Per run and overall: (agreement among unflagged, review share)."""
-    tallies: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])  # n, flagged, agree-unflagged
-    for line in path.read_text(encoding="utf-8").splitlines():
-        row = json.loads(line)
-        result = extract_answer(row["response"], protocol)
-        adjudicated = reference(row)
-        for key in (row["set"], "all"):
-            tally = tallies[key]
-            tally[0] += 1
-            if result.needs_review:
-                tally[1] += 1
-            else:
-                tally[2] += answers_match(result.value, adjudicated)
-    return {k: (t[2] / (t[0] - t[1]), t[1] / t[0]) for k, t in tallies.items()}
+def test_default_reads_committed_answers(shared_data: Path) -> None:
+    """Against the careful reader (``committed``, else ``adjudicated``), the measures a user is affected by.
 
-
-def reference(row: dict[str, object]) -> float | None:
-    """What the model committed to: read by hand on contested rows (``judged``; None = never
-    committed), else the team's adjudicated value (-1 = no answer)."""
-    if "judged" in row:
-        return row["judged"]  # type: ignore[return-value]
-    return None if row["adjudicated"] == -1 else row["adjudicated"]  # type: ignore[return-value]
-
-
-def test_default_protocol_agrees_with_committed_answers(shared_data: Path) -> None:
-    figures = _agreement(shared_data / "seed-responses" / "dev.jsonl", "default")
-    for run, (agree, review) in sorted(figures.items()):
-        print(f"{run:22s} agreement {agree:.3f} review {review:.3f}")
-    # Measured here: all 0.936 / 0.077, no-distil 0.979 / 0.006, fine-tune 0.884 / 0.149 (issue 10 asks
-    # >= 0.95 overall and >= 0.93 per run at <= 10% review: the fine-tune run is not there yet).
-    agree, review = figures["all"]
-    assert agree >= 0.93 and review <= 0.10
-    assert figures["no-distil"][0] >= 0.97 and figures["no-distil"][1] <= 0.01
-    assert figures["no-distil-fine-tune"][0] >= 0.88 and figures["no-distil-fine-tune"][1] <= 0.15
+    Measured here (dev): no-distil gap -0.4 pp, correctness 99.5%, value 95.4%, review 1.8%; fine-tune gap
+    -4.2 pp, correctness 91.7%, value 66.5%, review 11.9%; overall value 81.8%, no-answer caught 54.0%. Issue 20
+    asks |gap| <= 2 pp, correctness >= 96%, review <= 12% per run, value >= 93% and caught >= 60% overall: the
+    fine-tune run is not there yet. These floors keep what was reached.
+    """
+    rows = [json.loads(line) for line in (shared_data / "seed-responses" / "dev.jsonl").read_text(
+        encoding="utf-8").splitlines()]
+    figures = measure_runs(rows, "default")
+    for run, m in figures.items():
+        print(f"{run:22s} gap {m.gap_pp:+.1f} corr {m.correctness_agreement:.3f} value {m.value_agreement:.3f} "
+              f"caught {m.no_answer_caught:.3f} review {m.review_share:.3f}")
+    short, trained, overall = figures["no-distil"], figures["no-distil-fine-tune"], figures["overall"]
+    assert abs(short.gap_pp) <= 1.0 and short.correctness_agreement >= 0.99 and short.review_share <= 0.03
+    assert short.value_agreement >= 0.94
+    assert abs(trained.gap_pp) <= 5.0 and trained.correctness_agreement >= 0.91 and trained.review_share <= 0.12
+    assert overall.value_agreement >= 0.80 and overall.no_answer_caught >= 0.50
+    # The study's cascade, for comparison: the careful reading moves the trained run by 9 pp.
+    assert figures["no-distil-fine-tune"].gap_pp > measure_runs(rows, "study-rules")["no-distil-fine-tune"].gap_pp + 8
 
 
 def test_seed_protocol_reproduces_reported_accuracy(shared_data: Path) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
@@ -27,6 +26,7 @@ class ExtractSummary:
     agree: int = 0
     agree_unflagged: int = 0
     unflagged_adjudicated: int = 0
+    no_answer: int = 0
     repairs: Repairs = field(default_factory=Repairs)
 
     def lines(self) -> list[str]:
@@ -38,6 +38,7 @@ class ExtractSummary:
             f"responses:        {self.count}",
             f"auto-resolved:    {share(self.auto_resolved, self.count)}",
             f"needs review:     {share(self.needs_review, self.count)}",
+            f"no answer:        {share(self.no_answer, self.count)}",
         ]
         if self.repairs.surrogates:
             out.append(f"mended:           {self.repairs.note().lstrip('; ')}")
@@ -66,7 +67,7 @@ def extract_stream(src: IO[str], dst: IO[str], protocol: str, field: str, source
     """Extract answers from every line of ``src``; write enriched lines to ``dst``."""
     summary = ExtractSummary()
     # "study" is stateful over a run in its file order: one cascade reads the whole file.
-    extract = StudyCascade() if protocol == "study" else partial(extract_answer, protocol=protocol)
+    study = StudyCascade() if protocol == "study" else None
     for line_no, record in jsonl_objects(src, source_name, summary.repairs):
         response = record.get(field)
         if not isinstance(response, str):
@@ -74,13 +75,19 @@ def extract_stream(src: IO[str], dst: IO[str], protocol: str, field: str, source
                 f"{source_name}:{line_no}: no text field {field!r} (fields: {', '.join(record) or 'none'}); "
                 "choose one with --field"
             )
-        result = extract(response)
+        question, finish = record.get("question"), record.get("finish_reason")
+        result = study(response) if study is not None else extract_answer(
+            response, protocol, question=question if isinstance(question, str) else None,
+            finish_reason=finish if isinstance(finish, str) else None)
         record.update(
             value=result.value,
             rule=result.rule,
             needs_review=result.needs_review,
             candidates=result.candidates,
+            kind=result.kind,
+            reason=result.reason,
         )
+        summary.no_answer += result.kind == "no_answer"
         dst.write(json.dumps(record, ensure_ascii=False) + "\n")
         summary.count += 1
         summary.needs_review += result.needs_review

@@ -9,10 +9,11 @@
 right; ``extract_answer`` handles one response.
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from kdtui.extract.cascade import (
     ABS_TOLERANCE,
+    KINDS,
     MAX_CANDIDATES,
     REL_TOLERANCE,
     SINGLE_PROTOCOLS,
@@ -30,14 +31,23 @@ from kdtui.extract.study import StudyCascade, extract_study
 PROTOCOLS: tuple[str, ...] = SINGLE_PROTOCOLS
 
 
-def extract_answers(responses: Iterable[str], protocol: str = "default") -> list[Extraction]:
-    """One extraction per response, in order. ``study`` needs the whole run, in its original order."""
+def extract_answers(responses: Iterable[str], protocol: str = "default",
+                    questions: Sequence[str | None] | None = None,
+                    finish_reasons: Sequence[str | None] | None = None) -> list[Extraction]:
+    """One extraction per response, in order. ``study`` needs the whole run, in its original order.
+
+    ``questions`` and ``finish_reasons`` (one per response, when known) sharpen ``default``'s reading.
+    """
     if protocol == "study":
         return extract_study(responses)
-    return [extract_answer(response, protocol) for response in responses]
+    texts = list(responses)
+    asked = list(questions) if questions is not None else [None] * len(texts)
+    reasons = list(finish_reasons) if finish_reasons is not None else [None] * len(texts)
+    return [extract_answer(text, protocol, question=q, finish_reason=f)
+            for text, q, f in zip(texts, asked, reasons, strict=True)]
 
 
 __all__ = [
-    "ABS_TOLERANCE", "MAX_CANDIDATES", "PROTOCOLS", "REL_TOLERANCE", "Extraction", "Number", "StudyCascade",
+    "ABS_TOLERANCE", "KINDS", "MAX_CANDIDATES", "PROTOCOLS", "REL_TOLERANCE", "Extraction", "Number", "StudyCascade",
     "answers_match", "extract_answer", "extract_answers", "gold_answer", "scan_numbers", "sql_answers_match",
 ]

@@ -5,10 +5,9 @@ Two protocols share one number scanner:
 * ``study-rules`` (alias ``seed``) is the study's four-rule cascade as its paper
   describes it (boxed, first line, answer phrase, last number); ``study.py`` has the
   notebook's actual code, bugs included.
-* ``default`` is kdtui's cascade.  It understands more notations (nested
-  ``\\boxed{}``, ``\\frac``, mixed numbers, number words, ``#### N``), ignores list
-  and step indices, skips restated questions and degenerate repeated tails, and
-  asks a human (``needs_review``) only when the response really is ambiguous.
+* ``default`` reads the answer the model committed to (``committed.py``), with this
+  module's scanner: nested ``\\boxed{}``, ``\\frac``, mixed numbers, number words,
+  ``#### N``, list and step indices, degenerate repeated tails.
 
 Every regex here is linear in its input (no nested unbounded quantifiers), so a
 1 MB response is scanned in milliseconds.  Pure Python: no torch, no Textual.
@@ -110,15 +109,36 @@ class Number:
     is_fraction: bool = False
 
 
+Kind = Literal["answer", "no_answer", "conflicting", "unclear"]
+KINDS: tuple[str, ...] = ("answer", "no_answer", "conflicting", "unclear")
+REVIEW_KINDS = ("conflicting", "unclear")  # a person settles these
+
+
 @dataclass(frozen=True)
 class Extraction:
-    """The answer taken from one response, and how it was found."""
+    """The answer taken from one response, how it was found, and what kind of commitment it is.
+
+    ``kind`` follows JUDGING.md: ``answer`` (one value for the question asked), ``no_answer`` (the
+    model never committed: value None), ``conflicting`` (several final values, none retracted) or
+    ``unclear`` (a value, with real doubt); the last two go to review. ``reason`` says why, in a few
+    words. Left empty, the kind follows from the value and the review flag (the study protocols).
+    """
 
     value: float | None
     rule: str
     needs_review: bool
     candidates: list[float] = field(default_factory=list)
     span: tuple[int, int] | None = None
+    kind: str = ""
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.kind:
+            kind = ("unclear" if self.needs_review else "no_answer") if self.value is None else \
+                ("unclear" if self.needs_review else "answer")
+            object.__setattr__(self, "kind", kind)
+        if not self.reason:
+            object.__setattr__(self, "reason", self.rule.replace("_", " "))
 
     @property
     def value_or_sentinel(self) -> float:
@@ -347,10 +367,15 @@ def _degenerate_tail_start(text: str) -> int:
 class _Numbers:
     """A response's numbers with fast "first number after position" lookups."""
 
-    def __init__(self, text: str, limit: int) -> None:
-        self.all = [n for start, end in _windows(text) for n in scan_numbers(text, start, end)]
+    def __init__(self, text: str, limit: int, scanned: list[Number] | None = None) -> None:
+        self.all = scanned if scanned is not None else \
+            [n for start, end in _windows(text) for n in scan_numbers(text, start, end)]
         self.usable = [n for n in self.all if n.start < limit and not n.is_index]
         self._starts = [n.start for n in self.usable]
+
+    def up_to(self, text: str, limit: int) -> _Numbers:
+        """The same numbers, usable only before ``limit`` (nothing scanned again)."""
+        return _Numbers(text, limit, self.all)
 
     def first_after(self, pos: int, stop: int) -> Number | None:
         i = bisect.bisect_left(self._starts, pos)
@@ -424,72 +449,19 @@ def _distinct(numbers: list[Number], most: int | None = None) -> list[float]:
     return list(seen.values())
 
 
-def _derived(text: str, number: Number, numbers: list[Number]) -> bool:
-    """Whether the response computes this value somewhere ("... = 6")."""
-    return any(
-        text[max(0, other.start - 4):other.start].rstrip(" $").endswith("=")
-        and answers_match(other.value, number.value)
-        for other in numbers
-    )
-
-
 def _odd_fraction(number: Number) -> bool:
     """GSM8K answers are whole numbers or money: a bare "3/8" is more likely a ratio."""
     return number.is_fraction and not number.value.is_integer()
 
 
-def _extract_default(text: str) -> Extraction:
-    limit = _degenerate_tail_start(text)
-    numbers = _Numbers(text, limit)
-    boxed = _boxed_answers(text, numbers, limit)
-    marked = _phrase_answers(text, numbers, limit, _GSM8K_MARKER_RE)
-    stated = _phrase_answers(text, numbers, limit, _ANSWER_PHRASE_RE)
-    explicit = boxed + marked + stated
-    if boxed:
-        return _result("boxed", boxed[0], numbers.all, len(_distinct(boxed)) > 1, explicit)
-
-    lead, doubtful = _lead_answer(text, numbers)
-    if lead is not None:
-        return _result("first_line", lead, numbers.all, doubtful, explicit)
-
-    if marked:
-        return _result("gsm8k_marker", marked[0], numbers.all, len(_distinct(marked)) > 1, explicit)
-
-    # An explicit "the (final) answer is X" beats a trailing number: read by hand, the
-    # contested dev responses show the model committing there and then rambling on
-    # (the team's labels took the closing number instead, which is the study's cascade,
-    # not what the model said). Stated more than once, the last statement stands: that
-    # is where a model that corrects itself ends up; a visible correction after it
-    # ("Wait, let me redo it ... So 20") hands the choice back to the closing number.
-    if stated and not _CORRECTION_RE.search(text, stated[-1].end, limit):
-        return _result("answer_phrase", stated[-1], numbers.all, False, explicit)
-    digits = [n for n in numbers.usable if not n.is_word] or numbers.usable
-    if not digits:
-        return _result("none", None, numbers.all, False, explicit)
-    last = digits[-1]
-    closing = [n for n in numbers.all if n.start < limit and not n.is_word and n.start > last.start]
-    if closing and _derived(text, closing[-1], numbers.all):
-        # "... = 6\n## Step 6": an index that is also a result is the result.
-        last = closing[-1]
-        closing = []
-    looped = [n for n in numbers.all if not n.is_word][-1:]
-    review = (
-        # Cut off inside a heading ("## Step 6:") it had not reached an answer in.
-        bool(closing)
-        # GSM8K answers are whole numbers or money; a closing "1/3" is a ratio.
-        or _odd_fraction(last)
-        # Stuck in a loop: what it repeated and where it was cut off differ.
-        or (bool(looped) and not answers_match(looped[0].value, last.value))
-    )
-    return _result("last_number", last, numbers.all, review, explicit)
-
-
-def extract_answer(response: str, protocol: str = "default") -> Extraction:
+def extract_answer(response: str, protocol: str = "default", question: str | None = None,
+                   finish_reason: str | None = None) -> Extraction:
     """Extract the numeric answer of one response.
 
-    ``"default"`` is kdtui's cascade; ``"study-rules"`` (alias ``"seed"``) the study's four rules
-    as described; ``"study"`` the study's code, which needs the whole run (``extract_answers``).
-    Never raises on any string; raises ``ValueError`` only for an unknown protocol.
+    ``"default"`` reads the model's committed answer (``committed.py``; ``question`` and the
+    generation's ``finish_reason`` sharpen it when known); ``"study-rules"`` (alias ``"seed"``) the
+    study's four rules as described; ``"study"`` the study's code, which needs the whole run
+    (``extract_answers``). Never raises on any string; raises ``ValueError`` only for an unknown protocol.
     """
     if protocol not in SINGLE_PROTOCOLS:
         raise ValueError(f"unknown extraction protocol {protocol!r}; use one of: {', '.join(SINGLE_PROTOCOLS)}")
@@ -501,5 +473,7 @@ def extract_answer(response: str, protocol: str = "default") -> Extraction:
         # A run of digits no answer has (a loop, or garbage): no number read from it can be trusted.
         return Extraction(None, "unreadable_number", needs_review=True)
     if protocol == "default":
-        return _extract_default(response)
+        from kdtui.extract.committed import read_committed
+
+        return read_committed(response, question, finish_reason)
     return _extract_seed(response)

@@ -387,4 +387,9 @@ def start_detached(root: Path, logs: Path, args: list[str]) -> WorkerStart:
         if time.monotonic() > deadline:
             raise KdtuiError(f"the worker did not start within 30 s; see {logs / 'worker.log'}")
         time.sleep(0.05)
+    if pid != process.pid:
+        # Another start won the lock. Ours would leave at its own lock attempt, but if it had not got there
+        # yet it could take the lock once the winner stops: it must not outlive this call.
+        process.terminate()
+        process.wait(timeout=30)
     return WorkerStart(pid, pid == process.pid)

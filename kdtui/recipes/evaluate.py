@@ -124,7 +124,7 @@ def input_budget(context: Any, max_new_tokens: int) -> int | None:
 
 def prediction_row(problem: Problem, prompt: str, response: str, n_new_tokens: int,
                    finish_reason: str, protocol: str) -> dict[str, Any]:
-    extraction = extract_answer(response, protocol)
+    extraction = extract_answer(response, protocol, question=problem.question, finish_reason=finish_reason)
     return {
         "item_id": problem.item_id,
         "question": problem.question,
@@ -140,6 +140,8 @@ def prediction_row(problem: Problem, prompt: str, response: str, n_new_tokens: i
         "candidates": extraction.candidates,
         "protocol": protocol,
         "kdtui_version": __version__,
+        "kind": extraction.kind,
+        "reason": extraction.reason,
     }
 
 

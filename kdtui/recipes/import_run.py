@@ -160,7 +160,8 @@ def _write_block(run: Any, block: list[Imported], start: int, path: Path, cfg: I
                  study: StudyCascade | None) -> int:
     rows, correct = [], 0
     for offset, item in enumerate(block):
-        e = study(item.response) if study is not None else extract_answer(item.response, cfg.protocol)
+        e = study(item.response) if study is not None else \
+            extract_answer(item.response, cfg.protocol, question=item.question)
         right = answers_match(e.value, item.gold)
         correct += right
         rows.append({
@@ -168,6 +169,7 @@ def _write_block(run: Any, block: list[Imported], start: int, path: Path, cfg: I
             "prompt": None, "response": item.response, "n_new_tokens": None, "finish_reason": None,
             "value": e.value, "rule": e.rule, "needs_review": e.needs_review, "correct": right,
             "candidates": e.candidates, "protocol": cfg.protocol, "kdtui_version": __version__,
+            "kind": e.kind, "reason": e.reason,
         })
     run.predictions.add(rows)
     return correct

@@ -44,7 +44,9 @@ def run_reextract(store: Store, run: str, protocol: str) -> ReextractResult:
     before = _line(store, record.id)
 
     # -- loop
-    extractions = extract_answers([r["response"] or "" for r in rows], protocol)
+    extractions = extract_answers([r["response"] or "" for r in rows], protocol,
+                                  questions=[r["question"] for r in rows],
+                                  finish_reasons=[r["finish_reason"] for r in rows])
     updates, changed = [], 0
     for row, extraction in zip(rows, extractions, strict=True):
         changed += not answers_match(extraction.value, row["value"])
@@ -52,6 +54,7 @@ def run_reextract(store: Store, run: str, protocol: str) -> ReextractResult:
             "item_id": row["item_id"], "value": extraction.value, "rule": extraction.rule,
             "needs_review": extraction.needs_review, "correct": answers_match(extraction.value, row["gold"]),
             "candidates": extraction.candidates, "protocol": protocol, "kdtui_version": __version__,
+            "kind": extraction.kind, "reason": extraction.reason,
         })
 
     # -- cleanup

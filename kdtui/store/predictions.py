@@ -11,7 +11,7 @@ if TYPE_CHECKING:
 
 PREDICTION_COLUMNS = (
     "item_id", "question", "gold", "prompt", "response", "n_new_tokens", "finish_reason",
-    "value", "rule", "needs_review", "correct", "candidates", "protocol", "kdtui_version",
+    "value", "rule", "needs_review", "correct", "candidates", "protocol", "kdtui_version", "kind", "reason",
 )
 
 
@@ -46,16 +46,19 @@ class PredictionsRepo:
         return {r["item_id"] for r in rows}
 
     def responses(self, run_id: int) -> list[dict[str, Any]]:
-        """item_id, response, gold and extraction of every prediction of a run, in the data's own order.
+        """item_id, question, response, finish_reason, gold and extracted value of every prediction of a run, in
+        the data's own order.
 
         Item ids end in the item's index in its data source (``test/12``), so they sort naturally.
         """
-        rows = self.store.query("SELECT item_id, response, gold, value FROM predictions WHERE run_id = ?",
+        rows = self.store.query("SELECT item_id, question, response, finish_reason, gold, value FROM predictions "
+                                "WHERE run_id = ?",
                                 [run_id]).records()
         return sorted(rows, key=lambda r: _natural(r["item_id"]))
 
     def replace_extractions(self, run_id: int, rows: Sequence[dict[str, Any]]) -> int:
-        """Overwrite value, rule, needs_review, correct, candidates, protocol and version of stored predictions.
+        """Overwrite value, rule, needs_review, correct, candidates, protocol, version, kind and reason of stored
+        predictions.
 
         Human decisions live in the triage log and stay in force. Returns how many rows were updated.
         """
@@ -63,7 +66,8 @@ class PredictionsRepo:
             return 0
         import pyarrow as pa
 
-        names = ("item_id", "value", "rule", "needs_review", "correct", "candidates", "protocol", "kdtui_version")
+        names = ("item_id", "value", "rule", "needs_review", "correct", "candidates", "protocol", "kdtui_version",
+                 "kind", "reason")
         batch = pa.table({
             **{k: [row.get(k) for row in rows] for k in names if k != "candidates"},
             "candidates": pa.array([row.get("candidates") for row in rows], type=pa.list_(pa.float64())),
@@ -73,7 +77,8 @@ class PredictionsRepo:
             updated = con.execute(
                 "UPDATE predictions p SET value = i.value, rule = i.rule, needs_review = i.needs_review, "
                 "correct = i.correct, candidates = i.candidates, protocol = i.protocol, "
-                "kdtui_version = i.kdtui_version FROM incoming i WHERE p.run_id = ? AND p.item_id = i.item_id",
+                "kdtui_version = i.kdtui_version, kind = i.kind, reason = i.reason FROM incoming i "
+                "WHERE p.run_id = ? AND p.item_id = i.item_id",
                 [run_id]).fetchall()
         return int(updated[0][0]) if updated else 0
 

@@ -263,6 +263,22 @@ _V7_JOBS = [
     "CREATE TABLE job_groups (name VARCHAR PRIMARY KEY, paused BOOLEAN NOT NULL DEFAULT FALSE)",
 ]
 
+# v8: committed answers. Each prediction records what kind of commitment extraction read (answer, no_answer,
+# conflicting, unclear) and why; the leaderboard counts how often a run never committed to an answer (its
+# no-answer share: settled items whose final value is none), a result in itself.
+_LEADERBOARD_V8 = _LEADERBOARD_V5.replace(
+    "count(*) FILTER (WHERE final_correct AND NOT pending_review) AS correct_settled",
+    "count(*) FILTER (WHERE final_correct AND NOT pending_review) AS correct_settled,\n"
+    "            count(*) FILTER (WHERE final_value IS NULL AND NOT pending_review) AS no_answer",
+).replace("        r.updated_at\n",
+          "        c.no_answer, c.no_answer::DOUBLE / c.n AS no_answer_share,\n        r.updated_at\n")
+_V8_COMMITTED = [
+    "ALTER TABLE predictions ADD COLUMN kind VARCHAR",
+    "ALTER TABLE predictions ADD COLUMN reason VARCHAR",
+    _FINAL_V5,
+    _LEADERBOARD_V8,
+]
+
 MIGRATIONS: list[list[str]] = [
     _V1_TABLES + _V1_VIEWS,
     _V2_CAPTURES,
@@ -271,4 +287,5 @@ MIGRATIONS: list[list[str]] = [
     _V5_HONEST_NUMBERS,
     _V6_TRAIN_METRICS,
     _V7_JOBS,
+    _V8_COMMITTED,
 ]
