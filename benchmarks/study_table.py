@@ -1,6 +1,7 @@
 """The study's results table, recomputed three ways, with Wilson intervals and McNemar against the control.
 
     python benchmarks/study_table.py [--study PATH/TO/knowledge-distillation] [--dev ../shared/.../dev.jsonl]
+                                     [--labels FILE.jsonl]
 
 With a checkout of the study's repository, its five assessment logs
 (``assessment/logs/{no-distil,no-distil-fine-tune,base-KD,teacher-KD,ai-KD}.csv``) are read;
@@ -11,7 +12,13 @@ without one, the two runs in ``dev.jsonl``. Each run is scored:
   published table (12.2 / 25.0 / 30.6 / 42.3 / 48.1 %);
 * ``study-rules``: the four rules as the paper describes them, nothing manual (a response
   sent to review counts as wrong: no settled answer);
-* ``default``: kdtui's cascade, likewise.
+* ``default``: kdtui's reading of the committed answer, likewise.
+
+Then, side by side per run: the published accuracy, the study's code as coded (``study+team``),
+``default`` with its reviews settled at the careful reader's value, and the careful reader's own
+accuracy. The reader's values come from ``--labels`` (JSON lines of ``id``, ``value``; ids are
+``RUN/INDEX``, null = no answer), else, for the dev runs, from dev.jsonl's ``committed`` (read blind
+to gold) or ``adjudicated``.
 
 Baseline: the published accuracies; the "vs published" column is the difference in points.
 """
@@ -26,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kdtui.extract import answers_match, extract_answers
+from kdtui.extract.measure import reader_value
 from kdtui.stats import mcnemar_exact
 
 PUBLISHED = {"no-distil": 12.2, "no-distil-fine-tune": 25.0, "base-KD": 30.6, "teacher-KD": 42.3, "ai-KD": 48.1}
@@ -40,6 +48,8 @@ class Item:
     response: str
     gold: float
     team: float | None  # the value the study's team finally recorded (None: no answer)
+    id: str = ""  # RUN/INDEX, as the labels name it
+    reader: float | None = None  # the careful reader's value (None: never committed)
 
 
 def _float(raw: object) -> float | None:
@@ -56,7 +66,7 @@ def from_checkout(root: Path) -> dict[str, list[Item]]:
         path = root / "assessment" / "logs" / f"{name}.csv"
         with path.open(encoding="utf-8", newline="") as fh:
             runs[name] = [Item(row["question"], row["model_answer"], float(row["extracted_answer"]),
-                               _float(row["model_ex1"])) for row in csv.DictReader(fh)]
+                               _float(row["model_ex1"]), f"{name}/{i}") for i, row in enumerate(csv.DictReader(fh))]
     return runs
 
 
@@ -65,7 +75,7 @@ def from_dev(path: Path) -> dict[str, list[Item]]:
     for line in path.read_text(encoding="utf-8").splitlines():
         row = json.loads(line)
         runs.setdefault(row["set"], []).append(Item(row["question"], row["study_text"], row["gold"],
-                                                    _float(row["adjudicated"])))
+                                                    _float(row["adjudicated"]), row["id"], reader_value(row)))
     return runs
 
 
@@ -78,24 +88,59 @@ def wilson(k: int, n: int) -> tuple[float, float]:
 
 def score(items: list[Item], way: str) -> tuple[list[bool], int]:
     """Per item right or wrong, and how many went to review (settled by the team in study+team)."""
-    protocol = "study" if way == "study+team" else way
-    extractions = extract_answers([item.response for item in items], protocol)
+    protocol = {"study+team": "study", "default+reader": "default"}.get(way, way)
+    if way == "reader":
+        return [answers_match(item.reader, item.gold) for item in items], 0
+    extractions = extract_answers([item.response for item in items], protocol,
+                                  questions=[item.question for item in items])
     right, review = [], 0
     for item, extraction in zip(items, extractions, strict=True):
         value = extraction.value
         if extraction.needs_review:
             review += 1
-            value = item.team if way == "study+team" else None
+            value = {"study+team": item.team, "default+reader": item.reader}.get(way)
         right.append(value is not None and answers_match(value, item.gold))
     return right, review
+
+
+def load_labels(path: Path, runs: dict[str, list[Item]]) -> int:
+    """Set each item's reader value from a JSON-lines file of ``id``, ``value``; returns how many matched."""
+    labels = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            record = json.loads(line)
+            labels[str(record["id"])] = record.get("value")
+    matched = 0
+    for items in runs.values():
+        for item in items:
+            if item.id in labels:
+                item.reader = None if labels[item.id] is None else float(labels[item.id])
+                matched += 1
+    return matched
+
+
+def side_by_side(runs: dict[str, list[Item]]) -> None:
+    print(f"\n{'run':20s} {'published':>9s} {'as coded':>9s} {'default':>9s} {'reader':>9s} "
+          f"{'coded-reader':>12s} {'default-reader':>14s}")
+    for name, items in runs.items():
+        n = len(items)
+        coded, default, reader = (100 * sum(score(items, way)[0]) / n
+                                  for way in ("study+team", "default+reader", "reader"))
+        published = PUBLISHED.get(name)
+        shown = f"{published:8.1f}%" if published is not None else f"{'':9s}"
+        print(f"{name:20s} {shown} {coded:8.1f}% {default:8.1f}% {reader:8.1f}% {coded - reader:+11.1f}pt "
+              f"{default - reader:+13.1f}pt")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--study", type=Path, help="a checkout of the study's repository")
     parser.add_argument("--dev", type=Path, default=DEFAULT_DEV)
+    parser.add_argument("--labels", type=Path, help="JSON lines of id (RUN/INDEX) and value: the careful reader")
     args = parser.parse_args()
     runs = from_checkout(args.study) if args.study else from_dev(args.dev)
+    if args.labels:
+        print(f"labels: {load_labels(args.labels, runs)} items matched in {args.labels}")
     source = f"study checkout {args.study}" if args.study else f"{args.dev.name} (two runs)"
     print(f"source: {source}")
     print(f"{'run':20s} {'way':12s} {'accuracy':>9s} {'95% CI':>14s} {'review':>7s} {'vs published':>13s} "
@@ -119,6 +164,8 @@ def main() -> None:
                 p_value = f"{mcnemar_exact(only_control, only_run):.2e}"
             print(f"{name:20s} {way:12s} {100 * k / n:8.1f}% {100 * low:6.1f}–{100 * high:5.1f}% {review:7d} "
                   f"{delta:>13s} {p_value:>22s}{mark}")
+    if args.labels or not args.study:
+        side_by_side(runs)
 
 
 if __name__ == "__main__":

@@ -70,6 +70,8 @@ def test_reextract_keeps_triage_decisions(tmp_path: Path) -> None:
     assert final["test/0"] == (7.0, 7.0, "default")
     assert final["test/2"] == (6.0, 7.0, "default")  # new automatic 6, the decision 7 still in force
     assert [r.correct for r in leaderboard(store)] == [3]
+    kinds = store.query("SELECT kind, reason FROM predictions ORDER BY item_id").records()
+    assert [k["kind"] for k in kinds] == ["answer", "answer", "answer"] and all(k["reason"] for k in kinds)
     one_line_error(kdtui("reextract", "nope", "--store", str(store.root)), "no run 'nope'")
 
 
@@ -110,4 +112,4 @@ def test_extract_cli_takes_every_protocol(tmp_path: Path, protocol: str) -> None
     data.write_text(json.dumps({"response": "We get 3, then 9"}) + "\n", encoding="utf-8")
     proc = kdtui("extract", str(data), "--protocol", protocol)
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout)["rule"] in ("last_number", "first_line")
+    assert json.loads(proc.stdout)["rule"] in ("last_number", "first_line", "result")

@@ -29,12 +29,14 @@ def build_store(root: Path) -> Store:
         rows = []
         for i in range(10):
             response = RESPONSES[(i + shift) % 10] if shift != 1 or i % 2 else RESPONSES[i]
-            extraction = extract_answer(response)
+            # as read without a finish reason: the step responses end mid-heading, and count as cut off
+            extraction = extract_answer(response, question=f"Question {i}: how many apples?")
             rows.append(dict(
                 item_id=f"q{i:02d}", question=f"Question {i}: how many apples?", gold=float(GOLDS[i]),
                 prompt=f"Question {i}", response=response, n_new_tokens=10 + i, finish_reason="eos",
                 value=extraction.value, rule=extraction.rule, needs_review=extraction.needs_review,
                 correct=answers_match(extraction.value, GOLDS[i]), candidates=extraction.candidates,
+                kind=extraction.kind, reason=extraction.reason,
             ))
         store.predictions.add(run_id, rows)
         store.runs.finish(run_id, "done")

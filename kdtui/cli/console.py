@@ -54,16 +54,16 @@ def print_leaderboard(rows: list[LeaderRow], settled: bool = False) -> None:
     title = ("Leaderboard (GSM8K accuracy over settled items, Wilson 95% interval)" if settled else
              "Leaderboard (GSM8K accuracy, Wilson 95% interval)")
     table = Table(title=title)
-    for column in ("run", "kind", "state", "prompt", "n", "accuracy", "95% CI", "", "pending",
+    for column in ("run", "kind", "state", "prompt", "n", "accuracy", "95% CI", "", "no answer", "pending",
                    "if pending ✗–✓"):
-        table.add_column(column, justify="right" if column in ("n", "accuracy", "pending") else "left",
+        table.add_column(column, justify="right" if column in ("n", "accuracy", "pending", "no answer") else "left",
                          no_wrap=True)
     for row in rows:
         table.add_row(
             as_text(row.name), as_text(row.kind), as_text(row.status), as_text(row.prompt), str(row.n),
             f"{row.accuracy:.1%}" + ("*" if row.provisional else ""),
             f"{row.ci_low:.1%}–{row.ci_high:.1%}", interval_bar(row.ci_low, row.ci_high, row.accuracy),
-            str(row.pending),
+            f"{row.no_answer_share:.1%}", str(row.pending),
             f"{row.acc_if_pending_wrong:.1%}–{row.acc_if_pending_right:.1%}" if row.pending else "",
         )
     out.print(table)

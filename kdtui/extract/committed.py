@@ -315,6 +315,8 @@ def _explicit(text: str, numbers: _Numbers, stop: int) -> tuple[list[Number], st
 
 def _build(rule: str, kind: str, reason: str, chosen: Number | None, numbers: list[Number],
            extra: list[Number] | None = None) -> Extraction:
+    if kind == "unclear" and chosen is not None and _odd_fraction(chosen):
+        reason += "; a bare ratio, where answers are counts or money"
     return Extraction(
         value=None if chosen is None or kind in ("no_answer", "conflicting") else chosen.value,
         rule=rule, needs_review=kind in ("unclear", "conflicting"),

@@ -49,6 +49,7 @@ class LeaderRow:
     pending: int
     acc_if_pending_wrong: float
     acc_if_pending_right: float
+    no_answer_share: float = 0.0  # settled items with no answer: how often the model never committed
     settled: bool = False
     delta: float | None = None
     p_value: float | None = None
@@ -70,7 +71,8 @@ def leaderboard(store: Store, baseline: int | None = None, settled: bool = False
               "n, correct, accuracy, ci_low, ci_high")
     rows = _build(LeaderRow, store.query(
         "SELECT run_id, name, kind, status, coalesce(strategy, '') AS strategy, coalesce(prompt, '') AS prompt, "
-        f"{counts}, pending_review AS pending, acc_if_pending_wrong, acc_if_pending_right, ? AS settled "
+        f"{counts}, pending_review AS pending, acc_if_pending_wrong, acc_if_pending_right, no_answer_share, "
+        "? AS settled "
         "FROM leaderboard ORDER BY accuracy DESC, name", [settled]))
     if baseline is None or baseline not in {r.run_id for r in rows}:
         return rows
@@ -110,11 +112,14 @@ class TriageItem:
     rule: str
     candidates: list[float] = field(default_factory=list)
     triaged: bool = False
+    kind: str = ""  # what extraction read: answer, no_answer, conflicting, unclear
+    reason: str = ""  # why, in a few words
 
 
 TRIAGE_SELECT = ("SELECT p.run_id, r.name AS run_name, p.item_id, coalesce(p.question, '') AS question, "
                  "coalesce(p.response, '') AS response, p.value, p.final_value, p.gold, "
-                 "coalesce(p.rule, '') AS rule, coalesce(p.candidates, []) AS candidates, p.triaged "
+                 "coalesce(p.rule, '') AS rule, coalesce(p.candidates, []) AS candidates, p.triaged, "
+                 "coalesce(p.kind, '') AS kind, coalesce(p.reason, '') AS reason "
                  "FROM predictions_final p JOIN runs r ON r.id = p.run_id")
 
 

@@ -13,11 +13,12 @@ from kdtui.render import as_text, histogram_bar, interval_bar, visible
 from kdtui.store.reads import LeaderRow, leaderboard
 from kdtui.tui.screens.base import StoreScreen
 
-COLUMNS = ["run", "acc", "95% CI", "interval", "Δ base", "p", "n", "pending", "strategy", "prompt", "kind"]
+COLUMNS = ["run", "acc", "95% CI", "interval", "Δ base", "p", "n", "no ans", "pending", "strategy", "prompt", "kind"]
 SORT_KEYS = {
     "run": lambda r: r.name, "kind": lambda r: r.kind, "strategy": lambda r: r.strategy,
     "prompt": lambda r: r.prompt, "n": lambda r: r.n, "acc": lambda r: r.accuracy,
     "95% CI": lambda r: r.ci_low, "interval": lambda r: r.ci_high, "pending": lambda r: r.pending,
+    "no ans": lambda r: r.no_answer_share,
     "Δ base": lambda r: -1e9 if r.delta is None else r.delta,
     "p": lambda r: 2.0 if r.p_value is None else r.p_value,
 }
@@ -100,7 +101,8 @@ class LeaderboardScreen(StoreScreen):
                 as_text(base + _short(row.name, 24)), accuracy,
                 f"{row.ci_low * 100:.1f}–{row.ci_high * 100:.1f}",
                 interval_bar(row.ci_low, row.ci_high, row.accuracy, 12, scale), Text(delta, style=style), p_value,
-                str(row.n), pending, as_text(row.strategy or "—"), as_text(row.prompt or "—"),
+                str(row.n), f"{row.no_answer_share:.0%}", pending, as_text(row.strategy or "—"),
+                as_text(row.prompt or "—"),
                 as_text(row.kind if row.status in ("done", "running") else f"{row.kind} ({row.status})"),
                 key=str(row.run_id),
             )
@@ -155,7 +157,8 @@ class LeaderboardScreen(StoreScreen):
     def action_sort_next(self) -> None:
         index = (COLUMNS.index(self.sort_column) + 1) % len(COLUMNS)
         self.sort_column = COLUMNS[index]
-        self.sort_descending = self.sort_column in ("acc", "n", "Δ base", "95% CI", "interval", "pending")
+        self.sort_descending = self.sort_column in ("acc", "n", "Δ base", "95% CI", "interval", "pending",
+                                                    "no ans")
         self.render_rows()
 
     def action_sort_reverse(self) -> None:

@@ -180,6 +180,8 @@ class TriageScreen(StoreScreen):
         state = f"decided: {format_value(item.final_value)}" if item.triaged else \
             f"extracted: {format_value(item.value)} ({visible(item.rule)})"
         text.append(f" {state}   ")
+        if item.kind:  # why extraction could not settle it: "conflicting: leading 24, stated 8"
+            text.append(f"{visible(item.kind.replace('_', ' '))}: {visible(item.reason)}   ", style="magenta")
         text.append(f"gold: {format_value(item.gold)}" if self.show_gold else "gold: hidden (g)",
                     style="green" if self.show_gold else "dim")
         if self.typing:
