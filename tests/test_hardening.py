@@ -459,3 +459,23 @@ def test_job_commands_say_what_is_true(tmp_path: Path) -> None:
         assert sum("(started" in o for o in outs) == 1, outs
     finally:
         kdtui("worker", "stop", "--store", root)
+
+
+async def test_a_crash_in_the_tui_exits_non_zero(tmp_path: Path) -> None:
+    from kdtui.tui.app import KdtuiApp, exit_status
+
+    store = build_store(tmp_path / "store")
+    app = KdtuiApp(store.root)
+
+    def boom() -> None:
+        raise RuntimeError("a bug in a screen")
+
+    with pytest.raises(RuntimeError, match="a bug in a screen"):  # the harness hands the error on, as run() prints it
+        async with app.run_test(size=(100, 30)) as pilot:
+            await pilot.pause()
+            app.call_later(boom)
+            for _ in range(400):
+                if app.return_code is not None:
+                    break
+                await asyncio.sleep(0.05)
+    assert exit_status(app) == 1  # what `kdtui tui` returns: not the 0 it used to

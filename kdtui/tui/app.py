@@ -182,4 +182,9 @@ def run_app(store_root: Path | str, first_screen: str | None = None, sql_timeout
         app.run()
     finally:
         interrupt_all("the app is closing")
+    return exit_status(app)
+
+
+def exit_status(app: App[Any]) -> int:
+    """The process's exit status after ``app`` ended: Textual's (1 after an unhandled error), never a silent 0."""
     return app.return_code or 0
