@@ -20,11 +20,11 @@ SCRIPT = ("import resource, sys; from kdtui.cli.main import main; rc = main(sys.
           "print('maxrss_kb', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr); sys.exit(rc)")
 
 
-def make_file(path: Path, megabytes: int) -> int:
-    rows = 0
+def make_file(path: Path, megabytes: int, response_kb: int) -> int:
+    rows, steps = 0, max(1, response_kb * 1000 // 24)
     with path.open("w", encoding="utf-8") as fh:
         while fh.tell() < megabytes * 1_000_000:
-            work = " ".join(f"Step {s}: {rows % 97} + {s} = {rows % 97 + s}." for s in range(60))
+            work = " ".join(f"Step {s}: {rows % 97} + {s} = {rows % 97 + s}." for s in range(steps))
             fh.write(json.dumps({"question": f"Question {rows}: how many apples? " * 4, "gold": rows % 1000,
                                  "response": f"{work} The answer is {rows % 1000}. \\ud800"}) + "\n")
             rows += 1
@@ -35,17 +35,21 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mb", type=int, default=288)
     parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--protocol", default="default", help="extraction protocol of the import (default: default)")
+    parser.add_argument("--response-kb", type=int, default=16,
+                        help="size of each response (long ones fill the file with fewer, slower-to-write rows)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "big.jsonl"
-        rows = make_file(data, args.mb)
+        rows = make_file(data, args.mb, args.response_kb)
         size = data.stat().st_size / 1e6
-        print(f"file: {size:.0f} MB, {rows:,} rows (each with a lone surrogate escape)")
+        print(f"file: {size:.0f} MB, {rows:,} rows (each with a lone surrogate escape); protocol {args.protocol}")
         print(f"{'run':>3} {'exit':>4} {'peak RSS MB':>11} {'RSS/file':>8} {'seconds':>7}")
         failures = 0
         for run in range(args.runs):
             start = time.monotonic()
             proc = subprocess.run([sys.executable, "-c", SCRIPT, "import", str(data), "--run", f"big-{run}",
+                                   "--protocol", args.protocol,
                                    "--store", str(Path(tmp) / "store"), "--logs", str(Path(tmp) / "logs")],
                                   capture_output=True, text=True)
             rss = next((int(line.split()[1]) / 1024 for line in proc.stderr.splitlines()

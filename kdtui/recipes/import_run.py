@@ -25,7 +25,10 @@ from kdtui.jsonl import Repairs, jsonl_objects
 from kdtui.recipes.lifecycle import run_lifecycle
 from kdtui.store import Store
 
-BLOCK = 2_000  # records extracted and written at a time
+# Records are extracted and written a block at a time: at most this many, and at most this much text
+# (DuckDB's insert of a block takes several times its size; long responses make a few rows a lot of text).
+BLOCK_ROWS = 2_000
+BLOCK_BYTES = 4_000_000
 ENCODING = "utf-8-sig"  # a byte-order mark (as Excel and PowerShell write) is skipped
 
 
@@ -144,12 +147,14 @@ def run_import(cfg: ImportConfig, store: Store, logs: Path) -> ImportSummary:
     with run_lifecycle(store, cfg, name=cfg.run, kind="import", logs=logs) as run:
         # -- loop: a block of records at a time, extracted in file order
         block: list[Imported] = []
+        size = 0
         for item in iter_items(path, fmt, cfg.field, repairs):
             block.append(item)
-            if len(block) == BLOCK:
+            size += len(item.response) + len(item.question)
+            if len(block) == BLOCK_ROWS or size >= BLOCK_BYTES:
                 correct += _write_block(run, block, index, path, cfg, study)
                 index += len(block)
-                block = []
+                block, size = [], 0
         if block:
             correct += _write_block(run, block, index, path, cfg, study)
         # -- cleanup: the lifecycle's writer keeps rows through a busy store and records the status
