@@ -266,7 +266,7 @@ class _Results:
 
     def __init__(self, text: str, numbers: list[Number], givens: set[float]) -> None:
         self.text, self.givens = text, givens
-        self.numbers = [n for n in numbers if not n.is_word and not n.is_index]
+        self.numbers = numbers  # digits: no words, no indices
         self._judged: dict[int, bool] = {}
 
     def _is(self, number: Number) -> bool:
@@ -338,7 +338,7 @@ def read_committed(text: str, question: str | None = None, finish_reason: str | 
     stop = _invented_start(text, limit, question, said)
     invented = stop < limit
     numbers = numbers.up_to(text, stop)
-    usable = [n for n in numbers.usable if n.start < stop]
+    usable = numbers.usable  # before ``stop`` already
     everything = numbers.all
     options = _options(text, [n for n in usable if not n.is_word])
     listed = {n.start for n in options.values()}

@@ -226,22 +226,30 @@ class UserQuery:
         written in this process: the session itself cannot touch the file system. Check ``out`` with
         :func:`kdtui.store.exports.export_target` first.
         """
-        tmp = out if is_stream(out) else out.with_name(f".{out.name}.part")
-        try:
-            with self._session() as (con, last):
-                relation = con.sql(last)
-                if relation is None:
-                    raise KdtuiError("the last statement returns no rows to export")
-                reader = relation.to_arrow_reader(EXPORT_BATCH_ROWS)
-                count = _WRITERS[fmt](reader, tmp)
-            if tmp != out:
-                replace_atomically(tmp, out)
-        except OSError as exc:
-            raise KdtuiError(f"cannot write {out}: {first_line(exc)}") from None
-        finally:
-            if tmp != out:
-                tmp.unlink(missing_ok=True)
-        return count
+        with self._session() as (con, last):
+            relation = con.sql(last)
+            if relation is None:
+                raise KdtuiError("the last statement returns no rows to export")
+            return write_rows(relation.to_arrow_reader(EXPORT_BATCH_ROWS), out, fmt)
+
+
+def write_rows(reader: Any, out: Path, fmt: str) -> int:
+    """An Arrow record-batch reader's rows into ``out`` as csv, json or parquet, batch by batch, through a
+    temporary file moved into place when complete (a pipe or /dev/stdout is written in place); the count.
+
+    The one writer of exports: ``kdtui sql --out`` and the TUI's console (``Table.to_reader()``).
+    """
+    tmp = out if is_stream(out) else out.with_name(f".{out.name}.part")
+    try:
+        count = _WRITERS[fmt](reader, tmp)
+        if tmp != out:
+            replace_atomically(tmp, out)
+    except OSError as exc:
+        raise KdtuiError(f"cannot write {out}: {first_line(exc)}") from None
+    finally:
+        if tmp != out:
+            tmp.unlink(missing_ok=True)
+    return count
 
 
 def _write_parquet(reader: Any, path: Path) -> int:

@@ -19,8 +19,9 @@ from textual_fastdatatable import DataTable
 from kdtui.errors import KdtuiError
 from kdtui.render import as_text
 from kdtui.store import UserQuery
-from kdtui.store.exports import exports_folder, replace_atomically, tui_export_target
+from kdtui.store.exports import exports_folder, tui_export_target
 from kdtui.store.reads import schema
+from kdtui.store.user_sql import write_rows
 from kdtui.tui.screens.base import StoreScreen
 from kdtui.tui.screens.dialogs import ConfirmScreen, InputScreen, replace_grid
 
@@ -227,20 +228,8 @@ class SqlScreen(StoreScreen):
 
     @work(thread=True, group="sql-export")
     def _export(self, table: Any, path: Path) -> None:
-        import pyarrow.csv as pacsv
-        import pyarrow.parquet as pq
-
-        tmp = path.with_name(f".{path.name}.part")
         try:
-            if path.suffix == ".parquet":
-                pq.write_table(table, tmp)
-            elif path.suffix == ".json":
-                tmp.write_text(json.dumps(table.to_pylist(), default=str, indent=1), encoding="utf-8")
-            else:
-                pacsv.write_csv(table, tmp)
-            replace_atomically(tmp, path)
-            self.app.call_from_thread(self.notify, f"wrote {table.num_rows:,} rows to {path}", markup=False)
-        except (OSError, ValueError) as exc:
+            count = write_rows(table.to_reader(), path, path.suffix.lstrip("."))
+            self.app.call_from_thread(self.notify, f"wrote {count:,} rows to {path}", markup=False)
+        except (KdtuiError, ValueError) as exc:
             self.post_message(self.Failed(f"export failed: {exc}"))
-        finally:
-            tmp.unlink(missing_ok=True)
