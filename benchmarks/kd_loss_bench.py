@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 
@@ -96,16 +97,23 @@ def _case(form: str, vocab: int, n: int, d: int, env: dict[str, str]) -> dict[st
     return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
 
 
-def run(form: str, vocab: int, n: int, d: int) -> dict[str, float] | None:
-    """Time with the default allocator; peak memory in a second process with a fixed mmap threshold, where
-    every large block is mapped on allocation and unmapped on free, so resident memory follows live memory
-    (with glibc's default, chunks reuse freed heap and the peak is undercounted; the page faults of a fixed
-    threshold would in turn slow the many-chunk losses, so time is not taken from that run)."""
-    timed = _case(form, vocab, n, d, dict(os.environ))
+def run(form: str, vocab: int, n: int, d: int, repeats: int) -> dict[str, float] | None:
+    """Time with the default allocator, ``repeats`` fresh processes (median and spread: a shared CPU makes one
+    run +-30%); peak memory in a further process with a fixed mmap threshold, where every large block is
+    mapped on allocation and unmapped on free, so resident memory follows live memory (with glibc's default,
+    chunks reuse freed heap and the peak is undercounted; the page faults of a fixed threshold would in turn
+    slow the many-chunk losses, so time is not taken from that run). Memory is deterministic: one run."""
+    times = []
+    for _ in range(repeats):
+        timed = _case(form, vocab, n, d, dict(os.environ))
+        if timed is None:
+            return None
+        times.append(timed["seconds"])
     sized = _case(form, vocab, n, d, dict(os.environ, MALLOC_MMAP_THRESHOLD_="131072"))
-    if timed is None or sized is None:
+    if sized is None:
         return None
-    return {"seconds": timed["seconds"], "peak_mb": sized["peak_mb"]}
+    return {"seconds": statistics.median(times), "spread": (max(times) - min(times)) / statistics.median(times),
+            "peak_mb": sized["peak_mb"]}
 
 
 def main() -> None:
@@ -113,21 +121,22 @@ def main() -> None:
     parser.add_argument("--sizes", default="32000x1024,32000x2048,128256x1024,128256x2048")
     parser.add_argument("--d", type=int, default=2048)
     parser.add_argument("--forms", default="dense-chunked,topk,hidden,torchtune")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per cell (median and spread shown)")
     args = parser.parse_args()
-    print(f"{'V':>7s} {'N':>5s} {'form':14s} {'fwd+bwd s':>9s} {'peak MB':>9s} {'mem vs dense':>12s} "
-          f"{'time vs dense':>13s}")
+    print(f"{'V':>7s} {'N':>5s} {'form':14s} {'median s':>9s} {'spread':>7s} {'peak MB':>9s} {'mem vs dense':>12s} "
+          f"{'time vs dense':>13s}   ({args.repeats} timed runs per cell; spread = (max - min) / median)")
     for size in args.sizes.split(","):
         vocab, n = (int(x) for x in size.split("x"))
-        dense = run("dense", vocab, n, args.d)
+        dense = run("dense", vocab, n, args.d, args.repeats)
         for form in ("dense", *args.forms.split(",")):
-            got = dense if form == "dense" else run(form, vocab, n, args.d)
+            got = dense if form == "dense" else run(form, vocab, n, args.d, args.repeats)
             if got is None:
-                print(f"{vocab:7d} {n:5d} {form:14s} {'did not fit / failed':>45s}")
+                print(f"{vocab:7d} {n:5d} {form:14s} {'did not fit / failed':>53s}")
                 continue
             mem = f"{got['peak_mb'] / dense['peak_mb']:.2f}" if dense else ""
             tim = f"{got['seconds'] / dense['seconds']:.2f}" if dense else ""
-            print(f"{vocab:7d} {n:5d} {form:14s} {got['seconds']:9.2f} {got['peak_mb']:9.0f} {mem:>12s} {tim:>13s}",
-                  flush=True)
+            print(f"{vocab:7d} {n:5d} {form:14s} {got['seconds']:9.2f} {got['spread']:6.0%} {got['peak_mb']:9.0f} "
+                  f"{mem:>12s} {tim:>13s}", flush=True)
 
 
 if __name__ == "__main__":

@@ -41,8 +41,9 @@ def teacher(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def capture(store: Store, teacher: Path, name: str, **options: Any) -> dict[str, Any]:
+    # hidden by default: exact at the study's T (a top-k capture there is refused by the fidelity gate)
     cfg = CaptureConfig.model_validate({"name": name, "teacher": str(teacher), "data": "synthetic", "limit": 6,
-                                        "device": "cpu", "examples_per_shard": 4} | options)
+                                        "device": "cpu", "examples_per_shard": 4, "format": "hidden"} | options)
     return run_capture(cfg, store, logs=store.root / "logs")
 
 

@@ -44,6 +44,7 @@ model = "{model}"
 data = "synthetic"
 limit = 8
 mode = "answer"
+format = "hidden"
 device = "cpu"
 [distill]
 max_steps = {steps}

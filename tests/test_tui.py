@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from rich.text import Text
 from textual.widgets import DataTable, Static, TextArea
 
 from kdtui.store import Store
@@ -214,4 +215,8 @@ async def test_captures_screen_lists_captures_with_histograms(tiny_model: Path, 
         first = [str(c) for c in table.get_row_at(0)]
         assert first[0] == "tiny-base" and first[2] == "base" and first[4] == "top-16"
         assert first[9].strip()  # the entropy histogram is drawn
+        kept = table.get_row_at(0)[8]
+        assert isinstance(kept, Text) and "at T=1 · " in kept.plain and "at T=5.94" in kept.plain
+        # top-16 of a near-uniform 400-token model keeps little at T = 5.94: shown in red, as distill refuses it
+        assert any("red" in str(span.style) for span in kept.spans)
         assert "2 captures" in status(app, "#cap-status")

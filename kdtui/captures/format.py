@@ -162,15 +162,17 @@ def write_head(folder: Path, weight: torch.Tensor, bias: torch.Tensor | None = N
 
 def head_logits(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
                 logit_scale: float = 1.0, softcap: float | None = None) -> torch.Tensor:
-    """Logits from the head input, in fp32: h W^T (+ b), scaled and soft-capped as the architecture does.
+    """Logits from the head input, in fp32 (float64 if given): h W^T (+ b), then the family's transform.
 
     The one definition of what a hidden capture means, for training, the notebooks' loss and inspect.
     """
-    logits = hidden.float() @ weight.float().T
+    from kdtui.models.heads import LogitTransform
+
+    wide = torch.float64 if torch.float64 in (hidden.dtype, weight.dtype) else torch.float32
+    logits = hidden.to(wide) @ weight.to(wide).T
     if bias is not None:
-        logits = logits + bias.float()
-    logits = logits * logit_scale
-    return softcap * torch.tanh(logits / softcap) if softcap else logits
+        logits = logits + bias.to(wide)
+    return LogitTransform(logit_scale, softcap).apply(logits)
 
 
 def read_head(folder: Path, manifest: dict[str, Any]) -> dict[str, Any]:

@@ -8,10 +8,44 @@ from typing import Any
 
 import torch
 
-from kdtui.captures.format import log_tail_of, read_shard, tempered_topk
+from kdtui.captures.format import CapturedExample, log_tail_of, read_shard, tempered_topk
 from kdtui.captures.manifest import CaptureFolder, load_manifest
 from kdtui.errors import KdtuiError
 from kdtui.models.teachers import load_teacher, vocab_identity
+
+
+def kept_mass(manifest: dict[str, Any], examples: list[CapturedExample] | None = None,
+              folder: Path | None = None) -> list[float]:
+    """Mean tempered teacher mass inside the stored top-k, per stored temperature (all 1.0 for dense and hidden).
+
+    From the shards' sums where the capture recorded them, else from the stored log tails (``examples``, or
+    the shards under ``folder``): 1 - exp(log tail), exact, averaged over every target position.
+    """
+    from kdtui.store.captures import manifest_kept_mass
+
+    recorded = manifest_kept_mass(manifest)
+    if recorded is not None:
+        return recorded
+    if examples is None:
+        assert folder is not None
+        examples = [e for entry in manifest["shards"] for e in read_shard(folder / entry["file"], entry).examples()]
+    temperatures = [float(t) for t in manifest["temperatures"]]
+    sums, positions = [0.0] * len(temperatures), 0
+    for example in examples:
+        positions += len(example.targets)
+        for i, t in enumerate(temperatures):
+            sums[i] += float((-torch.expm1(log_tail_of(example, i, t).double())).sum())
+    return [s / positions if positions else math.nan for s in sums]
+
+
+def lossy_refusal(manifest: dict[str, Any], kept: float, temperature: float) -> str:
+    """The one line that refuses a top-k capture keeping too little at the training temperature."""
+    from kdtui.config.distill import KEPT_MASS_FLOOR
+
+    return (f"capture {manifest['name']!r} (top-{manifest['k']}) keeps {kept:.2%} of the teacher's probability at "
+            f"T = {temperature:g}, under the {KEPT_MASS_FLOOR:.0%} floor: the KD term would compare tail buckets "
+            "(a lower bound far below the true divergence) and teach almost nothing; capture it with --format "
+            "hidden (exact at any T), or pass --allow-lossy-targets to train on it anyway")
 
 
 def summary(root: Path, name: str, verify: bool = False) -> dict[str, Any]:
@@ -20,8 +54,9 @@ def summary(root: Path, name: str, verify: bool = False) -> dict[str, Any]:
     size = sum(s["bytes"] for s in manifest["shards"])
     tokens = manifest["n_tokens"]
     problems = CaptureFolder(root, name).verify(manifest, checksums=verify)
+    kept = kept_mass(manifest, folder=root / "captures" / name) if not problems else None
     return {"manifest": manifest, "bytes": size, "bytes_per_token": size / tokens if tokens else float("nan"),
-            "problems": problems, "verified": "sizes and sha256" if verify else "sizes"}
+            "problems": problems, "verified": "sizes and sha256" if verify else "sizes", "kept_mass": kept}
 
 
 def fidelity(root: Path, name: str, teacher_path: str, backend: str = "hf", sample: int = 8,

@@ -34,7 +34,24 @@ def cmd_capture(args: argparse.Namespace) -> int:
     size = sum(s["bytes"] for s in manifest["shards"])
     console.print(f"capture {cfg.name!r}: {manifest['n_examples']} examples, {manifest['n_tokens']} tokens, "
                   f"{size / 1e6:.2f} MB ({size / max(manifest['n_tokens'], 1):.1f} bytes/token)", markup=False)
+    _warn_if_lossy(manifest)
     return 0
+
+
+def _warn_if_lossy(manifest: dict[str, Any]) -> None:
+    """Say at capture time what distill will refuse: a top-k that keeps under the floor at a stored T."""
+    from kdtui.cli.console import console
+    from kdtui.config.distill import KEPT_MASS_FLOOR
+    from kdtui.store.captures import manifest_kept_mass
+
+    kept = manifest_kept_mass(manifest)
+    if manifest["format"] != "topk" or kept is None:
+        return
+    low = [f"T={float(t):g}" for t, m in zip(manifest["temperatures"], kept, strict=True) if m < KEPT_MASS_FLOOR]
+    if low:
+        console.print(f"note: top-{manifest['k']} keeps " + kept_mass_text(manifest["temperatures"], kept) +
+                      f"; distill at {', '.join(low)} is refused (use --format hidden for exact targets at any T)",
+                      markup=False)
 
 
 def _merge(args: argparse.Namespace, name: str) -> int:
@@ -65,6 +82,13 @@ def _inspect(args: argparse.Namespace, name: str) -> int:
              ("shards", len(manifest["shards"])), ("bytes", info["bytes"]),
              ("bytes/token", f"{info['bytes_per_token']:.2f}"),
              ("shards checked", f"{info['verified']}: " + ("ok" if not info["problems"] else "DAMAGED"))]
+    if info["kept_mass"] is not None:
+        rows.append(("teacher mass kept", kept_mass_text(manifest["temperatures"], info["kept_mass"])))
+    check = manifest.get("head_check")
+    if check is not None:
+        rows.append(("head check", f"{'passed' if check['passed'] else 'FAILED'}: max |Δlogit| "
+                                   f"{check['max_abs_dlogit']:.2e}, KL " + ", ".join(
+                                       f"{v:.1e} at T={float(t):g}" for t, v in check["kl"].items())))
     print_table(["field", "value"], rows)
     if info["problems"]:
         raise KdtuiError(f"capture {name!r} is damaged: {'; '.join(info['problems'][:3])}; delete its folder and "
@@ -81,6 +105,15 @@ def _inspect(args: argparse.Namespace, name: str) -> int:
                     [(f"{r['temperature']:g}", f"{r['topk_mass']:.4f}", f"{r['kl_bucket']:.2e}",
                       f"{r['kl_uniform_tail']:.4f}") for r in table])
     return 0
+
+
+def kept_mass_text(temperatures: list[float], kept: list[float]) -> str:
+    """"99.2% at T=1 · 0.8% at T=5.94 (under the 90% floor)": what a top-k capture keeps of its teacher."""
+    from kdtui.config.distill import KEPT_MASS_FLOOR
+
+    return " · ".join(f"{m:.1%} at T={float(t):g}" + (f" (under the {KEPT_MASS_FLOOR:.0%} floor)"
+                                                      if m < KEPT_MASS_FLOOR else "")
+                      for t, m in zip(temperatures, kept, strict=True))
 
 
 def register(sub: Any, parents: Parents) -> None:

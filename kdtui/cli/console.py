@@ -47,24 +47,31 @@ def eval_progress(label: str) -> Iterator[Any]:
         yield update
 
 
-def print_leaderboard(rows: list[LeaderRow], settled: bool = False) -> None:
+def print_leaderboard(rows: list[LeaderRow], settled: bool = False, baseline: str | None = None) -> None:
+    """The leaderboard; with ``baseline`` (rows computed against it) each run's difference and McNemar p."""
     if not rows:
         out.print("no evaluated runs yet; run `kdtui eval` or `kdtui demo`")
         return
     title = ("Leaderboard (GSM8K accuracy over settled items, Wilson 95% interval)" if settled else
              "Leaderboard (GSM8K accuracy, Wilson 95% interval)")
-    table = Table(title=title)
+    table = Table(title=title + (f"; paired against {baseline} (exact McNemar)" if baseline else ""))
+    compared = ("Δ vs baseline", "McNemar p") if baseline else ()
     for column in ("run", "kind", "state", "prompt", "n", "accuracy", "95% CI", "", "no answer", "pending",
-                   "if pending ✗–✓"):
-        table.add_column(column, justify="right" if column in ("n", "accuracy", "pending", "no answer") else "left",
-                         no_wrap=True)
+                   "if pending ✗–✓", *compared):
+        table.add_column(column, justify="right" if column in ("n", "accuracy", "pending", "no answer", *compared)
+                         else "left", no_wrap=True)
     for row in rows:
+        versus = () if not baseline else (
+            ("baseline", "") if row.name == baseline else
+            ("", "") if row.delta is None or row.p_value is None else
+            (f"{row.delta:+.1%}", f"{row.p_value:.3g}"))
         table.add_row(
             as_text(row.name), as_text(row.kind), as_text(row.status), as_text(row.prompt), str(row.n),
             f"{row.accuracy:.1%}" + ("*" if row.provisional else ""),
             f"{row.ci_low:.1%}–{row.ci_high:.1%}", interval_bar(row.ci_low, row.ci_high, row.accuracy),
             f"{row.no_answer_share:.1%}", str(row.pending),
             f"{row.acc_if_pending_wrong:.1%}–{row.acc_if_pending_right:.1%}" if row.pending else "",
+            *versus,
         )
     out.print(table)
     out.file.flush()  # the note goes to stderr: let the table's last line end first

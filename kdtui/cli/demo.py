@@ -90,7 +90,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
     finally:
         if ours:
             os.kill(pid, signal.SIGTERM)  # the worker this demo started leaves with it
-    print_leaderboard(leaderboard(store))
+    rows = leaderboard(store)
+    # KD does not have to win; the distilled students are shown against the control that saw the same
+    # solutions without a teacher, paired by question.
+    control = next((r for r in rows if r.name.endswith("/fine-tune") or r.name.endswith("/fine-tune:eval")
+                    or "fine-tune" in r.name.split("/")), None)
+    if control is None:
+        print_leaderboard(rows)
+    else:
+        print_leaderboard(leaderboard(store, baseline=control.run_id), baseline=control.name)
+    print_kd_terms(store, spec.name)
     timings = [("model", model_seconds), *((f"{kind} {name.removeprefix(spec.name + '/')}", seconds)
                                            for kind, name, seconds in store.jobs.stage_seconds(spec.name))]
     out.print("stage timings: " + ", ".join(f"{name} {seconds:.0f}s" for name, seconds in timings)
@@ -115,3 +124,28 @@ def register(sub: Any, parents: Parents) -> None:
     demo.add_argument("--steps", type=int, default=32, help="optimiser steps per distillation (default: 32)")
     demo.add_argument("--no-tui", dest="no_tui", action="store_true", help="wait for the jobs, print the "
                       "leaderboard and timings, stop the worker; do not open the TUI")
+
+
+def print_kd_terms(store: Any, experiment: str) -> None:
+    """Each distil run's last-step loss split into its two terms, so the teacher's share is visible: alpha * CE
+    and (1 - alpha) * D * T^2 (the fine-tune control has no KD term)."""
+    from kdtui.cli.console import print_table
+
+    rows = []
+    for run in store.runs.all():
+        if run.kind != "distill" or not run.name.startswith(experiment + "/"):
+            continue
+        curve = store.train_metrics.curve(run.id)
+        if not curve:
+            continue
+        last, cfg = curve[-1], run.config
+        alpha, temperature = float(cfg.get("alpha", 1.0)), float(cfg.get("temperature", 1.0))
+        ce, divergence = last.get("ce"), last.get("divergence")
+        if ce is None:
+            continue
+        kd = (1 - alpha) * (divergence or 0.0) * temperature ** 2
+        share = kd / (alpha * ce + kd) if alpha * ce + kd > 0 else 0.0
+        rows.append((run.name, str(last["step"]), f"{alpha * ce:.4f}", f"{kd:.4f}", f"{share:.0%}",
+                     "" if last.get("kl_full") is None else f"{last['kl_full']:.4f}"))
+    if rows:
+        print_table(["run (last step)", "step", "α·CE", "(1-α)·D·T²", "KD share", "KL(t‖s) full"], rows)

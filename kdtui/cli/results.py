@@ -14,7 +14,17 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     from kdtui.cli.console import print_leaderboard
     from kdtui.store.reads import leaderboard
 
-    print_leaderboard(leaderboard(open_store(args), settled=args.settled), settled=args.settled)
+    store = open_store(args)
+    rows = leaderboard(store, settled=args.settled)
+    if args.baseline is None:
+        print_leaderboard(rows, settled=args.settled)
+        return 0
+    base = next((r for r in rows if r.name == args.baseline), None)
+    if base is None:
+        raise KdtuiError(f"no evaluated run {args.baseline!r}; --baseline takes a run name from: "
+                         f"{', '.join(r.name for r in rows) or 'none yet'}")
+    print_leaderboard(leaderboard(store, baseline=base.run_id, settled=args.settled), settled=args.settled,
+                      baseline=base.name)
     return 0
 
 
@@ -48,6 +58,8 @@ def register(sub: Any, parents: Parents) -> None:
     board.add_argument("--settled", action="store_true",
                        help="accuracy over settled items only (no review pending), instead of counting pending "
                             "items at their automatic value")
+    board.add_argument("--baseline", metavar="RUN", help="compare every run with this one: accuracy difference "
+                       "and an exact McNemar p over the items both settled")
     sql = add_command(sub, "sql", "run read-only SQL on the store (writes and DDL are refused)", cmd_sql, parents)
     sql.add_argument("query", help="SELECT ... (tables: runs, predictions, triage, captures; views: "
                                    "predictions_final, leaderboard, runs_live)")

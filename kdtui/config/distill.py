@@ -26,6 +26,10 @@ ID: dict[str, Any] = {"identity": True}
 Preset = Literal["study", "study-literal", "fine-tune"]
 STUDY_ALPHA = 0.6093348343631224
 STUDY_TEMPERATURE = 5.942267335064758
+# A top-k capture must keep this much of the teacher's tempered mass at the training T: below it the KD term
+# compares tail buckets (at T = 5.94, top-64 keeps 0.2-0.9% of a 128k vocabulary and its bucketed KL is
+# 110-470x below the full one).
+KEPT_MASS_FLOOR = 0.9
 
 PRESETS: dict[str, dict[str, Any]] = {
     "study": {"loss": "reverse_kl", "alpha": STUDY_ALPHA, "temperature": STUDY_TEMPERATURE, "optimizer": "sgd",
@@ -68,6 +72,9 @@ class DistillConfig(RecipeConfig):
                                "must have stored it).", json_schema_extra=ID)
     beta: float = Field(0.5, gt=0, lt=1, description="JSD mixing weight.", json_schema_extra=ID)
     skew: float = Field(0.1, ge=0, lt=1, description="Skew-KL mixing weight.", json_schema_extra=ID)
+    allow_lossy_targets: bool = Field(False, description="Train on a top-k capture that keeps under "
+                                      f"{KEPT_MASS_FLOOR:.0%} of the teacher's mass at --temperature (refused "
+                                      "otherwise); the choice is part of the run's identity.", json_schema_extra=ID)
     lora: bool = Field(True, description="Train a LoRA adapter (off: full fine-tuning).", json_schema_extra=ID)
     lora_r: int = Field(4, ge=1, description="LoRA rank.", json_schema_extra=ID)
     lora_alpha: int = Field(8, ge=1, description="LoRA scaling alpha (the update is scaled by alpha / r).",

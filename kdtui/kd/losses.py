@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from kdtui.captures.format import head_logits
+from kdtui.models.heads import LogitTransform
 
 Divergence = Literal["forward_kl", "reverse_kl", "jsd", "tv", "skew_kl"]
 DIVERGENCES: tuple[str, ...] = ("forward_kl", "reverse_kl", "jsd", "tv", "skew_kl")
@@ -35,6 +36,11 @@ IGNORE = -100
 
 
 # ------------------------------------------------------------------- divergences
+
+
+def wide(x: torch.Tensor) -> torch.Tensor:
+    """fp32 for half-precision inputs; float64 stays float64 (a float64 reference is computed in float64)."""
+    return x if x.dtype == torch.float64 else x.float()
 
 
 def _kl(logp: torch.Tensor, logq: torch.Tensor) -> torch.Tensor:
@@ -84,7 +90,7 @@ class DenseTeacher:
     logits: torch.Tensor
 
     def log_probs(self, start: int, stop: int, temperature: float) -> torch.Tensor:
-        return F.log_softmax(self.logits[start:stop].float() / temperature, dim=-1)
+        return F.log_softmax(wide(self.logits[start:stop]) / temperature, dim=-1)
 
 
 @dataclass
@@ -99,8 +105,8 @@ class HiddenTeacher:
     _weight32: torch.Tensor | None = field(default=None, init=False, repr=False)
 
     def log_probs(self, start: int, stop: int, temperature: float) -> torch.Tensor:
-        if self._weight32 is None:  # converted once, not once per chunk
-            self._weight32 = self.weight.float()
+        if self._weight32 is None:  # converted once (callers pass an fp32 head, converted once per run)
+            self._weight32 = self.weight if self.weight.dtype in (torch.float32, torch.float64) else self.weight.float()
         logits = head_logits(self.hidden[start:stop], self._weight32, self.bias, self.logit_scale, self.softcap)
         return F.log_softmax(logits / temperature, dim=-1)
 
@@ -115,7 +121,7 @@ class TopKTeacher:
 
     def buckets(self, start: int, stop: int) -> torch.Tensor:
         """[c, k + 1] log-probs: the k entries, then the tail bucket."""
-        return torch.cat([self.logprobs[start:stop].float(), self.log_tail[start:stop].float()[:, None]], dim=-1)
+        return torch.cat([wide(self.logprobs[start:stop]), wide(self.log_tail[start:stop])[:, None]], dim=-1)
 
 
 Teacher = DenseTeacher | HiddenTeacher | TopKTeacher
@@ -149,21 +155,22 @@ def _chunk_terms(logits: torch.Tensor, labels: torch.Tensor, teacher: Teacher | 
 
     Without a teacher (plain fine-tuning) the divergence is 0 and both KLs are NaN.
     """
-    ce = F.cross_entropy(logits.float(), labels, ignore_index=IGNORE, reduction="sum")
+    ce = F.cross_entropy(wide(logits), labels, ignore_index=IGNORE, reduction="sum")
     if teacher is None:
         nan = torch.tensor(float("nan"), device=logits.device)
         return ce, torch.zeros((), device=logits.device), nan, nan
-    student_logp = F.log_softmax(logits.float() / cfg.temperature, dim=-1)
+    # Masked rows are dropped before any divergence: a NaN teacher row there must not reach a gradient.
     keep = labels != IGNORE
+    student_logp = F.log_softmax(wide(logits[keep]) / cfg.temperature, dim=-1)
     if isinstance(teacher, TopKTeacher):
-        teacher_logp = teacher.buckets(start, stop)
-        student_logp = student_buckets(student_logp, teacher.ids[start:stop])
+        teacher_logp = teacher.buckets(start, stop)[keep]
+        student_logp = student_buckets(student_logp, teacher.ids[start:stop][keep])
         full = torch.tensor(float("nan"))
     else:
-        teacher_logp = teacher.log_probs(start, stop, cfg.temperature)
-        full = _kl(teacher_logp, student_logp).detach().clamp(min=0)[keep].sum()  # rounding can dip below 0
-    div = divergence(teacher_logp, student_logp, cfg.divergence, cfg.beta, cfg.skew)[keep].sum()
-    bucketed = _kl(teacher_logp, student_logp).detach().clamp(min=0)[keep].sum()
+        teacher_logp = teacher.log_probs(start, stop, cfg.temperature)[keep]
+        full = _kl(teacher_logp, student_logp).detach().clamp(min=0).sum()  # rounding can dip below 0
+    div = divergence(teacher_logp, student_logp, cfg.divergence, cfg.beta, cfg.skew).sum()
+    bucketed = _kl(teacher_logp, student_logp).detach().clamp(min=0).sum()
     return ce, div, bucketed, full
 
 
@@ -182,14 +189,64 @@ class KDStats:
     kl_full: float
 
 
+def _student_logits(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                    transform: LogitTransform | None) -> torch.Tensor:
+    logits = h @ weight.T
+    if bias is not None:
+        logits = logits + bias
+    return logits if transform is None else transform.apply(wide(logits))
+
+
 def naive_kd_loss(hidden: torch.Tensor, weight: torch.Tensor, labels: torch.Tensor, teacher: Teacher | None,
-                  cfg: KDConfig, bias: torch.Tensor | None = None) -> tuple[torch.Tensor, KDStats]:
+                  cfg: KDConfig, bias: torch.Tensor | None = None,
+                  transform: LogitTransform | None = None) -> tuple[torch.Tensor, KDStats]:
     """The reference: full [N, V] student logits at once, plain autograd."""
-    logits = hidden @ weight.T + (bias if bias is not None else 0)
+    logits = _student_logits(hidden, weight, bias, transform)
     count = int((labels != IGNORE).sum())
     ce, div, bucketed, full = _chunk_terms(logits, labels, teacher, 0, hidden.shape[0], cfg)
     stats = KDStats(*(float(part.detach()) / max(count, 1) for part in (ce, div, bucketed, full)))
     return _mix(ce, div, count, cfg), stats
+
+
+def _chunks(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, labels: torch.Tensor,
+            teacher: Teacher | None, cfg: KDConfig, transform: LogitTransform | None,
+            want: tuple[bool, bool, bool]) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor | None]]:
+    """Loss, summed parts and gradients (hidden, weight, bias: where ``want``), chunk by chunk.
+
+    With nothing wanted (evaluation) no graph is built and autograd is never called. Head gradients are
+    summed over chunks in fp32 (float64 for a float64 head), then given back in the head's dtype.
+    """
+    count = int((labels != IGNORE).sum())
+    any_grad = any(want)
+    grad_hidden = torch.zeros_like(hidden) if want[0] else None
+    grad_weight = torch.zeros(weight.shape, dtype=wide(weight[:0]).dtype, device=weight.device) if want[1] else None
+    grad_bias = torch.zeros(bias.shape, dtype=wide(bias[:0]).dtype, device=bias.device) \
+        if want[2] and bias is not None else None
+    total = torch.zeros((), dtype=wide(hidden[:0]).dtype, device=hidden.device)
+    sums = torch.zeros(4, dtype=torch.float64)
+    w_leaf = weight.detach().requires_grad_(want[1])
+    b_leaf = None if bias is None else bias.detach().requires_grad_(want[2])
+    for start in range(0, hidden.shape[0], cfg.chunk):
+        stop = min(start + cfg.chunk, hidden.shape[0])
+        with torch.enable_grad() if any_grad else torch.no_grad():
+            h = hidden[start:stop].detach().requires_grad_(want[0])
+            logits = _student_logits(h, w_leaf, b_leaf, transform)
+            ce, div, bucketed, full = _chunk_terms(logits, labels[start:stop], teacher, start, stop, cfg)
+            loss = _mix(ce, div, count, cfg)
+            if any_grad:
+                inputs = [x for x, wanted in ((h, want[0]), (w_leaf, want[1]), (b_leaf, want[2])) if wanted]
+                grads = list(torch.autograd.grad(loss, inputs))  # type: ignore[arg-type]
+                if grad_hidden is not None:
+                    grad_hidden[start:stop] = grads.pop(0)
+                if grad_weight is not None:
+                    grad_weight += grads.pop(0)
+                if grad_bias is not None:
+                    grad_bias += grads.pop(0)
+        total += loss.detach()
+        sums += torch.stack([ce.detach(), div.detach().to(ce), bucketed.to(ce), full.to(ce)]).double().cpu()
+    head_grads = [None if grad_weight is None else grad_weight.to(weight.dtype),
+                  None if grad_bias is None or bias is None else grad_bias.to(bias.dtype)]
+    return total, sums / max(count, 1), [grad_hidden, *head_grads]
 
 
 class _FusedKD(torch.autograd.Function):
@@ -197,39 +254,13 @@ class _FusedKD(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-                labels: torch.Tensor, teacher: Teacher | None, cfg: KDConfig, stats: list[KDStats]) -> torch.Tensor:
-        count = int((labels != IGNORE).sum())
-        want_weight = weight.requires_grad
-        want_bias = bias is not None and bias.requires_grad
-        grad_hidden = torch.zeros_like(hidden)
-        grad_weight = torch.zeros_like(weight) if want_weight else None
-        grad_bias = torch.zeros_like(bias) if want_bias and bias is not None else None
-        total = torch.zeros((), dtype=torch.float32, device=hidden.device)
-        sums = torch.zeros(4, dtype=torch.float64)
-        w_leaf = weight.detach().requires_grad_(want_weight)
-        b_leaf = None if bias is None else bias.detach().requires_grad_(want_bias)
-        for start in range(0, hidden.shape[0], cfg.chunk):
-            stop = min(start + cfg.chunk, hidden.shape[0])
-            with torch.enable_grad():
-                h = hidden[start:stop].detach().requires_grad_(True)
-                logits = h @ w_leaf.T
-                if b_leaf is not None:
-                    logits = logits + b_leaf
-                ce, div, bucketed, full = _chunk_terms(logits, labels[start:stop], teacher, start, stop, cfg)
-                loss = _mix(ce, div, count, cfg)
-                inputs = [h] + ([w_leaf] if want_weight else []) + ([b_leaf] if want_bias else [])
-                grads = torch.autograd.grad(loss, inputs)  # type: ignore[arg-type]
-            grad_hidden[start:stop] = grads[0]
-            if grad_weight is not None:
-                grad_weight += grads[1]
-            if grad_bias is not None:
-                grad_bias += grads[-1]
-            total += loss.detach()
-            sums += torch.stack([ce.detach(), div.detach().to(ce), bucketed.to(ce), full.to(ce)]).double().cpu()
-        ctx.save_for_backward(grad_hidden, *(g for g in (grad_weight, grad_bias) if g is not None))
-        ctx.has_weight, ctx.has_bias = grad_weight is not None, grad_bias is not None
-        means = (sums / max(count, 1)).tolist()
-        stats.append(KDStats(*means))
+                labels: torch.Tensor, teacher: Teacher | None, cfg: KDConfig, stats: list[KDStats],
+                transform: LogitTransform | None) -> torch.Tensor:
+        want = (True, weight.requires_grad, bias is not None and bias.requires_grad)
+        total, means, grads = _chunks(hidden, weight, bias, labels, teacher, cfg, transform, want)
+        ctx.save_for_backward(*(g for g in grads if g is not None))
+        ctx.has_weight, ctx.has_bias = grads[1] is not None, grads[2] is not None
+        stats.append(KDStats(*means.tolist()))
         return total
 
     @staticmethod
@@ -238,16 +269,22 @@ class _FusedKD(torch.autograd.Function):
         grad_hidden = saved.pop(0) * grad_output
         grad_weight = saved.pop(0) * grad_output if ctx.has_weight else None
         grad_bias = saved.pop(0) * grad_output if ctx.has_bias else None
-        return grad_hidden, grad_weight, grad_bias, None, None, None, None
+        return grad_hidden, grad_weight, grad_bias, None, None, None, None, None
 
 
 def fused_kd_loss(hidden: torch.Tensor, weight: torch.Tensor, labels: torch.Tensor, teacher: Teacher | None,
-                  cfg: KDConfig, bias: torch.Tensor | None = None) -> tuple[torch.Tensor, KDStats]:
+                  cfg: KDConfig, bias: torch.Tensor | None = None,
+                  transform: LogitTransform | None = None) -> tuple[torch.Tensor, KDStats]:
     """The KD loss with the student's head fused in, ``cfg.chunk`` tokens at a time.
 
-    ``hidden`` [N, d] are the student's final hidden states (after its norm), ``weight`` [V, d] its head;
-    a frozen head (``requires_grad=False``, as under LoRA) gets no weight gradient at all.
+    ``hidden`` [N, d] are the student's final hidden states (after its norm), ``weight`` [V, d] its head,
+    ``transform`` what its family does after the head (Granite's scaling, Gemma's soft-cap); a frozen head
+    (``requires_grad=False``, as under LoRA) gets no weight gradient at all. Where no gradient can be wanted
+    (``no_grad``, or no input requires one) nothing is differentiated.
     """
+    if not torch.is_grad_enabled() or not any(x is not None and x.requires_grad for x in (hidden, weight, bias)):
+        total, means, _ = _chunks(hidden, weight, bias, labels, teacher, cfg, transform, (False, False, False))
+        return total, KDStats(*means.tolist())
     stats: list[KDStats] = []
-    loss = _FusedKD.apply(hidden, weight, bias, labels, teacher, cfg, stats)
+    loss = _FusedKD.apply(hidden, weight, bias, labels, teacher, cfg, stats, transform)
     return loss, stats[0]

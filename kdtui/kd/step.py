@@ -27,6 +27,7 @@ from kdtui.kd.losses import (
     _kl,
     fused_kd_loss,
 )
+from kdtui.models.heads import HeadAgreement, LogitTransform, head_agreement, logit_transform
 
 
 def _base(model: Any) -> Any:
@@ -35,13 +36,34 @@ def _base(model: Any) -> Any:
 
 
 def output_head(model: Any) -> torch.nn.Module:
-    """The student's output projection; refuses architectures whose logits the fused loss cannot model."""
-    config = _base(model).config
-    if getattr(config, "final_logit_softcapping", None) or getattr(config, "logit_scale", None) not in (None, 1, 1.0):
-        raise KdtuiError(f"the student ({config.model_type}) scales or soft-caps its logits, which the fused loss "
-                         "does not model yet; use a Llama-, Qwen- or Mistral-style student")
+    """The student's output projection (its family's transform after it: :func:`student_transform`)."""
     head: torch.nn.Module = _base(model).get_output_embeddings()
     return head
+
+
+def student_transform(model: Any) -> LogitTransform:
+    return logit_transform(_base(model).config)
+
+
+def check_student_head(model: Any, item: TrainItem, temperatures: list[float]) -> HeadAgreement:
+    """The fused path's logits (final hidden state, head, family transform) against the student's own forward,
+    at one item's target positions, in eval mode (no dropout); the caller refuses a failed check."""
+    device = next(model.parameters()).device
+    ids = torch.tensor([item.input_ids], device=device)
+    rows = torch.arange(item.target_pos, item.target_pos + item.n_targets, device=device)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            own = model(input_ids=ids).logits[0, rows]
+            hidden = TargetHidden(model)(ids, torch.ones_like(ids), rows)
+            head = output_head(model)
+            transform = student_transform(model)
+            rebuilt = head_logits(hidden, head.weight, getattr(head, "bias", None), transform.scale,  # type: ignore[arg-type]
+                                  transform.softcap)
+    finally:
+        model.train(was_training)
+    return head_agreement(own, rebuilt, temperatures)
 
 
 class TargetHidden(torch.nn.Module):
@@ -70,6 +92,13 @@ class HeadWeights:
     bias: torch.Tensor | None = None
     logit_scale: float = 1.0
     softcap: float | None = None
+
+    def prepared(self, device: torch.device | str) -> HeadWeights:
+        """On the training device in fp32, once per run (not once per micro-batch: 8.4 GB at 405B scale)."""
+        wide = torch.float64 if self.weight.dtype == torch.float64 else torch.float32
+        return HeadWeights(self.weight.to(device=device, dtype=wide),
+                           None if self.bias is None else self.bias.to(device=device, dtype=wide),
+                           self.logit_scale, self.softcap)
 
 
 def load_head(root: Path, manifest: dict[str, Any]) -> HeadWeights:
@@ -114,7 +143,8 @@ def aligned_loss(forward: torch.nn.Module, model: Any, items: list[TrainItem], c
     teacher = _to_device(_teacher(items, head), device)
     projection = output_head(model)
     weight: torch.Tensor = projection.weight  # type: ignore[assignment]
-    loss, stats = fused_kd_loss(hidden, weight, labels, teacher, cfg, getattr(projection, "bias", None))
+    loss, stats = fused_kd_loss(hidden, weight, labels, teacher, cfg, getattr(projection, "bias", None),
+                                student_transform(model))
     return loss, stats, len(rows)
 
 

@@ -16,14 +16,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from kdtui import __version__
-from kdtui.captures.format import CapturedExample, compress_topk, encode_shard, write_head, write_shard
+from kdtui.captures.format import CapturedExample, compress_topk, encode_shard, head_logits, write_head, write_shard
 from kdtui.captures.manifest import CaptureFolder
 from kdtui.config.capture import CaptureConfig
 from kdtui.data.gsm8k import Problem, load_problems
 from kdtui.data.strategies import Strategy, get_strategy
 from kdtui.errors import KdtuiError
+from kdtui.models.heads import HeadAgreement, head_agreement
 from kdtui.models.teachers import Teacher, load_teacher, vocab_identity
 from kdtui.recipes.lifecycle import run_lifecycle
 from kdtui.store import Store
@@ -108,6 +110,14 @@ def run_capture(cfg: CaptureConfig, store: Store, progress: ProgressFn | None = 
     teacher = load_teacher(cfg.backend, cfg.teacher, cfg.device, dtype=cfg.dtype, cache_type=cfg.cache_type)
     identity = vocab_identity(teacher)
     if manifest is None:
+        head = teacher.head() if cfg.format == "hidden" else None
+        head_check = None
+        if head is not None:  # before anything is written: a family whose logits we cannot rebuild is refused
+            agreement = check_teacher_head(teacher, head, strategy, problems[:2], cfg)
+            if not agreement.passed:
+                raise KdtuiError(agreement.refusal(f"the teacher {cfg.teacher} ({teacher.model_type})") +
+                                 "; capture it with --format topk or dense")
+            head_check = agreement.as_dict() | {"model_type": teacher.model_type}
         folder.path.mkdir(parents=True, exist_ok=True)
         manifest = {
             "name": cfg.name, "kdtui": __version__, "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -118,8 +128,9 @@ def run_capture(cfg: CaptureConfig, store: Store, progress: ProgressFn | None = 
             "config": cfg.identity(), "n_examples": 0, "n_tokens": 0, "shards": [], "status": "running",
             "span": cfg.span, "bos": cfg.bos,
         }
-        if cfg.format == "hidden":  # the head once, before any shard: logits = h W^T at training time
-            manifest["head"] = write_head(folder.path, **teacher.head())
+        if head is not None:  # the head once, before any shard: logits = h W^T at training time
+            manifest["head"] = write_head(folder.path, **head)
+            manifest["head_check"] = head_check
         folder.save_manifest(manifest)
     done = _resume_point(folder, manifest, cfg, identity)
     header = {"teacher": cfg.teacher, "strategy": cfg.strategy, "mode": cfg.mode, "k": str(cfg.k),
@@ -164,6 +175,20 @@ def run_capture(cfg: CaptureConfig, store: Store, progress: ProgressFn | None = 
     return manifest
 
 
+def check_teacher_head(teacher: Teacher, head: dict[str, Any], strategy: Strategy, problems: list[Problem],
+                       cfg: CaptureConfig) -> HeadAgreement:
+    """Logits rebuilt from the head input and the head as stored (weight, bias, the family's transform)
+    against the teacher's own, at every position of the first examples and each stored temperature."""
+    examples = [build_example(teacher, strategy, p, "prompt" if cfg.mode == "generate" else cfg.mode, i, cfg.span,
+                              cfg.bos) for i, p in enumerate(problems)]
+    pairs = teacher.forward_hidden([e.context for e in examples], [(0, len(e.context)) for e in examples])
+    own = torch.cat([logits.cpu() for _, logits in pairs])  # its dtype sets the tolerance
+    hidden = torch.cat([h.cpu() for h, _ in pairs])
+    rebuilt = head_logits(hidden, head["weight"].cpu(), None if head["bias"] is None else head["bias"].cpu(),
+                          head["logit_scale"], head["softcap"])
+    return head_agreement(own, rebuilt, cfg.temperatures)
+
+
 ENTROPY_BINS = np.linspace(0.0, 8.0, 17)  # nats; the last bin also takes anything above
 
 
@@ -171,11 +196,16 @@ def shard_stats(chunk: list[CapturedExample], cfg: CaptureConfig) -> dict[str, A
     """Per-shard sums for the captures table: top-k mass at T=1 and an entropy histogram."""
     entropy = np.concatenate([e.entropy for e in chunk if e.entropy is not None] or [np.zeros(0)])
     hist, _ = np.histogram(np.clip(entropy, 0, 7.999), bins=ENTROPY_BINS)
+    stats: dict[str, Any] = {"entropy_hist": hist.tolist(), "entropy_sum": float(entropy.sum())}
     if cfg.format == "topk":
-        mass = float(sum(np.exp(e.logprobs.float().numpy()).sum() for e in chunk if e.logprobs is not None))
+        stats["topk_mass_sum"] = float(sum(np.exp(e.logprobs.float().numpy()).sum() for e in chunk
+                                           if e.logprobs is not None))
+        # At each stored temperature: what the top-k keeps, 1 - the exact tail (what distill's gate reads).
+        tails = np.concatenate([e.log_tail for e in chunk if e.log_tail is not None]).astype(np.float64)
+        stats["kept_mass_sum"] = (-np.expm1(tails)).sum(axis=0).tolist()
     else:
-        mass = float(len(entropy))  # dense keeps everything
-    return {"topk_mass_sum": mass, "entropy_hist": hist.tolist(), "entropy_sum": float(entropy.sum())}
+        stats["topk_mass_sum"] = float(len(entropy))  # dense and hidden keep everything
+    return stats
 
 
 def _fill(teacher: Teacher, batch: list[CapturedExample], cfg: CaptureConfig) -> None:

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from kdtui.config.distill import DistillConfig
+from kdtui.config.distill import KEPT_MASS_FLOOR, DistillConfig
 from kdtui.data.gsm8k import load_problems
 from kdtui.data.strategies import Strategy
 from kdtui.errors import KdtuiError
@@ -30,7 +30,7 @@ from kdtui.kd.checkpoint import Position, checkpoints, load_checkpoint, save_che
 from kdtui.kd.examples import TrainItem, aligned_items, captured_examples, fine_tune_items, literal_items
 from kdtui.kd.losses import KDConfig, KDStats
 from kdtui.kd.metrics_log import MetricsIngester, MetricsLog
-from kdtui.kd.step import HeadWeights, TargetHidden, aligned_loss, literal_loss, load_head
+from kdtui.kd.step import HeadWeights, TargetHidden, aligned_loss, check_student_head, literal_loss, load_head
 from kdtui.models.loading import check_model_path, resolve_device, resolve_dtype
 from kdtui.models.teachers import hf_vocabulary, identity_of
 from kdtui.recipes.lifecycle import run_lifecycle
@@ -114,6 +114,18 @@ def _order(cfg: DistillConfig, n: int, epoch: int, rank: int = 0, world: int = 1
     return order[rank:n - n % world:world]
 
 
+def _step_tokens(cfg: DistillConfig, train: list[TrainItem], epoch: int, first: int, batches_per_epoch: int,
+                 world: int) -> int:
+    """Target tokens of the optimiser step that begins at micro-batch ``first``, summed over every rank (each
+    rank's order is known to all: one seeded permutation, dealt round-robin)."""
+    last = min(first + cfg.grad_accum, batches_per_epoch)
+    total = 0
+    for rank in range(world):
+        order = _order(cfg, len(train), epoch, rank, world)
+        total += sum(train[i].n_targets for i in order[first * cfg.batch_size:last * cfg.batch_size])
+    return max(total, 1)
+
+
 class _Follower:
     """What a non-main rank sees of the run: it never writes the store (rank 0 does)."""
 
@@ -150,9 +162,11 @@ def run_distill(cfg: DistillConfig, store: Store, logs: Path, progress: Progress
     accelerator = Accelerator(cpu=device == "cpu")
     dtype = resolve_dtype(cfg.dtype, str(accelerator.device))
     tokenizer = AutoTokenizer.from_pretrained(cfg.student)
+    items, manifest, head = _items(cfg, store.root, tokenizer)
+    kept = _check_targets(cfg, store.root, manifest)
     torch.manual_seed(cfg.seed)
     model: Any = AutoModelForCausalLM.from_pretrained(cfg.student, dtype=dtype)
-    items, manifest, head = _items(cfg, store.root, tokenizer)
+    head = head.prepared(accelerator.device) if head is not None else None
     if manifest is not None:
         check_tokenizer(manifest, tokenizer, model, cfg.student)
     train, held_out = (items[:-cfg.eval_size], items[-cfg.eval_size:]) if cfg.eval_size else (items, [])
@@ -189,6 +203,13 @@ def run_distill(cfg: DistillConfig, store: Store, logs: Path, progress: Progress
     scheduler = _schedule(cfg, optimizer, total_steps, steps_per_epoch)
     unwrapped = forward  # evaluation runs outside DDP: no collective that only rank 0 would enter
     forward, optimizer = accelerator.prepare(forward, optimizer)
+    head_check = None
+    if cfg.preset != "study-literal":  # the fused path must give the student's own logits, whatever its family
+        agreement = check_student_head(model, train[0], sorted({1.0, cfg.temperature}))
+        if not agreement.passed:
+            raise KdtuiError(agreement.refusal(f"the student {cfg.student} ({_base_type(model)})") +
+                             "; distil a student of another family")
+        head_check = agreement.as_dict()
     position = load_checkpoint(found[-1], model, optimizer, scheduler) if found else Position()
     main = accelerator.is_main_process
     if found and main:  # the job log says where a retried attempt picked up
@@ -218,7 +239,10 @@ def run_distill(cfg: DistillConfig, store: Store, logs: Path, progress: Progress
         log = MetricsLog(metrics_path) if main else None
         ingester = MetricsIngester(store, run.run_id, metrics_path).start() if main else None
         if main:
-            _write_info(folder, cfg, manifest)
+            _write_info(folder, cfg, manifest, {"kept_mass": kept, "allow_lossy_targets": cfg.allow_lossy_targets,
+                                                "student_head_check": head_check})
+            if kept is not None and cfg.allow_lossy_targets and kept < KEPT_MASS_FLOOR:
+                run.warn("lossy_targets")  # shows with the run wherever its warnings do
         # -- loop: micro-batches accumulate into an optimiser step; every step is a metrics line
         model.train()
         clock = _Clock(position.step)
@@ -231,6 +255,8 @@ def run_distill(cfg: DistillConfig, store: Store, logs: Path, progress: Progress
                     if position.step >= total_steps or run.should_stop():
                         break
                     batch = [train[i] for i in order[b * cfg.batch_size:(b + 1) * cfg.batch_size]]
+                    if step.micro == 0:
+                        step_tokens = _step_tokens(cfg, train, epoch, b, batches_per_epoch, world)
                     last_of_step = step.micro + 1 == cfg.grad_accum or b + 1 == batches_per_epoch
                     with nullcontext() if last_of_step else accelerator.no_sync(forward):
                         loss, stats, n = batch_loss(batch)
@@ -239,7 +265,9 @@ def run_distill(cfg: DistillConfig, store: Store, logs: Path, progress: Progress
                             log.append({"split": "train", "step": position.step + 1, "total_steps": total_steps,
                                         "loss": float(loss.detach()), "logged_at": time.time()})
                         _stop_if_not_finite(float(loss.detach()), position.step + 1, folder)
-                        accelerator.backward(loss / cfg.grad_accum if cfg.grad_accum > 1 else loss)
+                        # Each micro-batch's mean weighted by its share of the step's tokens (every rank's:
+                        # DDP averages ranks), so the step optimises the token-weighted loss it logs.
+                        accelerator.backward(loss * (n * world / step_tokens))
                     step.add(float(loss.detach()), stats, n)
                     if not last_of_step:
                         continue
@@ -346,10 +374,32 @@ def _grad_norm(model: torch.nn.Module, clip: float | None) -> float:
     return float(torch.nn.utils.clip_grad_norm_(params, clip if clip is not None else math.inf))
 
 
-def _write_info(folder: Path, cfg: DistillConfig, manifest: dict[str, Any] | None) -> None:
+def _check_targets(cfg: DistillConfig, root: Path, manifest: dict[str, Any] | None) -> float | None:
+    """The fidelity gate: the teacher mass a top-k capture keeps at the training T (None: not top-k, or no KD).
+    Below the floor the run is refused unless ``--allow-lossy-targets``."""
+    if manifest is None or manifest["format"] != "topk" or not cfg.distils:
+        return None
+    from kdtui.captures.inspect import kept_mass, lossy_refusal
+
+    temperatures = [float(t) for t in manifest["temperatures"]]
+    at = min(range(len(temperatures)), key=lambda i: abs(temperatures[i] - cfg.temperature))
+    kept = kept_mass(manifest, folder=root / "captures" / manifest["name"])[at]
+    if kept < KEPT_MASS_FLOOR and not cfg.allow_lossy_targets:
+        raise KdtuiError(lossy_refusal(manifest, kept, cfg.temperature))
+    return kept
+
+
+def _base_type(model: Any) -> str:
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return str(base.config.model_type)
+
+
+def _write_info(folder: Path, cfg: DistillConfig, manifest: dict[str, Any] | None,
+                targets: dict[str, Any] | None = None) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     info = {"run": cfg.run, "preset": cfg.preset, "student": cfg.student, "capture": cfg.capture,
-            "strategy": manifest["strategy"]["name"] if manifest else cfg.preset, "config": cfg.model_dump()}
+            "strategy": manifest["strategy"]["name"] if manifest else cfg.preset, "config": cfg.model_dump(),
+            "targets": targets or {}}
     (folder / "kdtui.json").write_text(json.dumps(info, indent=1))
 
 

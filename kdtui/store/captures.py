@@ -11,6 +11,19 @@ if TYPE_CHECKING:
 ENTROPY_BINS = 16
 
 
+def manifest_kept_mass(manifest: dict[str, Any]) -> list[float] | None:
+    """Mean tempered teacher mass kept, per stored temperature, from the shards' sums (None where a shard
+    predates them; dense and hidden captures keep everything)."""
+    temperatures = manifest["temperatures"]
+    if manifest["format"] != "topk":
+        return [1.0] * len(temperatures)
+    shards = manifest["shards"]
+    tokens = int(manifest["n_tokens"])
+    if not shards or not tokens or any("kept_mass_sum" not in s for s in shards):
+        return None
+    return [sum(float(s["kept_mass_sum"][i]) for s in shards) / tokens for i in range(len(temperatures))]
+
+
 class CapturesRepo:
     """Register captures for the captures screen and SQL."""
 
@@ -31,7 +44,8 @@ class CapturesRepo:
             "k": manifest["k"], "temperatures": manifest["temperatures"], "n_examples": manifest["n_examples"],
             "n_tokens": tokens, "bytes": size, "bytes_per_token": size / tokens if tokens else None,
             "mean_topk_mass": mass / tokens if tokens else None, "mean_entropy": entropy / tokens if tokens else None,
-            "entropy_hist": hist, "status": manifest["status"], "path": str(folder),
+            "entropy_hist": hist, "kept_mass": manifest_kept_mass(manifest), "status": manifest["status"],
+            "path": str(folder),
         }
         with self.store.write() as con:
             con.execute("DELETE FROM captures WHERE name = ?", [name])

@@ -222,12 +222,14 @@ class CaptureRow:
     mean_topk_mass: float | None
     entropy_hist: list[int] | None
     status: str
+    temperatures: list[float] | None = None
+    kept_mass: list[float] | None = None  # mean tempered teacher mass kept, per stored temperature
 
 
 def captures(store: Store) -> list[CaptureRow]:
     return _build(CaptureRow, store.query(
         "SELECT name, teacher, strategy, mode, format, k, n_tokens, bytes, bytes_per_token, mean_topk_mass, "
-        "entropy_hist, status FROM captures ORDER BY name"))
+        "entropy_hist, status, temperatures, kept_mass FROM captures ORDER BY name"))
 
 
 # --------------------------------------------------------------------------- training

@@ -279,6 +279,10 @@ _V8_COMMITTED = [
     _LEADERBOARD_V8,
 ]
 
+# v9: what a capture keeps of its teacher: the mean tempered mass inside the stored top-k, one value per
+# stored temperature (1.0 for dense and hidden captures, which keep everything).
+_V9_KEPT_MASS = ["ALTER TABLE captures ADD COLUMN kept_mass DOUBLE[]"]
+
 MIGRATIONS: list[list[str]] = [
     _V1_TABLES + _V1_VIEWS,
     _V2_CAPTURES,
@@ -288,4 +292,5 @@ MIGRATIONS: list[list[str]] = [
     _V6_TRAIN_METRICS,
     _V7_JOBS,
     _V8_COMMITTED,
+    _V9_KEPT_MASS,
 ]

@@ -20,6 +20,7 @@ class Teacher(Protocol):
     """What a capture needs from a teacher model."""
 
     name: str
+    model_type: str  # the family, as refusals name it ("granite", "LlamaForCausalLM")
     vocab_size: int
     device: str
     eos_ids: set[int]

@@ -54,6 +54,7 @@ class ExLlamaV2Teacher:
         self.generator = ExLlamaV2DynamicGenerator(model=self.model, cache=self.cache, tokenizer=self.tokenizer)
         self.config = config
         self.name = path
+        self.model_type = str(config.architecture)
         self.vocab_size = int(config.vocab_size)
         self.device = "cuda"
         self.eos_ids = {int(self.tokenizer.eos_token_id)}
@@ -121,10 +122,13 @@ class ExLlamaV2Teacher:
 
     def head(self) -> dict[str, Any]:
         """The head's weight, dequantised (``get_weight_tensor_dq`` returns it as [d, V])."""
+        from kdtui.models.heads import logit_transform
+
+        # ExLlamaV2Config.logit_scale already folds in Granite's 1 / logits_scaling and MiniCPM's base-dim
+        # scaling (config.py, "Granite is backwards"); the capture's head check verifies it on real logits.
         weight = self.model.modules[-1].get_weight_tensor_dq().T[: self.vocab_size]
-        return {"weight": weight, "bias": None,
-                "logit_scale": float(getattr(self.config, "logit_scale", None) or 1.0),
-                "softcap": getattr(self.config, "final_logit_softcapping", None)}
+        transform = logit_transform(self.config)
+        return {"weight": weight, "bias": None, "logit_scale": transform.scale, "softcap": transform.softcap}
 
     @torch.inference_mode()
     def generate(self, ids: list[int], max_new_tokens: int, temperature: float | None,

@@ -16,6 +16,7 @@ class HFTeacher:
         loaded = load_model(path, device=device, dtype=dtype)
         self.model, self.tokenizer, self.device = loaded.model, loaded.tokenizer, loaded.device
         self.name = path
+        self.model_type = str(self.model.config.model_type)
         # The output layer may be padded beyond the tokenizer; ids past len(tokenizer) never occur in text.
         self.vocab_size = int(self.model.get_output_embeddings().weight.shape[0])
         eos = self.model.generation_config.eos_token_id
@@ -63,11 +64,12 @@ class HFTeacher:
         return [(seen.value[row, a:b], rows) for row, ((a, b), rows) in enumerate(zip(spans, logits, strict=True))]
 
     def head(self) -> dict[str, Any]:
+        from kdtui.models.heads import logit_transform
+
         head = self.model.get_output_embeddings()
-        config = self.model.config
+        transform = logit_transform(self.model.config)
         return {"weight": head.weight.detach(), "bias": getattr(head, "bias", None),
-                "logit_scale": float(getattr(config, "logit_scale", None) or 1.0),
-                "softcap": getattr(config, "final_logit_softcapping", None)}
+                "logit_scale": transform.scale, "softcap": transform.softcap}
 
     @torch.inference_mode()
     def generate(self, ids: list[int], max_new_tokens: int, temperature: float | None,

@@ -9,13 +9,25 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Static
 
+from kdtui.config.distill import KEPT_MASS_FLOOR
 from kdtui.render import as_text
 from kdtui.store.reads import CaptureRow, captures
 from kdtui.tui.screens.base import StoreScreen
 
 SPARK = " ▁▂▃▄▅▆▇█"
-COLUMNS = ["capture", "teacher", "strategy", "mode", "format", "tokens", "size", "B/token", "top-k mass",
+COLUMNS = ["capture", "teacher", "strategy", "mode", "format", "tokens", "size", "B/token", "teacher mass kept",
            "entropy 0→8 nats", "status"]
+
+
+def kept_cell(row: CaptureRow) -> Text:
+    """The tempered teacher mass a capture keeps at each stored T, red under distill's floor (which refuses it)."""
+    if row.kept_mass is None or row.temperatures is None:  # registered before v9: the T = 1 figure only
+        return Text("" if row.mean_topk_mass is None else f"{row.mean_topk_mass:.1%} at T=1")
+    cell = Text()
+    for i, (t, mass) in enumerate(zip(row.temperatures, row.kept_mass, strict=True)):
+        cell.append(" · " if i else "")
+        cell.append(f"{mass:.1%} at T={t:.3g}", style="bold red" if mass < KEPT_MASS_FLOOR else "")
+    return cell
 
 
 def sparkline(counts: list[int]) -> str:
@@ -64,7 +76,7 @@ class CapturesScreen(StoreScreen):
                 as_text(row.mode), as_text(f"top-{row.k}" if row.format == "topk" else row.format),
                 f"{row.n_tokens or 0:,}",
                 human_bytes(row.bytes or 0), "" if row.bytes_per_token is None else f"{row.bytes_per_token:.1f}",
-                "" if row.mean_topk_mass is None else f"{row.mean_topk_mass:.1%}",
+                kept_cell(row),
                 Text(sparkline(list(row.entropy_hist or [])), style="cyan"), as_text(row.status),
             )
         self.query_one("#cap-status", Static).update(
