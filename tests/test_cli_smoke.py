@@ -123,6 +123,13 @@ def test_eval_and_demo(tiny_model: Path, tmp_path: Path) -> None:
                 "demo/eval/smollm2/fine-tune"):
         assert run in proc.stdout
     assert "stage timings: model" in proc.stdout
+    # the students against the fine-tune control, paired, and each distil run's KD term beside its CE
+    assert "Against demo/eval/smollm2/fine-tune" in proc.stdout and "McNemar p" in proc.stdout
+    assert "(1-α)·D·T²" in proc.stdout and "demo/smollm2/base" in proc.stdout
+    board = kdtui("leaderboard", "--baseline", "demo/eval/smollm2/fine-tune", "--store", str(store))
+    assert board.returncode == 0 and "McNemar p" in board.stdout, board.stderr
+    one_line_error(kdtui("leaderboard", "--baseline", "nope", "--store", str(store)),
+                   r"no evaluated run 'nope'; --baseline takes a run name from: ")
     one_line_error(kdtui("demo", "--model", str(tmp_path / "nope"), "--no-tui", "--store", str(store)),
                    "no model at")
 
@@ -133,8 +140,11 @@ def test_capture_and_inspect(tiny_model: Path, tmp_path: Path) -> None:
                  "--k", "4", "--store", str(store), "--logs", str(tmp_path / "logs"))
     assert proc.returncode == 0, proc.stderr
     assert "capture 'c': 2 examples" in proc.stderr
+    said = " ".join(proc.stderr.split())  # the console wraps at the terminal's width
+    assert "T=5.94227 is refused (use --format hidden" in said  # top-4 keeps little at the study's T
     inspect = kdtui("capture", "inspect", "c", "--store", str(store))
     assert inspect.returncode == 0 and "bytes/token" in inspect.stdout
+    assert "teacher mass kept" in inspect.stdout and "under the 90% floor" in inspect.stdout
     one_line_error(kdtui("capture", "--name", "x", "--store", str(store)), r"--teacher: Field required")
     one_line_error(kdtui("capture", "inspect", "nope", "--store", str(store)), r"no capture 'nope'.*known: c")
     state = Store(store).runs.get("capture:c")

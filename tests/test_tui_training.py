@@ -100,7 +100,8 @@ async def test_the_curve_grows_while_a_distill_run_trains(tiny_model: Path, tmp_
     """A real distill run in the background: the screen picks up its steps as they are ingested."""
     store = Store(tmp_path / "store")
     run_capture(CaptureConfig.model_validate({"name": "c", "teacher": str(tiny_model), "data": "synthetic",
-                                              "limit": 6, "device": "cpu"}), store, logs=tmp_path / "logs")
+                                              "limit": 6, "device": "cpu", "format": "hidden"}), store,
+                logs=tmp_path / "logs")
     stop = threading.Event()
     cfg = DistillConfig.from_sources({"run": "live", "student": str(tiny_model), "capture": "c", "device": "cpu",
                                       "epochs": 400, "checkpoint_every": 10_000})

@@ -47,31 +47,24 @@ def eval_progress(label: str) -> Iterator[Any]:
         yield update
 
 
-def print_leaderboard(rows: list[LeaderRow], settled: bool = False, baseline: str | None = None) -> None:
-    """The leaderboard; with ``baseline`` (rows computed against it) each run's difference and McNemar p."""
+def print_leaderboard(rows: list[LeaderRow], settled: bool = False) -> None:
     if not rows:
         out.print("no evaluated runs yet; run `kdtui eval` or `kdtui demo`")
         return
     title = ("Leaderboard (GSM8K accuracy over settled items, Wilson 95% interval)" if settled else
              "Leaderboard (GSM8K accuracy, Wilson 95% interval)")
-    table = Table(title=title + (f"; paired against {baseline} (exact McNemar)" if baseline else ""))
-    compared = ("Δ vs baseline", "McNemar p") if baseline else ()
+    table = Table(title=title)
     for column in ("run", "kind", "state", "prompt", "n", "accuracy", "95% CI", "", "no answer", "pending",
-                   "if pending ✗–✓", *compared):
-        table.add_column(column, justify="right" if column in ("n", "accuracy", "pending", "no answer", *compared)
-                         else "left", no_wrap=True)
+                   "if pending ✗–✓"):
+        table.add_column(column, justify="right" if column in ("n", "accuracy", "pending", "no answer") else "left",
+                         no_wrap=True)
     for row in rows:
-        versus = () if not baseline else (
-            ("baseline", "") if row.name == baseline else
-            ("", "") if row.delta is None or row.p_value is None else
-            (f"{row.delta:+.1%}", f"{row.p_value:.3g}"))
         table.add_row(
             as_text(row.name), as_text(row.kind), as_text(row.status), as_text(row.prompt), str(row.n),
             f"{row.accuracy:.1%}" + ("*" if row.provisional else ""),
             f"{row.ci_low:.1%}–{row.ci_high:.1%}", interval_bar(row.ci_low, row.ci_high, row.accuracy),
             f"{row.no_answer_share:.1%}", str(row.pending),
             f"{row.acc_if_pending_wrong:.1%}–{row.acc_if_pending_right:.1%}" if row.pending else "",
-            *versus,
         )
     out.print(table)
     out.file.flush()  # the note goes to stderr: let the table's last line end first
@@ -79,6 +72,21 @@ def print_leaderboard(rows: list[LeaderRow], settled: bool = False, baseline: st
         console.print("* provisional: pending reviews count at their automatic value; the last column is the "
                       "accuracy if all were wrong / all right (kdtui leaderboard --settled leaves them out)",
                       markup=False, highlight=False)
+
+
+def print_comparison(rows: list[LeaderRow], baseline: str) -> None:
+    """Each run against ``baseline`` (rows from ``leaderboard(store, baseline=...)``): the accuracy difference
+    and the exact McNemar p over the items both runs settled, paired by question."""
+    table = Table(title=f"Against {baseline} (paired by question, exact McNemar)")
+    for column in ("run", "accuracy", "Δ", "McNemar p", "paired"):
+        table.add_column(column, justify="left" if column == "run" else "right", no_wrap=column != "run")
+    for row in rows:
+        if row.name == baseline:
+            continue
+        known = row.delta is not None and row.p_value is not None
+        table.add_row(as_text(row.name), f"{row.accuracy:.1%}", f"{row.delta:+.1%}" if known else "",
+                      f"{row.p_value:.3g}" if known else "", str(row.paired) if known else "")
+    out.print(table)
 
 
 # A column gets at least this many cells (or its whole width, when narrower); a table that cannot give every

@@ -45,7 +45,7 @@ def demo_spec(model: Path, args: argparse.Namespace) -> Any:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from kdtui.cli.console import console, out, print_leaderboard
+    from kdtui.cli.console import console, out, print_comparison, print_leaderboard
     from kdtui.jobs.daemon import holder, start_detached
     from kdtui.jobs.graph import expand
     from kdtui.models.loading import check_model_path
@@ -95,10 +95,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     # solutions without a teacher, paired by question.
     control = next((r for r in rows if r.name.endswith("/fine-tune") or r.name.endswith("/fine-tune:eval")
                     or "fine-tune" in r.name.split("/")), None)
-    if control is None:
-        print_leaderboard(rows)
-    else:
-        print_leaderboard(leaderboard(store, baseline=control.run_id), baseline=control.name)
+    print_leaderboard(rows)
+    if control is not None:
+        print_comparison(leaderboard(store, baseline=control.run_id), control.name)
     print_kd_terms(store, spec.name)
     timings = [("model", model_seconds), *((f"{kind} {name.removeprefix(spec.name + '/')}", seconds)
                                            for kind, name, seconds in store.jobs.stage_seconds(spec.name))]

@@ -11,7 +11,7 @@ from kdtui.errors import KdtuiError
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from kdtui.cli.console import print_leaderboard
+    from kdtui.cli.console import print_comparison, print_leaderboard
     from kdtui.store.reads import leaderboard
 
     store = open_store(args)
@@ -23,8 +23,9 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     if base is None:
         raise KdtuiError(f"no evaluated run {args.baseline!r}; --baseline takes a run name from: "
                          f"{', '.join(r.name for r in rows) or 'none yet'}")
-    print_leaderboard(leaderboard(store, baseline=base.run_id, settled=args.settled), settled=args.settled,
-                      baseline=base.name)
+    compared = leaderboard(store, baseline=base.run_id, settled=args.settled)
+    print_leaderboard(compared, settled=args.settled)
+    print_comparison(compared, base.name)
     return 0
 
 
