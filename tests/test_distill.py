@@ -240,7 +240,12 @@ def test_an_outside_reader_during_training_loses_no_metrics(tiny_model: Path, te
     cfg = distill_cfg(tiny_model, "held", capture="c", epochs=4, checkpoint_every=100)
     metrics = run_folder(store.root, "held") / "metrics.jsonl"
     result: dict[str, Any] = {}
-    worker = threading.Thread(target=lambda: result.update(r=run_distill(cfg, store, tmp_path / "logs")))
+    held = threading.Event()
+    # The run waits after its first step until the client holds the file: under load it could otherwise finish
+    # before the client gets in (the flake this replaces). Order by events, not by speed.
+    gate = lambda row: held.wait(120) if row["step"] == 1 else None  # noqa: E731
+    worker = threading.Thread(target=lambda: result.update(r=run_distill(cfg, store, tmp_path / "logs",
+                                                                         progress=gate)))
     # The outside client is started first (duckdb imported) and opens the file on a word from the test, so it
     # holds the store from the first step on, long before the run can end.
     holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time\nsys.stdin.readline()\n"
@@ -257,16 +262,18 @@ def test_an_outside_reader_during_training_loses_no_metrics(tiny_model: Path, te
         holder.stdin.flush()
         assert holder.stdout.readline().strip() == "held"
         held_from = len(metrics.read_text().splitlines())
+        held.set()
         wait_for(lambda: len(metrics.read_text().splitlines()) >= 24, 120, "every step in the metrics file")
         released = time.time()
         holder.stdin.close()
         holder.wait(timeout=30)
         worker.join(timeout=120)
     finally:
+        held.set()
         holder.kill()
     run = store.runs.get("held")
-    # Order, not speed: the run's end was recorded after the client let go (unless it ended before the client
-    # even got in, which the client being ready before the first step rules out in all but a pathological case).
+    # Order, not speed: the run's end was recorded after the client let go (it was held at step 1 until the
+    # client was in, so it cannot have ended before).
     assert run is not None and run.heartbeat is not None
     assert held_from < 24 and run.heartbeat >= released, (held_from, run.heartbeat, released)
     assert result["r"].steps == 24 and not result["r"].metrics_pending
