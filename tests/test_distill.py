@@ -97,23 +97,56 @@ def test_study_preset_loss_equals_the_dense_formula(tiny_model: Path, teacher: P
     assert stats.kl_full > 1e-4  # a different teacher: the full KL is known and not 0
 
 
-def test_study_literal_equals_the_notebook_step(tiny_model: Path, teacher: Path, tmp_path: Path) -> None:
-    """Two steps of the recipe's study-literal preset equal a transcription of ai-KD/distill.ipynb's loop."""
+NOTEBOOK_PROMPTS = {  # llama-3.1-405b-6bpw/inference_gsm8k*.ipynb: the prefix before each question
+    "base": "",
+    "teacher": "As a teacher, guide your student through solving the question below. Provide a clear, simple "
+               "explanation for someone unfamiliar with the problem. ",
+}
+
+
+def _socratic_pair(folder: Path, n: int = 6) -> tuple[Path, Path]:
+    """GSM8K-shaped main and socratic files: the same questions, socratic solutions with sub-questions."""
+    from kdtui.data import synthetic
+
+    problems = synthetic.generate(n, seed=5)
+    main, socratic = folder / "main.jsonl", folder / "socratic.jsonl"
+    main.write_text("".join(json.dumps({"question": p.question, "answer": p.answer}) + "\n" for p in problems))
+    socratic.write_text("".join(json.dumps({"question": p.question, "answer": "How much is it? ** " + p.answer})
+                                + "\n" for p in problems))
+    return main, socratic
+
+
+@pytest.mark.parametrize("strategy", ["base", "teacher"])
+def test_study_literal_equals_the_notebook_step(tiny_model: Path, teacher: Path, tmp_path: Path,
+                                                strategy: str) -> None:
+    """Two steps of the recipe's study-literal preset equal a transcription of the notebooks' code, which
+    reads its own inputs: the teacher's logits over prefix + question (no BOS, every position, saved in fp16),
+    questions and socratic labels from the file, KnowledgeDistillationLoss and train_model (batch 1, file
+    order). Nothing of kdtui's capture or examples code is used on the transcription's side."""
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    main, socratic = _socratic_pair(tmp_path)
     store = Store(tmp_path / "store")
-    capture(store, teacher, "all", mode="prompt", span="all", bos=False, format="dense", value_dtype="float16")
-    cfg = distill_cfg(tiny_model, "lit", preset="study-literal", capture="all", max_steps=2, seed=3)
+    capture(store, teacher, "all", data=str(main), mode="prompt", span="all", bos=False, format="dense",
+            value_dtype="float16", strategy=strategy, batch_size=1)
+    cfg = distill_cfg(tiny_model, "lit", preset="study-literal", capture="all", data=str(socratic), max_steps=2,
+                      seed=3)
+    assert cfg.data_config == "socratic"  # the preset's; lora_dropout 0 here, so the runs compare exactly
     run_distill(cfg, store, tmp_path / "logs")
     ours = [row["loss"] for row in train_rows(store, "lit")]
 
-    # -- the transcription (KnowledgeDistillationLoss and train_model, batch_size 1, file order)
-    manifest, examples = captured_examples(store.root, "all")
+    # -- the transcription: the teacher notebook's get_logits, then distill.ipynb's train_model step
+    rows = [json.loads(line) for line in socratic.read_text().splitlines()]
     tokenizer = AutoTokenizer.from_pretrained(tiny_model)
-    from kdtui.kd.examples import capture_problems
-
-    problems = capture_problems(manifest)
+    teacher_model = AutoModelForCausalLM.from_pretrained(teacher, dtype=torch.float32)
+    with torch.no_grad():
+        teacher_logits_L = []
+        for row in rows:
+            ids = tokenizer(NOTEBOOK_PROMPTS[strategy] + row["question"], add_special_tokens=False,
+                            return_tensors="pt")["input_ids"]  # ExLlamaV2Tokenizer.encode: no BOS
+            teacher_logits_L.append(teacher_model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits
+                                    .half())  # saved as the forward returned it, in half precision
     torch.manual_seed(3)
     model = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32)
     model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0,
@@ -123,21 +156,22 @@ def test_study_literal_equals_the_notebook_step(tiny_model: Path, teacher: Path,
     base = [p for n, p in model.named_parameters() if "lora" not in n]
     optimizer = torch.optim.SGD([{"params": base, "weight_decay": 0.0}, {"params": lora, "weight_decay": 1e-2}],
                                 lr=5e-6, momentum=0.9)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=len(examples))
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=len(teacher_logits_L))
     theirs = []
     model.train()
     for batch_idx in range(2):
-        example = problems[examples[batch_idx].index]
-        inputs = tokenizer(example.question, truncation=True, max_length=256, return_tensors="pt")
-        labels = tokenizer(example.solution, truncation=True, max_length=256, return_tensors="pt")["input_ids"]
+        inputs = tokenizer([rows[batch_idx]["question"]], truncation=True, padding=True, max_length=256,
+                           return_tensors="pt")
+        labels = tokenizer([rows[batch_idx]["answer"]], truncation=True, padding=True, max_length=256,
+                           return_tensors="pt")["input_ids"]
         student_logits = model(**inputs).logits
-        teacher_logits = examples[batch_idx].logits.float()[None]  # type: ignore[union-attr]
-        seq_len = min(student_logits.size(1), labels.size(1), teacher_logits.size(1))
+        batch_teacher_logits = teacher_logits_L[batch_idx].float()
+        seq_len = min(student_logits.size(1), labels.size(1), batch_teacher_logits.size(1))
         student_logits = student_logits[:, :seq_len, :].reshape(-1, student_logits.size(-1))
         labels = labels[:, :seq_len].reshape(-1)
-        teacher_logits = teacher_logits[:, :seq_len, :].reshape(-1, student_logits.size(-1))
+        batch_teacher_logits = batch_teacher_logits[:, :seq_len, :].reshape(-1, student_logits.size(-1))
         loss_hard = torch.nn.CrossEntropyLoss()(student_logits, labels)
-        teacher_log_probs = F.log_softmax(teacher_logits / T, dim=1)
+        teacher_log_probs = F.log_softmax(batch_teacher_logits / T, dim=1)
         student_probs = F.softmax(student_logits / T, dim=1)
         loss_soft = F.kl_div(teacher_log_probs, student_probs, reduction="batchmean", log_target=False) * T**2
         loss = ALPHA * loss_hard + (1.0 - ALPHA) * loss_soft
@@ -149,6 +183,18 @@ def test_study_literal_equals_the_notebook_step(tiny_model: Path, teacher: Path,
     assert len(ours) == 2
     for a, b in zip(ours, theirs, strict=True):
         assert abs(a - b) <= 1e-6, (ours, theirs)
+
+
+def test_study_literal_takes_each_notebooks_lora_dropout() -> None:
+    """base-KD/distill.ipynb has lora_dropout 0.2; ai-KD, teacher-KD and reverseKL-KD 0.1. A flag wins."""
+    cfg = DistillConfig.from_sources({"run": "r", "student": "s", "preset": "study-literal", "capture": "c"})
+    assert [cfg.effective_lora_dropout(s) for s in ("base", "teacher", "ai-to-ai", "confidence")] == \
+        [0.2, 0.1, 0.1, 0.1]
+    assert DistillConfig.from_sources({"run": "r", "student": "s", "capture": "c"}).effective_lora_dropout("base") \
+        == 0.1  # the study preset: 0.1 for every strategy
+    flagged = DistillConfig.from_sources({"run": "r", "student": "s", "preset": "study-literal", "capture": "c",
+                                          "lora_dropout": 0.05})
+    assert flagged.effective_lora_dropout("base") == 0.05
 
 
 def test_study_literal_refuses_a_targets_capture(tiny_model: Path, teacher: Path, tmp_path: Path) -> None:

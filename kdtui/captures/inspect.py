@@ -82,7 +82,7 @@ def fidelity(root: Path, name: str, teacher_path: str, backend: str = "hf", samp
     totals = [{"temperature": t, "topk_mass": 0.0, "kl_bucket": 0.0, "kl_uniform_tail": 0.0} for t in temperatures]
     positions = 0
     for example in examples[:sample]:
-        span = (example.target_start - 1, len(example.context) - 1)
+        span = (example.target_start - 1, example.target_start - 1 + len(example.targets))
         logits = teacher.forward([example.context], [span])[0].float().cpu()
         assert example.logprobs is not None and example.ids is not None and example.lognorm is not None
         ids = torch.from_numpy(example.ids)

@@ -30,6 +30,10 @@ STUDY_TEMPERATURE = 5.942267335064758
 # compares tail buckets (at T = 5.94, top-64 keeps 0.2-0.9% of a 128k vocabulary and its bucketed KL is
 # 110-470x below the full one).
 KEPT_MASS_FLOOR = 0.9
+DEFAULT_LORA_DROPOUT = 0.1
+# The notebooks' LoRA dropout by strategy: base-KD/distill.ipynb has 0.2; ai-KD, teacher-KD, reverseKL-KD (the
+# double-check strategy) and base-fine-tune have 0.1.
+NOTEBOOK_LORA_DROPOUT = {"base": 0.2}
 
 PRESETS: dict[str, dict[str, Any]] = {
     "study": {"loss": "reverse_kl", "alpha": STUDY_ALPHA, "temperature": STUDY_TEMPERATURE, "optimizer": "sgd",
@@ -39,7 +43,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "study-literal": {"loss": "reverse_kl", "alpha": STUDY_ALPHA, "temperature": STUDY_TEMPERATURE,
                       "optimizer": "sgd", "lr": 5e-6, "momentum": 0.9, "weight_decay": 0.01,
                       "schedule": "study-cosine", "epochs": 2, "batch_size": 1, "grad_accum": 1, "shuffle": False,
-                      "max_length": 256},
+                      "max_length": 256, "data_config": "socratic"},
     "fine-tune": {"alpha": 1.0, "optimizer": "sgd", "lr": 5e-6, "momentum": 0.9, "weight_decay": 0.01,
                   "schedule": "cosine", "epochs": 2, "batch_size": 1, "shuffle": True},
 }
@@ -58,10 +62,11 @@ class DistillConfig(RecipeConfig):
                            json_schema_extra=ID)
     capture: str | None = Field(None, description="Teacher capture name (store/captures/NAME); not for fine-tune.",
                                 json_schema_extra=ID)
-    data: str | None = Field(None, description="GSM8K source for fine-tune (hub id, .jsonl, synthetic); KD "
-                             "presets read the capture's own.", json_schema_extra=ID)
-    data_config: str = Field("main", description="Hub dataset config (fine-tune; the study used socratic).",
-                             json_schema_extra=ID)
+    data: str | None = Field(None, description="GSM8K source for fine-tune (hub id, .jsonl, synthetic); "
+                             "study-literal reads its questions and labels from it when given (else from the "
+                             "capture's source); study reads the capture's own.", json_schema_extra=ID)
+    data_config: str = Field("main", description="Hub dataset config of the labels: fine-tune's and study-literal's "
+                             "(the notebooks used socratic; study-literal's default).", json_schema_extra=ID)
     split: str = Field("train", description="Hub split (fine-tune).", json_schema_extra=ID)
     limit: int | None = Field(None, ge=1, description="Train on at most this many examples.", json_schema_extra=ID)
     loss: Literal["forward_kl", "reverse_kl", "jsd", "tv", "skew_kl"] = Field(
@@ -79,7 +84,9 @@ class DistillConfig(RecipeConfig):
     lora_r: int = Field(4, ge=1, description="LoRA rank.", json_schema_extra=ID)
     lora_alpha: int = Field(8, ge=1, description="LoRA scaling alpha (the update is scaled by alpha / r).",
                             json_schema_extra=ID)
-    lora_dropout: float = Field(0.1, ge=0, lt=1, description="Dropout on the LoRA path.", json_schema_extra=ID)
+    lora_dropout: float | None = Field(None, ge=0, lt=1, description="Dropout on the LoRA path (default "
+                                       f"{DEFAULT_LORA_DROPOUT}; study-literal: as the strategy's notebook had it, "
+                                       "base-KD 0.2, the others 0.1).", json_schema_extra=ID)
     lora_targets: str = Field("q_proj,k_proj,v_proj,o_proj", description="Comma-separated module names for LoRA.",
                               json_schema_extra=ID)
     optimizer: Literal["sgd", "adamw"] = Field("sgd", description="Optimiser.", json_schema_extra=ID)
@@ -135,6 +142,15 @@ class DistillConfig(RecipeConfig):
     @property
     def targets(self) -> list[str]:
         return [t.strip() for t in self.lora_targets.split(",") if t.strip()]
+
+    def effective_lora_dropout(self, strategy: str | None) -> float:
+        """The dropout this run trains with: the flag, else study-literal's notebook value for the capture's
+        strategy, else the default."""
+        if self.lora_dropout is not None:
+            return self.lora_dropout
+        if self.preset == "study-literal" and strategy is not None:
+            return NOTEBOOK_LORA_DROPOUT.get(strategy, DEFAULT_LORA_DROPOUT)
+        return DEFAULT_LORA_DROPOUT
 
     @property
     def distils(self) -> bool:

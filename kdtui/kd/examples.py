@@ -162,18 +162,27 @@ def aligned_items(manifest: dict[str, Any], examples: list[CapturedExample], tok
 
 
 def literal_items(manifest: dict[str, Any], examples: list[CapturedExample], tokenizer: Any,
-                  max_length: int) -> list[TrainItem]:
-    """The notebooks' items: bare question in, solution ids (with BOS, unshifted) as labels, teacher prompt rows."""
+                  max_length: int, labelled: dict[int, Problem] | None = None) -> list[TrainItem]:
+    """The notebooks' items: bare question in, solution ids (with BOS, unshifted) as labels, teacher prompt rows.
+
+    ``labelled`` (by example index) is where questions and solutions are read, as the notebooks read GSM8K
+    "socratic" while their teacher had read "main"; the capture's own problems where not given.
+    """
     if manifest.get("span", "targets") != "all":
         raise KdtuiError(f"--preset study-literal pairs the student with the teacher's first prompt positions: it "
                          f"needs a capture made with --span all (capture {manifest['name']!r} has targets only)")
     if manifest["format"] == "topk":
         raise KdtuiError("--preset study-literal uses the full teacher distribution: capture with --format dense or "
                          "hidden")
-    problems = capture_problems(manifest)
+    problems = labelled if labelled is not None else capture_problems(manifest)
+    read = capture_problems(manifest) if labelled is not None else problems
     items = []
     for example in examples:
-        problem = problems[example.index]
+        problem = problems.get(example.index)
+        if problem is None or problem.question.strip() != read[example.index].question.strip():
+            raise KdtuiError(f"the labels' source has {'no' if problem is None else 'another'} question at "
+                             f"example {example.index} of capture {manifest['name']!r}; give --data the capture's "
+                             "questions in the same order (GSM8K socratic has main's questions)")
         question = list(tokenizer(problem.question, truncation=True, max_length=max_length)["input_ids"])
         labels = list(tokenizer(problem.solution, truncation=True, max_length=max_length)["input_ids"])
         rows = teacher_rows(example, manifest, 1.0)

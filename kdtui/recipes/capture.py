@@ -46,7 +46,9 @@ def build_example(teacher: Teacher, strategy: Strategy, problem: Problem, mode: 
                   span: str = "targets", bos: bool = True) -> CapturedExample:
     """Token the teacher's context and mark where the targets begin (before any forward pass).
 
-    ``span="all"`` keeps every position from 0 (row i predicts token i + 1), as the study's capture did.
+    ``span="all"`` keeps every position, as the study's capture did (``model.forward`` over the whole prompt):
+    row i predicts token i + 1, and the last row, which predicts past the prompt, has the teacher's EOS id
+    as its recorded target (nothing reads it: ``study-literal`` takes its labels from the solution).
     """
     before, context_text = strategy.context(problem.question, teacher.chat_tokenizer)
     if mode == "answer":
@@ -57,10 +59,10 @@ def build_example(teacher: Teacher, strategy: Strategy, problem: Problem, mode: 
     start = min(common_prefix(teacher.encode(before, bos=bos), ids), len(ids) - 1) if before else \
         min(1, len(ids) - 1)
     start = max(start, 1)  # position 0 has no predecessor to predict it
-    if span == "all":
-        start = 1
     if mode == "generate":
         return CapturedExample(index, ids, len(ids), [])
+    if span == "all":
+        return CapturedExample(index, ids, 1, [*ids[1:], min(teacher.eos_ids, default=0)])
     return CapturedExample(index, ids, start, ids[start:])
 
 
@@ -225,7 +227,7 @@ def _fill(teacher: Teacher, batch: list[CapturedExample], cfg: CaptureConfig) ->
             for example, (hidden, _) in zip(batch, pairs, strict=True):
                 example.hidden = hidden.cpu()
     else:
-        spans = [(e.target_start - 1, len(e.context) - 1) for e in batch]
+        spans = [(e.target_start - 1, e.target_start - 1 + len(e.targets)) for e in batch]
         if cfg.format == "hidden":
             pairs = teacher.forward_hidden([e.context for e in batch], spans)
             for example, (hidden, _) in zip(batch, pairs, strict=True):

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from kdtui.config.distill import KEPT_MASS_FLOOR, DistillConfig
-from kdtui.data.gsm8k import load_problems
+from kdtui.data.gsm8k import Problem, load_problems
 from kdtui.data.strategies import Strategy
 from kdtui.errors import KdtuiError
 from kdtui.kd.checkpoint import Position, checkpoints, load_checkpoint, save_checkpoint
@@ -79,9 +79,24 @@ def _items(cfg: DistillConfig, root: Path, tokenizer: Any) -> tuple[list[TrainIt
         examples = examples[:cfg.limit]
     head = load_head(root, manifest) if manifest["format"] == "hidden" else None
     if cfg.preset == "study-literal":
-        return literal_items(manifest, examples, tokenizer, cfg.max_length), manifest, head
+        return literal_items(manifest, examples, tokenizer, cfg.max_length, _label_problems(cfg, manifest)), \
+            manifest, head
     strategy = Strategy.model_validate(manifest["strategy"])
     return aligned_items(manifest, examples, tokenizer, cfg.temperature, cfg.max_length, strategy), manifest, head
+
+
+def _label_problems(cfg: DistillConfig, manifest: dict[str, Any]) -> dict[int, Problem]:
+    """study-literal's questions and labels: the notebooks read ``openai/gsm8k`` "socratic" (``--data-config``)
+    while the teacher had read "main"; ``--data`` replaces the capture's source (a local socratic file)."""
+    source = manifest["dataset"]
+    offset = source.get("offset", 0)
+    problems = load_problems(cfg.data or source["data"], source.get("limit"), offset, source.get("split", "train"),
+                             cfg.data_config)
+    return {offset + i: p for i, p in enumerate(problems)}
+
+
+def _strategy_name(manifest: dict[str, Any] | None) -> str | None:
+    return None if manifest is None else str(manifest["strategy"]["name"])
 
 
 def _schedule(cfg: DistillConfig, optimizer: Any, total_steps: int, steps_per_epoch: int) -> Any:
@@ -177,7 +192,8 @@ def run_distill(cfg: DistillConfig, store: Store, logs: Path, progress: Progress
         from peft import LoraConfig, get_peft_model
 
         model = get_peft_model(model, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
-                                                 lora_dropout=cfg.lora_dropout, target_modules=cfg.targets,
+                                                 lora_dropout=cfg.effective_lora_dropout(_strategy_name(manifest)),
+                                                 target_modules=cfg.targets,
                                                  task_type="CAUSAL_LM"))
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable()
