@@ -20,12 +20,13 @@ import torch.nn.functional as F
 
 from kdtui.config.capture import CaptureConfig
 from kdtui.config.distill import DistillConfig
+from kdtui.config.paths import run_folder
 from kdtui.errors import KdtuiError
 from kdtui.kd.examples import aligned_items, captured_examples, literal_items
 from kdtui.kd.losses import KDConfig
 from kdtui.kd.step import TargetHidden, aligned_loss, load_head
 from kdtui.recipes.capture import run_capture
-from kdtui.recipes.distill import run_distill, run_folder
+from kdtui.recipes.distill import run_distill
 from kdtui.store import Store
 from tests.test_store_locks import wait_for
 from tests.tiny import build_tiny_llama

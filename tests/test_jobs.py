@@ -16,12 +16,12 @@ from typing import Any
 
 import pytest
 
+from kdtui.config.paths import run_folder
 from kdtui.errors import KdtuiError
 from kdtui.jobs.daemon import Worker, holder, process_start
 from kdtui.jobs.experiment import load_experiment
 from kdtui.jobs.gpus import GpuInfo, assign, cuda_env
 from kdtui.jobs.graph import JobSpec, expand
-from kdtui.recipes.distill import run_folder
 from kdtui.store import Store
 from tests.test_store_locks import wait_for
 
@@ -89,6 +89,37 @@ def results(store: Store) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------ specs and hashing
+
+
+def test_full_fine_tuning_plans_the_eval_of_the_trained_model_not_an_adapter(tiny_model: Path,
+                                                                            tmp_path: Path) -> None:
+    """With ``lora = false`` distill writes model/, so its eval reads that folder as the model (it used to plan
+    an adapter that never exists); with LoRA, the adapter over the student."""
+    from kdtui.config.paths import run_folder
+
+    root = tmp_path / "store"
+    for lora in (False, True):
+        path = experiment(tmp_path / f"{lora}.toml", tiny_model, ["base"])
+        path.write_text(path.read_text().replace("[distill]\n", f"[distill]\nlora = {str(lora).lower()}\n"))
+        spec = load_experiment(path)
+        evals = {j.name: j.config for j in expand(spec, root) if j.kind == "eval"}
+        trained = evals["tiny/eval/tiny/base"]
+        output = run_folder(root.resolve(), "tiny/tiny/base") / ("adapter" if lora else "model")
+        assert (trained["model"], trained["adapter"]) == \
+            ((str(tiny_model.resolve()), str(output)) if lora else (str(output), None))
+        assert evals["tiny/eval/tiny/no-distil"]["adapter"] is None
+
+
+def test_planning_an_experiment_never_imports_torch(tiny_model: Path, tmp_path: Path) -> None:
+    """`kdtui run --dry-run` (and the TUI's enqueue, which expands the same way) plans paths without the 3 s
+    torch import: the run folder layout lives in config/paths.py, not in the distill recipe."""
+    path = experiment(tmp_path / "a.toml", tiny_model, ["base"])
+    code = ("import sys\nfrom kdtui.cli.main import main\n"
+            f"rc = main(['run', {str(path)!r}, '--dry-run', '--store', {str(tmp_path / 'store')!r}])\n"
+            "print('TORCH', 'torch' in sys.modules, rc)")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=ENV, capture_output=True, text=True,
+                          timeout=120)
+    assert "TORCH False 0" in proc.stdout, (proc.stdout, proc.stderr)
 
 
 def test_a_rerun_enqueues_nothing_and_a_new_strategy_only_its_jobs(tiny_model: Path, tmp_path: Path) -> None:

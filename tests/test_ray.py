@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from kdtui.config.paths import run_folder
 from kdtui.jobs.ray_executor import RayExecutor
 from kdtui.kd.checkpoint import checkpoints as complete
-from kdtui.recipes.distill import run_folder
 from kdtui.store import Store
 from kdtui.store.jobs import FINAL
 from tests.test_jobs import ENV, experiment, kdtui, results, stop_worker

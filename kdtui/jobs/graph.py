@@ -18,6 +18,7 @@ from typing import Any
 from kdtui.config.capture import CaptureConfig
 from kdtui.config.distill import DistillConfig
 from kdtui.config.eval import EvalConfig
+from kdtui.config.paths import trained_output
 from kdtui.jobs.experiment import ExperimentSpec
 
 
@@ -55,8 +56,6 @@ def _local(path: str) -> str:
 
 def expand(spec: ExperimentSpec, store_root: Path) -> list[JobSpec]:
     """Every job of the experiment, dependencies first."""
-    from kdtui.recipes.distill import run_folder
-
     store_root = store_root.resolve()
     spec = spec.model_copy(update={
         "teacher": spec.teacher.model_copy(update={"model": _local(spec.teacher.model)}),
@@ -116,9 +115,11 @@ def expand(spec: ExperimentSpec, store_root: Path) -> list[JobSpec]:
             trained.append(("no-distil", "", None))
         for label, run, parent in trained:
             eval_run = f"{spec.name}/eval/{student.name}/{label}"
-            adapter = None if parent is None else str(run_folder(store_root, run) / "adapter")
+            lora = parent is not None and bool(parent.config.get("lora", True))
+            output = None if parent is None else str(trained_output(store_root, run, lora))
             evaluation = EvalConfig.model_validate(spec.eval | {
-                "model": student.model, "adapter": adapter, "run": eval_run,
+                "model": output if output is not None and not lora else student.model,
+                "adapter": output if lora else None, "run": eval_run,
                 "strategy": label if parent is None else None})
             # vLLM splits the model over its tensor-parallel GPUs: the job asks for all of them
             gpus = max(student.gpus, evaluation.tensor_parallel) if evaluation.engine == "vllm" else student.gpus

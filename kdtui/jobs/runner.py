@@ -80,13 +80,14 @@ def _run_recipe(store: Store, kind: str, config: dict[str, Any], logs: Path, rep
 
         distill = DistillConfig.model_validate(config)
         if distill.launcher != "none":  # several ranks (a job holding several GPUs): the launcher runs them
-            from kdtui.recipes.distill import run_folder
+            from kdtui.config.paths import trained_output
             from kdtui.recipes.launch import run_launched
 
             code = run_launched(distill, store.root, logs)
             if code != 0:
                 raise KdtuiError(f"the {distill.launcher} ranks ended with exit {code}; see the job log")
-            return not (run_folder(store.root, distill.run) / "adapter").is_dir()  # no adapter: stopped early
+            # nothing left to evaluate: stopped early
+            return not trained_output(store.root, distill.run, distill.lora).is_dir()
         result = run_distill(distill, store, logs, progress=lambda r: report(r["step"] / max(r["total_steps"], 1)))
         return result.adapter is None
     if kind == "eval":

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from kdtui.config.distill import KEPT_MASS_FLOOR, DistillConfig
+from kdtui.config.paths import output_name, run_folder
 from kdtui.data.gsm8k import Problem, load_problems
 from kdtui.data.strategies import Strategy
 from kdtui.errors import KdtuiError
@@ -50,11 +51,6 @@ class DistillResult:
     folder: Path
     metrics_pending: bool = False
     warnings: dict[str, int] = field(default_factory=dict)
-
-
-def run_folder(root: Path, run: str) -> Path:
-    """``store/distill/<run>``: '/' and ':' in a run name become '__' (a run name is one folder)."""
-    return root / "distill" / run.replace("/", "__").replace(":", "_")
 
 
 def check_tokenizer(manifest: dict[str, Any], tokenizer: Any, model: Any, student: str) -> None:
@@ -422,7 +418,7 @@ def _write_info(folder: Path, cfg: DistillConfig, manifest: dict[str, Any] | Non
 def _save_outputs(folder: Path, cfg: DistillConfig, model: Any, tokenizer: Any,
                   manifest: dict[str, Any] | None) -> Path:
     """The adapter in PEFT format (or the full model), with kdtui.json naming its run and strategy."""
-    target = folder / ("adapter" if cfg.lora else "model")
+    target = folder / output_name(cfg.lora)
     tmp = folder / f".tmp-{target.name}"
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)
