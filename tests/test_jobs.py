@@ -10,7 +10,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -322,8 +321,12 @@ def test_killing_the_tmux_session_leaves_the_daemon_running(tiny_model: Path, tm
     try:
         wait_for(lambda: holder(store_dir) is not None, 60, "the worker to start")
         pid = holder(store_dir)
+        pane = int(subprocess.run(["tmux", "display-message", "-p", "-t", session, "#{pane_pid}"], check=True,
+                                  capture_output=True, text=True).stdout)
         subprocess.run(["tmux", "kill-session", "-t", session], check=True)
-        time.sleep(0.5)  # give a SIGHUP, had it reached the daemon, time to act; then check it lives
+        # The pane's shell dies of the SIGHUP the session's end sends to everything in it: once it is gone, the
+        # same signal has reached the daemon too, had the daemon stayed in the session. Then check it lives.
+        wait_for(lambda: process_start(pane) is None, 60, "the pane's shell to die of its SIGHUP")
         assert holder(store_dir) == pid and process_start(pid or 0) is not None
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
