@@ -196,3 +196,25 @@ def test_rows_come_by_column_name(store_dir: Path) -> None:
     assert isinstance(row, LeaderRow)
     assert (row.name, row.kind, row.status, row.strategy, row.prompt, row.n, row.pending) == \
         ("r", "eval", "running", "teacher", "plain", 4, 0)
+
+
+def test_a_new_store_is_written_for_every_duckdb_client(store_dir: Path) -> None:
+    """The store is DuckDB's 1.0 storage format, so a DuckDB 1.x client (the CLI, DBeaver, R) opens it and reads
+    its views; with ``$KDTUI_DUCKDB1_PYTHON`` (CI makes one) a real 1.x client does, in its own process."""
+    import os
+    import subprocess
+
+    store = Store(store_dir)
+    store.migrate()
+    store.runs.start("outside-readable", "eval", {})
+    assert store.storage_version() == "v1.0.0+"
+    client = os.environ.get("KDTUI_DUCKDB1_PYTHON")
+    if not client:
+        pytest.skip("set KDTUI_DUCKDB1_PYTHON to a python with duckdb 1.x to open the store with a 1.x client")
+    code = ("import duckdb, sys\nassert duckdb.__version__.startswith('1.'), duckdb.__version__\n"
+            "c = duckdb.connect(sys.argv[1], read_only=True)\n"
+            "print(c.execute('SELECT name FROM runs').fetchall(), c.execute('SELECT count(*) FROM leaderboard')"
+            ".fetchall())")
+    proc = subprocess.run([client, "-c", code, str(store.path)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "outside-readable" in proc.stdout

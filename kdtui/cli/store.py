@@ -21,7 +21,10 @@ def _info(args: argparse.Namespace) -> int:
 
     store = open_store(args)
     version = store.schema_version()
-    out.print(f"store {store.path} (schema v{version}, {store.path.stat().st_size / 1e6:.1f} MB)", markup=False)
+    storage = store.storage_version()
+    clients = "any DuckDB from 1.0" if storage.startswith("v1.") else "DuckDB 2.0 or later only"
+    out.print(f"store {store.path} (schema v{version}, {store.path.stat().st_size / 1e6:.1f} MB, DuckDB storage "
+              f"{storage}: {clients} opens it)", markup=False)
     rows = [(r.name, r.kind, r.state, r.pid or "", r.host or "", r.error or "",
              ", ".join(f"{k}: {v}" for k, v in r.warnings.items())) for r in runs(store)]
     print_table(["run", "kind", "state", "pid", "host", "error", "warnings"], rows,

@@ -39,6 +39,10 @@ from kdtui.config.limits import SQL_TEMP_LIMIT, sql_memory_limit
 from kdtui.errors import KdtuiError, first_line
 
 DB_NAME = "kdtui.duckdb"
+# A new store is written in DuckDB's 1.0 storage format, so every DuckDB client people have (the duckdb CLI
+# 1.x on PyPI, DBeaver, R, older Python) can open it: "anyone can query it with SQL". A store created by an
+# earlier kdtui keeps the format it was made with (DuckDB >= 2.0 only; `kdtui store` says which).
+STORAGE_VERSION = "v1.0.0"
 
 # Every read-only session runs with these settings, locked so SQL cannot undo them:
 # no file system access beyond the store itself (COPY, ATTACH, read_csv, glob,
@@ -233,7 +237,7 @@ class Sessions:
         while True:
             try:
                 if write:
-                    return duckdb.connect(str(self.path))
+                    return duckdb.connect(str(self.path), config={"storage_compatibility_version": STORAGE_VERSION})
                 return duckdb.connect(str(self.path), read_only=True, config=dict(self.read_config))
             except (duckdb.IOException, duckdb.ConnectionException) as exc:
                 if not _is_busy(exc):

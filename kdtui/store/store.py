@@ -159,6 +159,13 @@ class Store:
         with self.read() as con:
             return self._version(con)
 
+    def storage_version(self) -> str:
+        """DuckDB's storage format of the file ("v1.0.0+": any DuckDB from 1.0 opens it; "v2.0.0+": 2.0 on)."""
+        with self.read() as con:
+            row = con.execute("SELECT tags['storage_version'] FROM duckdb_databases() WHERE path = ?",
+                              [str(self.path)]).fetchone()
+            return str(row[0]) if row and row[0] else "unknown"
+
     # ------------------------------------------------------------------ queries
 
     def query(self, sql: str, params: Iterable[Any] | None = None, max_rows: int | None = None) -> QueryResult:
