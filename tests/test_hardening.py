@@ -129,6 +129,8 @@ def test_ctrl_c_stops_a_long_query_and_releases_the_store(tmp_path: Path) -> Non
     proc = subprocess.Popen([sys.executable, "-m", "kdtui.cli", "sql", ENDLESS, "--store", str(store.root)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
     try:
+        # Holding the lock: opening the store or running the query. Ctrl-C in either is "query cancelled" and
+        # must leave the store free (under load it can land before the query starts; both are checked alike).
         wait_for(lambda: proc.pid in lock_holders(store.root / "kdtui.duckdb"), 120, "the query to be running")
         sent = time.monotonic()
         proc.send_signal(signal.SIGINT)

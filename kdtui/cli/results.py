@@ -35,8 +35,11 @@ def cmd_sql(args: argparse.Namespace) -> int:
     from kdtui.store.exports import export_target
     from kdtui.store.user_sql import wait_interruptibly
 
-    store = open_store(args, allow_files=args.allow_files)
-    query = UserQuery(store, args.query, timeout=args.timeout)
+    try:
+        store = open_store(args, allow_files=args.allow_files)
+        query = UserQuery(store, args.query, timeout=args.timeout)
+    except KeyboardInterrupt:  # Ctrl-C while the store opens is the same cancel as Ctrl-C during the query
+        raise KdtuiError("query cancelled (ctrl+c) before it started") from None
     if args.format == "table":
         if args.max_rows < 1:
             raise KdtuiError("--max-rows must be at least 1")
