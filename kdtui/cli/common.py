@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from kdtui.config.paths import logs_dir, store_dir
 from kdtui.errors import KdtuiError
-from kdtui.store import Store
+
+if TYPE_CHECKING:  # duckdb loads when a command opens the store, not for parsing or --help
+    from kdtui.store import Store
 
 Handler = Callable[[argparse.Namespace], int]
 Parents = list[argparse.ArgumentParser]
@@ -52,6 +54,7 @@ def open_store(args: argparse.Namespace, create: bool = False, allow_files: bool
     job of kdtui's Ray executor, the worker's store through its Ray actor (every rank of a launched
     distillation too)."""
     from kdtui.jobs.ray_store import remote_store
+    from kdtui.store import Store
 
     root = store_dir(getattr(args, "store", None))
     return remote_store(root) or Store(root, create=create, allow_files=allow_files)
