@@ -245,6 +245,18 @@ def test_resume_after_sigkill_equals_an_uninterrupted_run(tiny_model: Path, teac
     assert abs(a[-1]["loss"] - b[-1]["loss"]) <= 1e-4, (a[-1], b[-1])
 
 
+def test_two_run_names_of_one_folder_are_refused(tiny_model: Path, teacher: Path, tmp_path: Path) -> None:
+    """'col/x' and 'col__x' map to one folder: the second is refused naming the first, instead of being told
+    to --resume the other run's checkpoint."""
+    store = Store(tmp_path / "store")
+    capture(store, teacher, "c")
+    run_distill(distill_cfg(tiny_model, "col/x", capture="c", max_steps=1), store, tmp_path / "logs")
+    for resume in (False, True):
+        with pytest.raises(KdtuiError, match=r"run 'col__x' would share .* with run 'col/x'"):
+            run_distill(distill_cfg(tiny_model, "col__x", capture="c", max_steps=1, resume=resume), store,
+                        tmp_path / "logs")
+
+
 def test_tokenizer_mismatch_is_refused(tiny_model: Path, teacher: Path, tmp_path: Path) -> None:
     from transformers import AutoModelForCausalLM
 

@@ -109,6 +109,28 @@ def test_full_fine_tuning_plans_the_eval_of_the_trained_model_not_an_adapter(tin
         assert evals["tiny/eval/tiny/no-distil"]["adapter"] is None
 
 
+def test_a_grid_sweep_plans_one_valid_run_per_cell(tiny_model: Path, tmp_path: Path) -> None:
+    """Two values or more per key used to fail: the cell's suffix held '=' and ','. Now each cell is a run whose
+    name is valid and distinct, its settings in its config."""
+    path = experiment(tmp_path / "g.toml", tiny_model, ["base"])
+    path.write_text(path.read_text() + "[grid]\nlr = [1e-3, 5e-4]\nalpha = [0.5, 0.7]\n")
+    spec = load_experiment(path)
+    runs = {j.name: j.config for j in expand(spec, tmp_path / "store") if j.kind == "distill"
+            and "fine-tune" not in j.name}
+    assert sorted(runs) == ["tiny/tiny/base/alpha-0.5+lr-0.0005", "tiny/tiny/base/alpha-0.5+lr-0.001",
+                            "tiny/tiny/base/alpha-0.7+lr-0.0005", "tiny/tiny/base/alpha-0.7+lr-0.001"]
+    assert runs["tiny/tiny/base/alpha-0.7+lr-0.0005"]["alpha"] == 0.7
+    assert runs["tiny/tiny/base/alpha-0.7+lr-0.0005"]["lr"] == 5e-4
+
+
+def test_two_students_of_one_name_are_refused_in_one_line(tiny_model: Path, tmp_path: Path) -> None:
+    path = experiment(tmp_path / "d.toml", tiny_model, ["base"])
+    path.write_text(path.read_text().replace("[capture]", f'[[student]]\nname = "tiny"\nmodel = "{tiny_model}"\n'
+                                             "[capture]", 1))
+    with pytest.raises(KdtuiError, match=r"two \[\[student\]\] entries are named 'tiny'"):
+        load_experiment(path)
+
+
 def test_planning_an_experiment_never_imports_torch(tiny_model: Path, tmp_path: Path) -> None:
     """`kdtui run --dry-run` (and the TUI's enqueue, which expands the same way) plans paths without the 3 s
     torch import: the run folder layout lives in config/paths.py, not in the distill recipe."""

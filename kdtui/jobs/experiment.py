@@ -30,6 +30,7 @@ key; an unknown strategy names the ones there are.
 from __future__ import annotations
 
 import itertools
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -107,6 +108,14 @@ class ExperimentSpec(BaseModel):
         return [dict(zip(keys, values, strict=True)) for values in itertools.product(*(self.grid[k] for k in keys))]
 
 
+def cell_suffix(cell: dict[str, Any], many: bool) -> str:
+    """A grid cell's part of its run name, in run-name characters: ``/alpha-0.5+lr-0.001``."""
+    if not many:
+        return ""
+    text = "+".join(f"{k}-{v}" for k, v in sorted(cell.items()))
+    return "/" + re.sub(r"[^A-Za-z0-9._+-]+", "_", text)
+
+
 FIXED = {"capture": ("name", "teacher", "backend", "strategy"), "distill": ("run", "student", "capture"),
          "eval": ("model", "adapter", "run")}
 MODELS: dict[str, type[Any]] = {"capture": CaptureConfig, "distill": DistillConfig, "eval": EvalConfig}
@@ -148,6 +157,16 @@ def _check_tables(path: Path, spec: ExperimentSpec) -> None:
     for key in spec.grid:
         if key in FIXED["distill"] or key not in DistillConfig.model_fields:
             raise KdtuiError(f"{path}: [grid] {key}: not a `kdtui distill` setting one can vary")
+    names = [s.name for s in spec.students]
+    if len(set(names)) != len(names):
+        twice = next(n for n in names if names.count(n) > 1)
+        raise KdtuiError(f"{path}: student: two [[student]] entries are named {twice!r}; give each its own name "
+                         "(it names their runs)")
+    cells = spec.cells()
+    suffixes = [cell_suffix(cell, len(cells) > 1) for cell in cells]
+    if len(set(suffixes)) != len(suffixes):
+        raise KdtuiError(f"{path}: [grid]: two cells would share the run name {suffixes[0]!r}; use values that "
+                         "differ in letters, digits, '.', '_' or '-'")
     # Validate one resolved config of each kind now, so a bad value fails at `kdtui run`, not in a job.
     try:
         CaptureConfig.model_validate(spec.capture | {"name": "check", "teacher": spec.teacher.model,

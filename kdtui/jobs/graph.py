@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from kdtui.config.capture import CaptureConfig
 from kdtui.config.distill import DistillConfig
 from kdtui.config.eval import EvalConfig
 from kdtui.config.paths import trained_output
-from kdtui.jobs.experiment import ExperimentSpec
+from kdtui.jobs.experiment import ExperimentSpec, cell_suffix
 
 
 @dataclass
@@ -39,13 +38,6 @@ class JobSpec:
 def job_id(kind: str, name: str, identity: dict[str, Any]) -> str:
     blob = json.dumps({"kind": kind, "name": name, "identity": identity}, sort_keys=True, default=str)
     return f"{kind[:3]}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
-
-
-def _cell_suffix(cell: dict[str, Any], many: bool) -> str:
-    if not many:
-        return ""
-    text = ",".join(f"{k}={v}" for k, v in sorted(cell.items()))
-    return "/" + re.sub(r"[^A-Za-z0-9._+:=,-]+", "_", text)
 
 
 def _local(path: str) -> str:
@@ -91,7 +83,7 @@ def expand(spec: ExperimentSpec, store_root: Path) -> list[JobSpec]:
         trained: list[tuple[str, str, JobSpec | None]] = []  # (label, run, its distill job)
         for strategy in spec.strategies:
             for cell in cells:
-                run = f"{spec.name}/{student.name}/{strategy}{_cell_suffix(cell, len(cells) > 1)}"
+                run = f"{spec.name}/{student.name}/{strategy}{cell_suffix(cell, len(cells) > 1)}"
                 cfg = DistillConfig.from_sources(spec.distill | cell | {
                     "run": run, "student": student.model, "capture": captures[strategy].name, "resume": True}
                     | _ranks(student.gpus, spec.distill))

@@ -165,6 +165,7 @@ def run_distill(cfg: DistillConfig, store: Store, logs: Path, progress: Progress
     # -- setup: bad input fails before the run is registered
     check_model_path(cfg.student)
     folder = run_folder(store.root, cfg.run)
+    _check_folder_owner(folder, cfg.run)
     found = checkpoints(folder / "checkpoints")
     if found and not cfg.resume:
         raise KdtuiError(f"run {cfg.run!r} has checkpoints in {folder}: add --resume to continue it, or choose "
@@ -384,6 +385,21 @@ def _grad_norm(model: torch.nn.Module, clip: float | None) -> float:
     if not params:
         return 0.0
     return float(torch.nn.utils.clip_grad_norm_(params, clip if clip is not None else math.inf))
+
+
+def _check_folder_owner(folder: Path, run: str) -> None:
+    """Two run names can map to one folder ("a/b" and "a__b"): the folder's kdtui.json says whose it is, and
+    another run is refused before it could resume that run's checkpoint or overwrite its adapter."""
+    info = folder / "kdtui.json"
+    if not info.is_file():
+        return
+    try:
+        owner = json.loads(info.read_text()).get("run")
+    except (OSError, ValueError):
+        return  # unreadable: the checkpoint checks that follow still apply
+    if owner is not None and owner != run:
+        raise KdtuiError(f"run {run!r} would share {folder} with run {owner!r} (a run name's '/' becomes '__' and "
+                         "':' '_' in its folder); choose another --run")
 
 
 def _check_targets(cfg: DistillConfig, root: Path, manifest: dict[str, Any] | None) -> float | None:
