@@ -260,6 +260,40 @@ class Recording(Worker):
                                        [c.uuid for c in cards])
 
 
+def test_a_busy_store_delays_the_worker_and_loses_no_job_end(tmp_path: Path) -> None:
+    """An outside read-only client holds the store while a job's process ends: the pass that cannot record the
+    end leaves the worker alive and the job tracked; once the client lets go, the next pass records it."""
+    from kdtui.jobs.daemon import Running
+
+    store = Store(tmp_path / "store", busy_timeout=1)
+    store.jobs.enqueue([JobSpec("j1", "j1", "eval", {}, 0, "g")])
+    worker = Recording(store, tmp_path / "logs", None, True, slots=1, cpu_slots=1)
+    worker.placed = []
+    worker.step()
+    assert [job for job, _ in worker.placed] == ["j1"]
+    job_process = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    attempt = worker.running["j1"].attempt
+    worker.running["j1"] = Running("j1", attempt, job_process.pid, process_start(job_process.pid), [], job_process)
+    holder_code = ("import duckdb, sys\nc = duckdb.connect(sys.argv[1], read_only=True)\nprint('held', flush=True)\n"
+                   "sys.stdin.read()")
+    outside = subprocess.Popen([sys.executable, "-c", holder_code, str(store.path)], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, text=True)
+    try:
+        assert outside.stdout is not None and outside.stdout.readline().strip() == "held"
+        assert job_process.stdin is not None
+        job_process.stdin.close()
+        assert job_process.wait(timeout=60) == 0
+        worker.step()  # the end cannot be written: StoreBusy inside the pass, not out of it
+        assert "j1" in worker.running
+    finally:
+        if outside.stdin is not None:
+            outside.stdin.close()
+        outside.wait(timeout=60)
+    worker.step()
+    assert "j1" not in worker.running
+    assert {j.id: j.state for j in store.jobs.all()}["j1"] == "done"
+
+
 def test_gpu_and_cpu_jobs_have_their_own_slots(tmp_path: Path) -> None:
     store = Store(tmp_path / "store")
     store.jobs.enqueue([JobSpec("cpu1", "cpu1", "eval", {}, 0, "g"), JobSpec("cpu2", "cpu2", "eval", {}, 0, "g"),

@@ -24,6 +24,7 @@ import socket
 import subprocess
 import sys
 import time
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -31,7 +32,7 @@ from typing import IO, Any, NamedTuple
 
 from kdtui.errors import KdtuiError
 from kdtui.jobs.gpus import GpuInfo, assign, cuda_env, nvml_devices
-from kdtui.store import Store
+from kdtui.store import Store, StoreBusy
 from kdtui.store.jobs import FINAL, JobRow
 
 LOCK = "worker.lock"
@@ -156,13 +157,21 @@ class Worker:
         (self.logs / "jobs").mkdir(parents=True, exist_ok=True)
         self._say(f"worker {self.id} started: {self.slots} GPU-job slots, {self.cpu_slots} CPU-job slots, "
                   f"{'CPU only' if self.cpu else 'GPUs ' + str(self.allowed or 'all')}")
-        self.adopt()
+        while not self.stopping:  # a busy store delays the start; it does not end the worker
+            try:
+                self.adopt()
+                break
+            except StoreBusy:
+                time.sleep(self.poll)
         last_beat = 0.0
         while not self.stopping:
             if time.monotonic() - last_beat > BEAT_S:
                 self._beat("running")
                 last_beat = time.monotonic()
-            self.step()
+            try:
+                self.step()
+            except Exception:  # a bug in one pass must not take the worker and its jobs' bookkeeping with it
+                self._say("a scheduling pass failed; the worker goes on:\n" + traceback.format_exc().rstrip())
             time.sleep(self.poll)
         self.shutdown()
 
@@ -183,12 +192,12 @@ class Worker:
         """One pass: reap ended jobs, act on cancels, start what can start."""
         try:
             jobs = self.store.jobs.all()
-        except KdtuiError:
-            return  # busy: next pass
-        by_id = {j.id: j for j in jobs}
-        self.reap(by_id)
-        self.cancels(by_id)
-        self.schedule(jobs, by_id)
+            by_id = {j.id: j for j in jobs}
+            self.reap(by_id)
+            self.cancels(by_id)
+            self.schedule(jobs, by_id)
+        except StoreBusy:
+            return  # an outside client holds the store: the rest of this pass waits for the next one
 
     def adopt(self) -> None:
         """Take over running jobs of an earlier daemon whose processes live; the others are lost attempts."""
@@ -219,12 +228,13 @@ class Worker:
             ended = code is not None if run.process is not None else not alive(run.pid, run.start)
             if not ended:
                 continue
+            # The job records its own end; this only covers a process that died without a word. Recorded
+            # before it is forgotten: a busy store raises here and the next pass records it.
+            outcome = {0: "done", 3: "interrupted"}.get(code, "lost") if code is not None else "lost"
+            state = self.store.jobs.finish(job_id, run.attempt, outcome, code, f"its process ended (exit {code})")
             del self.running[job_id]
             if run.log is not None:
                 run.log.close()
-            # The job records its own end; this only covers a process that died without a word.
-            outcome = {0: "done", 3: "interrupted"}.get(code, "lost") if code is not None else "lost"
-            state = self.store.jobs.finish(job_id, run.attempt, outcome, code, f"its process ended (exit {code})")
             job = by_id.get(job_id)
             self._say(f"{job_id} ({job.name if job else '?'}) ended, exit {code}: {state}")
 
@@ -240,8 +250,8 @@ class Worker:
             run.log_copied = time.monotonic()
         if outcome is None:
             return
-        del self.running[job_id]
         state = self.store.jobs.finish(job_id, run.attempt, outcome, None, f"its Ray job ended: {outcome}")
+        del self.running[job_id]  # only once recorded (a busy store raises above: the next pass records it)
         job = by_id.get(job_id)
         self._say(f"{job_id} ({job.name if job else '?'}) ended on Ray ({outcome}): {state}")
 
