@@ -404,6 +404,9 @@ def test_a_second_worker_start_reports_the_running_one(tmp_path: Path) -> None:
         second = kdtui("worker", "start", "--cpu", "--store", str(store_dir), "--logs", str(tmp_path))
         assert first.returncode == second.returncode == 0
         assert first.stdout.split("pid ")[1].split()[0] == second.stdout.split("pid ")[1].split()[0]
+        assert "note:" not in second.stderr  # the same options: nothing to say
+        third = kdtui("worker", "start", "--cpu", "--slots", "3", "--store", str(store_dir), "--logs", str(tmp_path))
+        assert third.returncode == 0 and "was already running without --slots 3" in third.stderr, third.stderr
         status = kdtui("worker", "status", "--store", str(store_dir))
         assert f"pid {holder(store_dir)}" in status.stdout
     finally:

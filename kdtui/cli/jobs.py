@@ -29,6 +29,13 @@ def _worker_args(args: argparse.Namespace) -> list[str]:
     return out
 
 
+def _say_ignored(start: Any) -> None:
+    """Options a running worker does not have are said, never silently dropped."""
+    if start.ignored:
+        print(f"note: worker {start.pid} was already running without {', '.join(start.ignored)}; they apply to "
+              "a new worker: `kdtui worker stop`, then run this again", file=sys.stderr)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from kdtui.cli.console import print_table
     from kdtui.jobs.experiment import load_experiment
@@ -54,9 +61,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not args.no_worker:
         from kdtui.jobs.daemon import start_detached
 
-        pid = start_detached(store.root, logs(args), _worker_args(args)).pid
-        print(f"worker pid {pid} (detached; `kdtui worker status`, `kdtui jobs`, `kdtui logs JOB -f`)",
+        start = start_detached(store.root, logs(args), _worker_args(args))
+        print(f"worker pid {start.pid} (detached; `kdtui worker status`, `kdtui jobs`, `kdtui logs JOB -f`)",
               file=sys.stderr)
+        _say_ignored(start)
     if args.wait:
         return _wait(store, spec.name)
     return 0
@@ -175,6 +183,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         start = start_detached(store.root, logs(args), _worker_args(args))
         how = "started" if start.started else "already running, with the options it was started with"
         print(f"worker running, pid {start.pid} ({how}; log: {logs(args) / 'worker.log'})")
+        _say_ignored(start)
         return 0
     pid = holder(store.root)
     if args.action == "stop":

@@ -373,6 +373,41 @@ class Worker:
 class WorkerStart(NamedTuple):
     pid: int
     started: bool  # False: a worker was already running (possibly started by someone else at the same moment)
+    ignored: list[str] = []  # options asked for that the running worker lacks (a NamedTuple default: never mutated)
+
+
+def running_options(pid: int) -> list[str] | None:
+    """The options a running worker was started with (``--slots 1 --cpu``, no --store/--logs), from its command
+    line; None where it cannot be read."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode("utf-8", "replace").split("\0")
+    except OSError:
+        return None
+    if "run" not in argv:
+        return None
+    options, rest = [], argv[argv.index("run") + 1:]
+    skip = False
+    for arg in rest:
+        if skip:
+            skip = False
+        elif arg in ("--store", "--logs"):
+            skip = True
+        elif arg:
+            options.append(arg)
+    return options
+
+
+def ignored_options(wanted: list[str], running: list[str] | None) -> list[str]:
+    """The options a caller asked for that the running worker does not have (each flag with its value)."""
+    if running is None:
+        return []
+    pairs, i = [], 0
+    while i < len(wanted):
+        takes_value = i + 1 < len(wanted) and not wanted[i + 1].startswith("--")
+        pairs.append(wanted[i:i + 2] if takes_value else wanted[i:i + 1])
+        i += 2 if takes_value else 1
+    text = " ".join(running)
+    return [" ".join(pair) for pair in pairs if " ".join(pair) not in text]
 
 
 def start_detached(root: Path, logs: Path, args: list[str]) -> WorkerStart:
@@ -383,7 +418,7 @@ def start_detached(root: Path, logs: Path, args: list[str]) -> WorkerStart:
     """
     running = holder(root)
     if running is not None:
-        return WorkerStart(running, False)
+        return WorkerStart(running, False, ignored_options(args, running_options(running)))
     logs.mkdir(parents=True, exist_ok=True)
     log = (logs / "worker.log").open("ab")
     process = subprocess.Popen([sys.executable, "-m", "kdtui.cli", "worker", "run", "--store", str(root),
@@ -402,4 +437,5 @@ def start_detached(root: Path, logs: Path, args: list[str]) -> WorkerStart:
         # yet it could take the lock once the winner stops: it must not outlive this call.
         process.terminate()
         process.wait(timeout=30)
-    return WorkerStart(pid, pid == process.pid)
+    return WorkerStart(pid, pid == process.pid,
+                       [] if pid == process.pid else ignored_options(args, running_options(pid)))
