@@ -219,3 +219,16 @@ async def test_captures_screen_lists_captures_with_histograms(tiny_model: Path, 
         # top-16 of a near-uniform 400-token model keeps little at T = 5.94: shown in red, as distill refuses it
         assert any("red" in str(span.style) for span in kept.spans)
         assert "2 captures" in status(app, "#cap-status")
+
+
+async def test_a_screenshot_goes_to_the_stores_screenshots_folder_and_says_where(tui_store: Store) -> None:
+    """A headless server has no ~/Downloads: the palette's Screenshot saves under the store and names the file."""
+    app = KdtuiApp(tui_store.root)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        app.action_screenshot()
+        await until(pilot, lambda: any("screenshot saved" in n.message for n in app._notifications),
+                    "the screenshot notice")
+        saved = [p for p in (tui_store.root / "screenshots").iterdir() if p.suffix == ".svg"]
+        assert len(saved) == 1 and saved[0].read_text(encoding="utf-8").lstrip().startswith("<svg")
+        assert any(str(saved[0]) in n.message for n in app._notifications)

@@ -170,6 +170,23 @@ class KdtuiApp(App[None]):
         self.notify(message, severity="error", timeout=8, markup=False)
 
 
+    def deliver_screenshot(self, filename: str | None = None, path: str | None = None,
+                           time_format: str | None = None) -> str | None:
+        """An SVG of the screen into the store's ``screenshots/`` (a headless server has no Downloads folder),
+        saying where; in a browser (`kdtui serve`) the browser downloads it, as Textual does. The palette's
+        "Screenshot" and ``action_screenshot`` both come here."""
+        if self.is_web:
+            return super().deliver_screenshot(filename, path, time_format)
+        folder = Path(path) if path else self.store.root / "screenshots"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            saved = self.save_screenshot(filename, str(folder), time_format)
+        except OSError as exc:
+            self.notify(f"screenshot not saved in {folder}: {exc.strerror or exc}", severity="error", markup=False)
+            return None
+        self.notify(f"screenshot saved: {saved}", markup=False, timeout=8)
+        return saved
+
     async def action_quit(self) -> None:
         interrupt_all("the app is closing")  # a query in a worker thread would keep the process alive
         await super().action_quit()
