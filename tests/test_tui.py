@@ -232,3 +232,26 @@ async def test_a_screenshot_goes_to_the_stores_screenshots_folder_and_says_where
         saved = [p for p in (tui_store.root / "screenshots").iterdir() if p.suffix == ".svg"]
         assert len(saved) == 1 and saved[0].read_text(encoding="utf-8").lstrip().startswith("<svg")
         assert any(str(saved[0]) in n.message for n in app._notifications)
+
+
+async def test_each_triage_item_opens_at_its_top_with_the_gold_hidden(tui_store: Store) -> None:
+    """`g` reveals one item's gold, not the next one's (blind triage); a scrolled response does not leave the
+    next item opened half-way down."""
+    app = KdtuiApp(tui_store.root)
+    async with app.run_test(size=(80, 16)) as pilot:
+        screen = await open_triage(pilot)
+        first = screen.current
+        assert first is not None and len(screen.items) > 1
+        await pilot.press("g")
+        await settle(pilot)
+        assert screen.show_gold and "gold: hidden" not in str(screen.query_one("#candidates").render())
+        scroll = screen.query_one("#response-scroll")
+        scroll.scroll_to(y=scroll.max_scroll_y, animate=False)
+        await pilot.press("s")  # the next item
+        await settle(pilot)
+        assert screen.current is not None and screen.current.item_id != first.item_id
+        assert not screen.show_gold and "gold: hidden (g)" in str(screen.query_one("#candidates").render())
+        assert scroll.scroll_y == 0
+        await pilot.press("g")
+        await settle(pilot)
+        assert screen.show_gold  # g still works on the new item

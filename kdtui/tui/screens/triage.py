@@ -61,6 +61,7 @@ class TriageScreen(StoreScreen):
         self.index = 0
         self.run_filter: str | None = None
         self.show_gold = False
+        self.shown: tuple[int, str] | None = None  # the item on screen: a new one resets the per-item view
         self.typing = ""
         self.session: list[Decision] = []  # this session's decisions in force, newest last, for undo
         self.generation = 0  # a load superseded by a newer one is dropped
@@ -152,6 +153,11 @@ class TriageScreen(StoreScreen):
             self.query_one("#response", Static).update("")
             self.query_one("#candidates", Static).update("")
             return
+        if (item.run_id, item.item_id) != self.shown:
+            # Each item opens at its top with the gold hidden: a reveal or a scroll of the last item must not
+            # carry over (blind triage).
+            self.shown, self.show_gold = (item.run_id, item.item_id), False
+            self.query_one("#response-scroll", VerticalScroll).scroll_home(animate=False)
         status.update(as_text(f"Triage · {scope} · {done} done / {len(self.items) - done} remaining · "
                               f"item {self.index + 1} of {len(self.items)} · {item.run_name} · {item.item_id}"))
         self.query_one("#question", Static).update(as_text(item.question, SHOWN_CHARS))
