@@ -35,6 +35,7 @@ async def test_jobs_progress_live_and_cancel_works(tiny_model: Path, tmp_path: P
                 row = screen.jobs.index(queued[-1])
                 screen.query_one("#jobs").move_cursor(row=row)  # type: ignore[attr-defined]
                 await pilot.press("c")
+                await pilot.press("y")  # cancel asks first
                 job = queued[-1].id
                 await until(pilot, lambda: getattr(store.jobs.get(job), "state", "") == "cancelled", "the cancel",
                             timeout=30)
@@ -46,3 +47,48 @@ async def test_jobs_progress_live_and_cancel_works(tiny_model: Path, tmp_path: P
                         "the finished job's log tail", timeout=30)
     finally:
         stop_worker(store.root)
+
+
+async def test_the_cursor_follows_its_job_enter_shows_the_log_and_cancel_asks(tmp_path: Path) -> None:
+    """After `r` the retried job's row moves (queued sorts first): the cursor moves with it, so a `c` pressed next
+    is about the job the panel shows. Enter opens the log (the table used to swallow it); `c` asks, and `n`
+    cancels nothing."""
+    from kdtui.jobs.graph import JobSpec
+    from kdtui.tui.screens.dialogs import ConfirmScreen, DetailScreen
+    from tests.pilot_helpers import settle
+
+    store = Store(tmp_path / "store")
+    store.jobs.enqueue([JobSpec(name, name, "eval", {}, 0, "g", max_attempts=1) for name in ("a", "b", "c")])
+    for name, outcome in (("a", "done"), ("b", "failed"), ("c", "done")):
+        log = tmp_path / f"{name}.log"
+        log.write_text(f"log of {name}\n")
+        attempt = store.jobs.claim(name, "w", "host", [], str(log))
+        assert attempt is not None
+        store.jobs.finish(name, attempt, outcome, 0 if outcome == "done" else 1)
+    app = KdtuiApp(store.root)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await pilot.press("f8")
+        screen = app.screen
+        assert isinstance(screen, JobsScreen)
+        await until(pilot, lambda: len(screen.jobs) == 3, "the jobs")
+        table = screen.query_one("#jobs")
+        table.move_cursor(row=[j.id for j in screen.jobs].index("b"))  # type: ignore[attr-defined]
+        await settle(pilot)
+        before = [j.id for j in screen.jobs].index("b")
+        await pilot.press("r")
+        await until(pilot, lambda: any(j.id == "b" and j.state == "queued" for j in screen.jobs), "the retry")
+        after = [j.id for j in screen.jobs].index("b")
+        assert after != before  # the row moved ...
+        selected = screen._selected()
+        assert selected is not None and selected.id == "b"  # ... and the cursor with it
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, DetailScreen), "the log")
+        assert "log of b" in str(app.screen.body)  # type: ignore[attr-defined]
+        await pilot.press("escape")
+        await until(pilot, lambda: app.screen is screen, "back on the jobs")
+        await pilot.press("c")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the question")
+        await pilot.press("n")
+        await settle(pilot)
+        job = store.jobs.get("b")
+        assert job is not None and job.state == "queued" and not job.cancel_requested

@@ -19,7 +19,7 @@ from textual.widgets import DataTable, Footer, Header, Input, Static
 from kdtui.render import as_text, duration, visible
 from kdtui.store.jobs import JobRow
 from kdtui.tui.screens.base import StoreScreen
-from kdtui.tui.screens.dialogs import DetailScreen
+from kdtui.tui.screens.dialogs import ConfirmScreen, DetailScreen
 
 COLUMNS = ["experiment", "job", "kind", "run", "state", "tries", "progress", "ETA", "error"]
 STATE_STYLE = {"done": "green", "running": "bold cyan", "queued": "dim", "failed": "bold red",
@@ -99,6 +99,7 @@ class JobsScreen(StoreScreen):
         self.load()
 
     def _loaded(self, loaded: tuple[list[JobRow], set[str], int | None]) -> None:
+        chosen = self._selected()  # the cursor follows this job, wherever its row moves (never its index)
         jobs, self.paused, worker = loaded
         self.jobs = sorted(jobs, key=lambda j: (j.grp, ["running", "queued"].index(j.state)
                                                 if j.state in ("running", "queued") else 2))
@@ -112,7 +113,9 @@ class JobsScreen(StoreScreen):
                           bar(job.progress if job.state != "done" else 1.0), duration(eta(job)),
                           as_text((job.error or "")[:50]))
         if self.jobs:
-            table.move_cursor(row=min(max(keep, 0), len(self.jobs) - 1))
+            ids = [j.id for j in self.jobs]
+            row = ids.index(chosen.id) if chosen is not None and chosen.id in ids else min(max(keep, 0), len(ids) - 1)
+            table.move_cursor(row=row)
         running = [j for j in self.jobs if j.state == "running"]
         cards = sorted({c for j in running for c in j.gpu_ids})
         self.query_one("#jobs-status", Static).update(as_text(
@@ -143,8 +146,18 @@ class JobsScreen(StoreScreen):
 
     def action_cancel(self) -> None:
         job, store = self._selected(), self.kdtui.store
-        if job is not None:
-            self._act("cancel", lambda: f"{job.name}: {store.jobs.cancel(job.id)}")
+        if job is None:
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._act("cancel", lambda: f"{job.name}: {store.jobs.cancel(job.id)}")
+
+        # destructive: asked, naming the job the cursor is on
+        self.app.push_screen(ConfirmScreen(f"cancel {job.kind} {job.name} ({job.id}, {job.state})?"), answered)
+
+    def on_data_table_row_selected(self, _event: DataTable.RowSelected) -> None:
+        self.action_log()  # Enter on a row: the table takes Enter before a screen binding could
 
     def action_retry(self) -> None:
         job, store = self._selected(), self.kdtui.store
