@@ -141,3 +141,27 @@ async def test_the_predictions_cursor_keeps_its_row_across_a_reload(tmp_path: Pa
         await settle(pilot)
         now = screen._selected()  # type: ignore[attr-defined]
         assert now is not None and (now.run_id, now.item) == (chosen.run_id, chosen.item)
+
+
+async def test_the_axis_label_is_redrawn_cleanly(tmp_path: Path) -> None:
+    """Narrowing the metrics used to leave the old label's tail on screen ("gloss, eval_lossoss")."""
+    store = Store(tmp_path / "store")
+    seed_run(store, "study/ai", 300)
+    app = KdtuiApp(store.root)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_training(pilot)
+
+        def label_row() -> str:
+            margin = screen.query_one("#train-chart").query_one("#margin-top")
+            return margin.render_line(0).text
+
+        await pilot.press("slash")
+        await pilot.press(*"loss|ce|divergence", "enter")
+        await until(pilot, lambda: "divergence" in label_row(), "the long label")
+        await pilot.press("slash")
+        await pilot.press("ctrl+u", *"^ce$", "enter")
+        await until(pilot, lambda: {s.metric for s in screen.drawn.series} == {"ce"},  # type: ignore[union-attr]
+                    "the narrowed metrics")
+        await settle(pilot)
+        row = label_row()
+        assert "ce" in row and "divergence" not in row and "loss" not in row, row

@@ -70,6 +70,7 @@ class TrainingScreen(StoreScreen):
         self.pinned: int | None = None
         self.drawn: Chart | None = None  # what the last redraw plotted (tests read it)
         self.redraws = 0
+        self.label_cells = 0  # the widest y label drawn so far (see redraw)
         self._user_chose = False  # until a key says otherwise, the newest runs are overlaid as they appear
 
     def compose(self) -> ComposeResult:
@@ -176,7 +177,11 @@ class TrainingScreen(StoreScreen):
         if drawn.y_range is not None:
             main.set_ylimits(drawn.y_range.low, drawn.y_range.high)
         main.set_xlabel({"step": "step", "tokens": "tokens seen", "time": "seconds"}[self.view.x_axis])
-        main.set_ylabel(("log10 " if self.view.log_y else "") + ", ".join(drawn.metrics))
+        # textual-plot writes the label over the last one without clearing it ("gloss, eval_lossoss"): a label
+        # centred in the widest width used so far overwrites every cell an earlier one took.
+        label = ("log10 " if self.view.log_y else "") + ", ".join(drawn.metrics)
+        self.label_cells = max(self.label_cells, len(label))
+        main.set_ylabel(label.center(self.label_cells))
         self._draw_small(runs[-1] if runs else None)
         self._status(drawn)
 
