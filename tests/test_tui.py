@@ -150,6 +150,28 @@ async def test_sql_console_refuses_writes_and_runs_reads(tui_store: Store) -> No
         assert editor.text == "DELETE FROM runs"  # history, newest last
 
 
+async def test_a_failed_query_clears_the_grid_and_piles_up_no_toasts(tui_store: Store) -> None:
+    """After an error the last result used to stay on screen as if it were this query's, and every error
+    added a toast over the editor."""
+    app = KdtuiApp(tui_store.root)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f4")
+        await settle(pilot)
+        editor = app.screen.query_one("#editor", TextArea)
+        editor.text = "SELECT name FROM runs ORDER BY name"
+        await pilot.press("f5")
+        await until(pilot, lambda: "3 rows" in status(app, "#sql-status"), "the result")
+        assert app.screen.query_one("#results").row_count == 3  # type: ignore[attr-defined]
+        for typo in ("SELEC 1", "SELECT nope FROM runs"):
+            editor.text = typo
+            await pilot.press("f5")
+            await until(pilot, lambda: "query failed" in status(app, "#sql-status")
+                        or "error" in status(app, "#sql-status").lower(), "the error")
+            await settle(pilot)
+            assert app.screen.query_one("#results").row_count == 0  # type: ignore[attr-defined]
+        assert not [n for n in app._notifications if n.severity == "error"]
+
+
 async def test_long_query_can_be_cancelled(tui_store: Store) -> None:
     app = KdtuiApp(tui_store.root)
     async with app.run_test(size=SIZE) as pilot:

@@ -47,6 +47,11 @@ class SqlScreen(StoreScreen):
             super().__init__()
             self.table, self.more, self.seconds = table, more, seconds
 
+    class QueryFailed(Message):
+        def __init__(self, error: str) -> None:
+            super().__init__()
+            self.error = error
+
     def __init__(self) -> None:
         super().__init__()
         self.running: UserQuery | None = None
@@ -151,7 +156,7 @@ class SqlScreen(StoreScreen):
             table, more = query.arrow(MAX_ROWS)
             self.post_message(self.Result(table, more, time.monotonic() - start))
         except KdtuiError as exc:
-            self.post_message(self.Failed(str(exc)))
+            self.post_message(self.QueryFailed(str(exc)))
         finally:
             with self.query_lock:
                 self.running = None
@@ -168,6 +173,16 @@ class SqlScreen(StoreScreen):
         rows = message.table.num_rows
         shown = f"first {rows:,} of more than {rows:,} rows" if message.more else f"{rows:,} rows"
         self.query_one("#sql-status", Static).update(f"{shown} in {message.seconds:.2f}s")
+
+    @on(QueryFailed)
+    async def _query_failed(self, message: QueryFailed) -> None:
+        """A failed query empties the grid (the last result must not pass for this query's) and says why in
+        the status line only: one toast per typo piled up over the editor."""
+        import pyarrow as pa
+
+        self.last_table = None
+        await replace_grid(self.query_one("#results", DataTable), pa.table({}))
+        self.query_one("#sql-status", Static).update(as_text(message.error, style="red"))
 
     def show_error(self, error: str) -> None:
         self.query_one("#sql-status", Static).update(as_text(error, style="red"))
