@@ -103,3 +103,10 @@ def duration(seconds: float | None) -> str:
     minutes, secs = divmod(int(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+def format_value(value: float | None) -> str:
+    """An answer as a person writes it: 36 not 36.0, 0.5, 1.5e+20; None is "no answer"."""
+    if value is None:
+        return "no answer"
+    return f"{value:g}" if abs(value) < 1e15 else f"{value:.6g}"

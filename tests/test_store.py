@@ -218,3 +218,14 @@ def test_a_new_store_is_written_for_every_duckdb_client(store_dir: Path) -> None
     proc = subprocess.run([client, "-c", code, str(store.path)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "outside-readable" in proc.stdout
+
+
+def test_the_predictions_browser_lists_ids_in_natural_order(store_dir: Path) -> None:
+    """q2 before q10 (text order put /10 between /1 and /2)."""
+    from kdtui.store.reads import PredictionFilter, predictions
+
+    store = Store(store_dir)
+    run = store.runs.start("r", "eval", {})
+    store.predictions.add(run, _rows(12))
+    rows, _ = predictions(store, PredictionFilter())
+    assert [r.item for r in rows] == [f"q{i}" for i in range(12)]

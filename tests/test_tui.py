@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from rich.text import Text
+from textual.coordinate import Coordinate
 from textual.widgets import DataTable, Static, TextArea
 
 from kdtui.store import Store
@@ -194,6 +195,9 @@ async def test_predictions_browser_filters_and_opens_triage(tui_store: Store) ->
         await settle(pilot)
         assert "Predictions · base · 10 rows" in status(app, "#pr-status")
         screen = app.screen
+        grid = screen.query_one("#predictions")
+        gold = [str(grid.get_cell_at(Coordinate(row, 2))) for row in range(grid.row_count)]  # type: ignore[attr-defined]
+        assert gold and not any(cell.endswith(".0") for cell in gold), gold  # 7, not 7.0
         screen.filter.needs_review = True  # as the review Select does
         screen.load()
         await settle(pilot)

@@ -180,7 +180,10 @@ def predictions(store: Store, flt: PredictionFilter, limit: int = 5000) -> tuple
         "p.rule, p.pending_review AS review, p.n_new_tokens AS tokens, "
         "left(replace(coalesce(p.response, ''), chr(10), ' '), 80) AS response, p.run_id "
         f"FROM predictions_final p JOIN runs r ON r.id = p.run_id WHERE {' AND '.join(where)} "
-        "ORDER BY r.name, p.item_id", [value for _, value in active], max_rows=limit)
+        # ids in natural order (/2 before /10): the text before a trailing number, then the number
+        "ORDER BY r.name, regexp_replace(p.item_id, '[0-9]+$', ''), "
+        "TRY_CAST(regexp_extract(p.item_id, '[0-9]+$') AS HUGEINT) NULLS FIRST, p.item_id",
+        [value for _, value in active], max_rows=limit)
     return _build(PredictionRow, result), result.truncated
 
 

@@ -10,7 +10,7 @@ from textual.containers import Horizontal
 from textual.widgets import Footer, Header, Select, Static
 from textual_fastdatatable import DataTable
 
-from kdtui.render import SHOWN_CHARS, as_text, visible
+from kdtui.render import SHOWN_CHARS, as_text, format_value, visible
 from kdtui.store.reads import (
     PREDICTION_LIST_COLUMNS,
     PredictionFilter,
@@ -25,6 +25,13 @@ from kdtui.tui.screens.dialogs import DetailScreen, replace_grid
 
 LIMIT = 5000
 RULES = ["boxed", "first_line", "gsm8k_marker", "answer_phrase", "last_number", "none"]
+
+
+def _cell(column: str, value: object) -> str:
+    """A grid cell: answers as a person writes them (36, not 36.0; "no answer"), the rest as text."""
+    if column in ("gold", "answer"):
+        return format_value(value if isinstance(value, float | int) else None)
+    return "" if value is None else str(value)
 
 
 class PredictionsScreen(StoreScreen):
@@ -86,8 +93,8 @@ class PredictionsScreen(StoreScreen):
                 if self.filter.run in runs:
                     select.value = self.filter.run
         # replace_grid makes every string visible (kdtui.render) before the grid draws it
-        table = pa.table({name: pa.array(["" if getattr(r, name) is None else str(getattr(r, name)) for r in rows],
-                                         pa.string()) for name in PREDICTION_LIST_COLUMNS})
+        table = pa.table({name: pa.array([_cell(name, getattr(r, name)) for r in rows], pa.string())
+                          for name in PREDICTION_LIST_COLUMNS})
         grid = await replace_grid(grid, table, cursor_type="row")
         if previous is not None:
             index = next((i for i, r in enumerate(rows) if (r.run_id, r.item) == (previous.run_id, previous.item)),

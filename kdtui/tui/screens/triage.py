@@ -18,19 +18,13 @@ from textual.message import Message
 from textual.widgets import Footer, Header, Static
 
 from kdtui.extract import answers_match, scan_numbers
-from kdtui.render import SHOWN_CHARS, as_text, visible
+from kdtui.render import SHOWN_CHARS, as_text, format_value, visible
 from kdtui.store.reads import TriageItem, run_names, triage_item, triage_queue
 from kdtui.tui.screens.base import StoreScreen
 from kdtui.tui.screens.dialogs import InputScreen
 from kdtui.tui.screens.triage_writer import Decision, Op, SerialWriter
 
 TYPING_CHARS = set("0123456789.-")
-
-
-def format_value(value: float | None) -> str:
-    if value is None:
-        return "no answer"
-    return f"{value:g}" if abs(value) < 1e15 else f"{value:.6g}"
 
 
 class TriageScreen(StoreScreen):
