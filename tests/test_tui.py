@@ -281,3 +281,20 @@ async def test_each_triage_item_opens_at_its_top_with_the_gold_hidden(tui_store:
         await pilot.press("g")
         await settle(pilot)
         assert screen.show_gold  # g still works on the new item
+
+
+async def test_the_triage_run_filter_takes_the_shown_completion_and_names_an_unknown_run(tui_store: Store) -> None:
+    app = KdtuiApp(tui_store.root)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_triage(pilot)
+        await pilot.press("slash")
+        await until(pilot, lambda: app.screen is not screen, "the filter box")
+        await pilot.press("b", "a", "enter")  # "ba" shows "base" completed: Enter takes "base"
+        await until(pilot, lambda: app.screen is screen and screen.run_filter == "base", "the completed filter")
+        await settle(pilot)
+        assert screen.current is None or screen.current.run_name == "base"
+        await pilot.press("slash")
+        await until(pilot, lambda: app.screen is not screen, "the filter box")
+        await pilot.press("ctrl+u", *"nope", "enter")
+        await until(pilot, lambda: any("no run 'nope'" in n.message for n in app._notifications), "the warning")
+        assert screen.run_filter == "base"  # unchanged

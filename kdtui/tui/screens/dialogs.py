@@ -36,7 +36,15 @@ class InputScreen(ModalScreen[str | None]):
                 yield Label(as_text(f"→ completes: {shown}", style="dim"))
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        self.dismiss(event.value)
+        self.dismiss(self.completed(event.value))
+
+    def completed(self, typed: str) -> str:
+        """What Enter means: the completion shown (the first suggestion the typed text begins, as the suggester
+        draws it), else the text as typed."""
+        text = typed.strip()
+        if not text or text in self.suggestions:
+            return typed
+        return next((s for s in self.suggestions if s.lower().startswith(text.lower())), typed)
 
     def action_cancel(self) -> None:
         self.dismiss(None)

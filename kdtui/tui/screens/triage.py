@@ -336,9 +336,15 @@ class TriageScreen(StoreScreen):
 
     def _ask_run(self, names: list[str]) -> None:
         def chosen(value: str | None) -> None:
-            if value is not None:
-                self.run_filter = value.strip() or None
-                self.load()
+            if value is None:
+                return
+            name = value.strip() or None
+            if name is not None and name not in names:  # not "nothing needs review": there is no such run
+                self.notify(visible(f"no run {name!r}; runs: {', '.join(names[:8]) or 'none yet'}"),
+                            severity="warning", markup=False)
+                return
+            self.run_filter = name
+            self.load()
 
         self.app.push_screen(InputScreen("Filter by run (empty: all runs)", suggestions=names,
                                          value=self.run_filter or ""), chosen)
