@@ -142,6 +142,33 @@ def test_ctrl_c_stops_a_long_query_and_releases_the_store(tmp_path: Path) -> Non
     Store(store.root, busy_timeout=5).runs.start("after-the-query", "eval", {})  # the store is free
 
 
+def test_a_cancel_that_lands_before_the_statement_starts_still_stops_it(tmp_path: Path) -> None:
+    """interrupt() right after the query thread starts usually lands before DuckDB runs the statement, where a
+    single interrupt finds nothing to stop and is forgotten (a CI run hung on it): every one must end."""
+    import threading
+
+    from kdtui.errors import KdtuiError
+    from kdtui.store import UserQuery
+
+    store = build_store(tmp_path / "store")
+    for _ in range(10):
+        query = UserQuery(store, ENDLESS)
+        ended, said = threading.Event(), []
+
+        def run(query: UserQuery = query, ended: threading.Event = ended, said: list[str] = said) -> None:
+            try:
+                query.rows()
+            except KdtuiError as exc:
+                said.append(str(exc))
+            finally:
+                ended.set()
+
+        threading.Thread(target=run, daemon=True).start()
+        query.interrupt()
+        assert ended.wait(120), "a cancel was lost: the query runs on"
+        assert said and "cancelled" in said[0], said
+
+
 def test_a_time_limit_stops_a_query(tmp_path: Path) -> None:
     store = build_store(tmp_path / "store")
     one_line_error(kdtui("sql", ENDLESS, "--timeout", "0.5", "--store", str(store.root)),

@@ -298,3 +298,29 @@ async def test_the_triage_run_filter_takes_the_shown_completion_and_names_an_unk
         await pilot.press("ctrl+u", *"nope", "enter")
         await until(pilot, lambda: any("no run 'nope'" in n.message for n in app._notifications), "the warning")
         assert screen.run_filter == "base"  # unchanged
+
+
+async def test_a_drill_down_resets_the_filters_and_the_header_names_any_that_are_on(tui_store: Store) -> None:
+    """A leftover "needs review" filter hid rows with no sign of it, and the run dropdown kept the last run."""
+    from textual.widgets import Select
+
+    app = KdtuiApp(tui_store.root)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        board = app.screen
+        await pilot.press("enter")  # the first run
+        await settle(pilot)
+        predictions = app.screen
+        first = predictions.filter.run  # type: ignore[attr-defined]
+        predictions.query_one("#f-review", Select).value = "yes"
+        await until(pilot, lambda: "filtered: needs review" in status(app, "#pr-status"), "the filter shown")
+        await pilot.press("f1")
+        await until(pilot, lambda: app.screen is board, "the leaderboard")
+        await pilot.press("down", "enter")  # another run
+        await until(pilot, lambda: predictions.filter.run not in (None, first), "the drill-down")  # type: ignore[attr-defined]
+        await settle(pilot)
+        second = predictions.filter.run  # type: ignore[attr-defined]
+        assert predictions.filter.needs_review is None  # type: ignore[attr-defined]
+        assert "filtered" not in status(app, "#pr-status") and f"Predictions · {second} ·" in status(app, "#pr-status")
+        assert predictions.query_one("#f-run", Select).value == second
+        assert predictions.query_one("#f-review", Select).is_blank()

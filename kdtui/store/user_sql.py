@@ -10,6 +10,7 @@ import csv
 import json
 import re
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -121,18 +122,26 @@ def wait_interruptibly(query: UserQuery, work: Callable[[], T]) -> T:
         finally:
             done.set()
 
-    threading.Thread(target=target, name="kdtui-sql", daemon=True).start()
+    thread = threading.Thread(target=target, name="kdtui-sql", daemon=True)
     try:
+        thread.start()  # inside the try: a Ctrl-C that lands while it starts still cancels the query
         while not done.wait(0.1):
             pass
     except KeyboardInterrupt:
-        query.interrupt("query cancelled (ctrl+c)")
-        while not done.wait(0.1):  # DuckDB stops within moments; a second ctrl+c is not needed
+        if thread.ident is None:
+            raise KdtuiError("query cancelled (ctrl+c) before it started") from None
+        query.interrupt("query cancelled (ctrl+c)")  # repeated by the query until its session is over
+        while not done.wait(0.1):
             pass
     if "error" in outcome:
         raise outcome["error"]
     value: T = outcome["value"]
     return value
+
+
+# How long a cancelled query keeps being interrupted while its session has not ended (a session that is still
+# waiting for the store lock starts, sees the cancel and stops by itself).
+CANCEL_PERSIST_S = 30.0
 
 
 class UserQuery:
@@ -149,13 +158,26 @@ class UserQuery:
         self.timeout = timeout
         self._live: duckdb.DuckDBPyConnection | None = None
         self._cancelled: str | None = None
+        self._ended = threading.Event()  # the session is over: nothing left to interrupt
         _LIVE.add(self)
 
     def interrupt(self, reason: str = "query cancelled") -> None:
+        first = self._cancelled is None
         self._cancelled = self._cancelled or reason
         live = self._live
         if live is not None:
             live.interrupt()
+        if first:
+            threading.Thread(target=self._keep_interrupting, name="kdtui-sql-cancel", daemon=True).start()
+
+    def _keep_interrupting(self) -> None:
+        """An interrupt that lands between the session opening and its statement starting finds nothing running,
+        and DuckDB forgets it (a CI run hung 60 s on that): it is repeated until the session is over."""
+        deadline = time.monotonic() + CANCEL_PERSIST_S
+        while not self._ended.wait(0.05) and time.monotonic() < deadline:
+            live = self._live
+            if live is not None:
+                live.interrupt()
 
     def _timed_out(self) -> None:
         self.interrupt(f"query stopped after {self.timeout:g}s (the time limit; raise it with --timeout)")
@@ -185,6 +207,7 @@ class UserQuery:
                 raise _user_error(exc) from None
             finally:
                 self._live = None
+                self._ended.set()
                 if timer is not None:
                     timer.cancel()
 

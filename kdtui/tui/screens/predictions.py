@@ -66,7 +66,13 @@ class PredictionsScreen(StoreScreen):
         self.load()
 
     def show_run(self, run: str | None) -> None:
-        self.filter.run = run
+        """A drill-down: this run, every other filter cleared (a leftover one would hide rows unannounced)."""
+        self.filter = PredictionFilter(run=run)
+        if not self.is_mounted:
+            return  # a first drill-down: the screen composes with clear filters and loads on mount
+        with self.prevent(Select.Changed):
+            for select_id in ("#f-correct", "#f-rule", "#f-review"):
+                self.query_one(select_id, Select).clear()
         self.load()
 
     def load(self) -> None:
@@ -85,13 +91,15 @@ class PredictionsScreen(StoreScreen):
         grid = self.query_one("#predictions", DataTable)
         previous = self._selected()  # keep the cursor on the same prediction across reloads
         self.rows = rows
-        if runs != self.known_runs:
-            self.known_runs = runs
-            with self.prevent(Select.Changed):
-                select = self.query_one("#f-run", Select)
+        with self.prevent(Select.Changed):  # the dropdown shows the run the rows are of, always
+            select = self.query_one("#f-run", Select)
+            if runs != self.known_runs:
+                self.known_runs = runs
                 select.set_options([(name, name) for name in runs])
-                if self.filter.run in runs:
-                    select.value = self.filter.run
+            if self.filter.run in runs:
+                select.value = self.filter.run
+            else:
+                select.clear()
         # replace_grid makes every string visible (kdtui.render) before the grid draws it
         table = pa.table({name: pa.array([_cell(name, getattr(r, name)) for r in rows], pa.string())
                           for name in PREDICTION_LIST_COLUMNS})
@@ -103,8 +111,14 @@ class PredictionsScreen(StoreScreen):
                 grid.move_cursor(row=index)
         count = f"first {len(rows):,} (more exist)" if more else f"{len(rows):,}"
         scope = self.filter.run or "all runs"
+        active = [label for label, on in (("right only", self.filter.correct is True),
+                                          ("wrong only", self.filter.correct is False),
+                                          (f"rule {self.filter.rule}", self.filter.rule is not None),
+                                          ("needs review", self.filter.needs_review is True),
+                                          ("settled", self.filter.needs_review is False)) if on]
+        filters = f" · filtered: {', '.join(active)}" if active else ""
         self.query_one("#pr-status", Static).update(
-            as_text(f"Predictions · {scope} · {count} rows · enter: view · t: triage"))
+            as_text(f"Predictions · {scope}{filters} · {count} rows · enter: view · t: triage"))
 
     @on(Select.Changed)
     def _filter_changed(self, event: Select.Changed) -> None:
