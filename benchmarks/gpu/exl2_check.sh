@@ -66,4 +66,15 @@ for a, b in zip(a_rows, b_rows):
 print(f"positions compared: {int(n)}")
 print(f"top-1 agreement: {top1 / n:.4f}   top-64 overlap: {overlap / n:.4f}   KL(hf||exl2): {kl / n:.5f}")
 print(f"tokens/s  hf bf16: {a_rate:.0f}   exllamav2 6bpw: {b_rate:.0f}")
+
+# 4. the hidden capture's head check on both backends: logits rebuilt from the head input and the stored head
+#    (dequantised for EXL2, with the family's transform) against each backend's own logits
+from kdtui.config.capture import CaptureConfig
+from kdtui.recipes.capture import check_teacher_head
+
+for name, teacher in (("hf bf16", hf), ("exllamav2 6bpw", ex)):
+    cfg = CaptureConfig(name="head-check", teacher="x", format="hidden", mode="prompt")
+    agreement = check_teacher_head(teacher, teacher.head(), strategy, problems[:2], cfg)
+    print(f"head check {name} ({teacher.model_type}): passed {agreement.passed}, max |dlogit| "
+          f"{agreement.max_abs_dlogit:.3g}, KL {agreement.kl} (tolerance {agreement.tolerance:g})")
 PY
