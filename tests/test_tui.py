@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from rich.text import Text
@@ -132,12 +133,18 @@ async def test_leaderboard_reflects_a_decision_immediately(tui_store: Store) -> 
                     "the leaderboard to count the decision")
 
 
+async def open_sql(pilot: Any) -> TextArea:
+    """F4, settled; the console's editor."""
+    await pilot.press("f4")
+    await settle(pilot)
+    editor: TextArea = pilot.app.screen.query_one("#editor", TextArea)
+    return editor
+
+
 async def test_sql_console_refuses_writes_and_runs_reads(tui_store: Store) -> None:
     app = KdtuiApp(tui_store.root)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("f4")
-        await settle(pilot)
-        editor = app.screen.query_one("#editor", TextArea)
+        editor = await open_sql(pilot)
         editor.text = "DELETE FROM runs"
         await pilot.press("f5")
         await settle(pilot)
@@ -156,9 +163,7 @@ async def test_a_failed_query_clears_the_grid_and_piles_up_no_toasts(tui_store: 
     added a toast over the editor."""
     app = KdtuiApp(tui_store.root)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("f4")
-        await settle(pilot)
-        editor = app.screen.query_one("#editor", TextArea)
+        editor = await open_sql(pilot)
         editor.text = "SELECT name FROM runs ORDER BY name"
         await pilot.press("f5")
         await until(pilot, lambda: "3 rows" in status(app, "#sql-status"), "the result")
