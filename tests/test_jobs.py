@@ -479,3 +479,15 @@ def test_a_student_on_several_gpus_trains_one_rank_per_card(tiny_model: Path, tm
     assert "torchrun with 2 processes" in (tmp_path / "l" / "jobs" / f"{job.id}.log").read_text()
     assert results(store)["steps"]["tiny/tiny/base"] == (4, 4)
     assert (run_folder(store_dir, "tiny/tiny/base") / "adapter").is_dir()
+
+
+def test_one_spelling_of_a_workers_options() -> None:
+    """`kdtui run`, `worker start` and the TUI's enqueue build a worker's options in one place."""
+    from kdtui.jobs.daemon import worker_options
+    from kdtui.jobs.experiment import ExecutorSpec
+
+    assert worker_options() == ["--slots", "1"]
+    ray = worker_options(ExecutorSpec(kind="ray", address="http://head:8265", cpus_per_job=2), slots=2, cpu=True)
+    assert ray == ["--slots", "2", "--executor", "ray", "--ray-store", "actor", "--ray-cpus-per-job", "2",
+                   "--ray-address", "http://head:8265", "--cpu"]
+    assert worker_options(slots=1, gpus="0,1")[-2:] == ["--gpus", "0,1"]

@@ -92,3 +92,34 @@ async def test_the_cursor_follows_its_job_enter_shows_the_log_and_cancel_asks(tm
         await settle(pilot)
         job = store.jobs.get("b")
         assert job is not None and job.state == "queued" and not job.cancel_requested
+
+
+async def test_enqueue_from_the_tui_starts_the_worker_the_experiment_asks_for(tiny_model: Path,
+                                                                              tmp_path: Path) -> None:
+    """F8's enqueue reads the experiment's [executor] table, as `kdtui run` does, and the worker writes to the
+    app's --logs folder: an unreachable Ray address shows in that folder's worker.log, not a local worker."""
+    from textual.widgets import Input
+
+    from tests.pilot_helpers import settle
+
+    store = Store(tmp_path / "store")
+    store.migrate()
+    spec = experiment(tmp_path / "ray.toml", tiny_model, ["base"])
+    spec.write_text(spec.read_text() + '[executor]\nkind = "ray"\naddress = "http://127.0.0.1:9"\n')
+    logs = tmp_path / "my-logs"
+    app = KdtuiApp(store.root, logs=logs)
+    try:
+        async with app.run_test(size=(120, 30)) as pilot:
+            await pilot.press("f8")
+            await settle(pilot)
+            await pilot.press("a")
+            box = app.screen.query_one("#jobs-file", Input)
+            box.value = str(spec)
+            await pilot.press("enter")
+            # a Ray worker: it cannot reach that address (or, without the ray extra, cannot import Ray) and
+            # says so in the app's logs folder; a local worker would have started and said nothing of Ray
+            await until(pilot, lambda: (logs / "worker.log").is_file() and "ray" in
+                        (logs / "worker.log").read_text(errors="replace").lower(), "the Ray worker's log",
+                        timeout=120)
+    finally:
+        stop_worker(store.root)

@@ -14,7 +14,8 @@ def cmd_tui(args: argparse.Namespace) -> int:
 
     store = open_store(args)
     store.ensure_schema()  # a missing or foreign store is one line here, not an empty app
-    return run_app(store.root, sql_timeout=getattr(args, "sql_timeout", TUI_SQL_TIMEOUT_S))
+    return run_app(store.root, sql_timeout=getattr(args, "sql_timeout", TUI_SQL_TIMEOUT_S),
+                   logs=getattr(args, "logs", None))
 
 
 def register(sub: Any, parents: Parents) -> None:

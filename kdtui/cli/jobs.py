@@ -17,16 +17,13 @@ from kdtui.errors import KdtuiError
 
 
 def _worker_args(args: argparse.Namespace) -> list[str]:
-    out = ["--slots", str(args.slots)] + ([] if args.cpu_slots is None else ["--cpu-slots", str(args.cpu_slots)])
-    if args.executor not in (None, "local"):
-        out += ["--executor", args.executor, "--ray-store", args.ray_store or "actor", "--ray-cpus-per-job",
-                str(args.ray_cpus_per_job or 1)]
-        out += ["--ray-address", args.ray_address] if args.ray_address else []
-    if args.cpu:
-        out.append("--cpu")
-    elif args.gpus:
-        out += ["--gpus", args.gpus]
-    return out
+    from types import SimpleNamespace
+
+    from kdtui.jobs.daemon import worker_options
+
+    executor = SimpleNamespace(kind=args.executor, store=args.ray_store, cpus_per_job=args.ray_cpus_per_job,
+                               address=args.ray_address)
+    return worker_options(executor, args.slots, args.cpu_slots, args.cpu, args.gpus)
 
 
 def _say_ignored(start: Any) -> None:

@@ -27,7 +27,7 @@ import sys
 from typing import Any
 from urllib.parse import urlsplit
 
-from kdtui.cli.common import Parents, add_command, open_store
+from kdtui.cli.common import Parents, add_command, logs, open_store
 from kdtui.errors import KdtuiError
 
 COOKIE = "kdtui_token"
@@ -144,7 +144,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     store = open_store(args)
     store.ensure_schema()
     command = shlex.join([sys.executable, "-m", "kdtui.cli", "tui", "--store", str(store.root.resolve()),
-                          "--sql-timeout", str(args.sql_timeout)])
+                          "--logs", str(logs(args).resolve()), "--sql-timeout", str(args.sql_timeout)])
     token = secrets.token_urlsafe(24)
     url = f"http://{link_host(args.host)}:{args.port}/?token={token}"
     if not loopback:

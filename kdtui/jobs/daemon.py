@@ -370,6 +370,24 @@ class Worker:
         self._say("worker stopped")
 
 
+def worker_options(executor: Any = None, slots: int = 1, cpu_slots: int | None = None, cpu: bool = False,
+                   gpus: str | None = None) -> list[str]:
+    """`kdtui worker run` options: slot counts, the executor of an experiment's ``[executor]`` table (or the
+    command line's), and the devices. The one spelling for `kdtui run`, `worker start` and the TUI."""
+    out = ["--slots", str(slots)] + ([] if cpu_slots is None else ["--cpu-slots", str(cpu_slots)])
+    kind = getattr(executor, "kind", None) or "local"
+    if kind != "local":
+        out += ["--executor", kind, "--ray-store", getattr(executor, "store", None) or "actor",
+                "--ray-cpus-per-job", str(getattr(executor, "cpus_per_job", None) or 1)]
+        address = getattr(executor, "address", None)
+        out += ["--ray-address", address] if address else []
+    if cpu:
+        out.append("--cpu")
+    elif gpus:
+        out += ["--gpus", gpus]
+    return out
+
+
 class WorkerStart(NamedTuple):
     pid: int
     started: bool  # False: a worker was already running (possibly started by someone else at the same moment)

@@ -20,6 +20,7 @@ from textual.reactive import reactive
 from textual.screen import Screen
 
 from kdtui.config.limits import TUI_SQL_TIMEOUT_S
+from kdtui.config.paths import logs_dir
 from kdtui.render import visible
 from kdtui.store import Store
 from kdtui.store.user_sql import interrupt_all
@@ -74,9 +75,10 @@ class KdtuiApp(App[None]):
     store_version: reactive[int] = reactive(0)
 
     def __init__(self, store_root: Path | str, first_screen: str | None = None,
-                 sql_timeout: float = TUI_SQL_TIMEOUT_S) -> None:
+                 sql_timeout: float = TUI_SQL_TIMEOUT_S, logs: Path | str | None = None) -> None:
         super().__init__()
         self.sql_timeout = sql_timeout
+        self.logs = logs_dir(logs)  # where a worker the TUI starts writes (`kdtui tui --logs`)
         if first_screen is not None:  # e.g. the demo opens on its training curves
             self._screen_stacks = {first_screen: []}
             self._current_mode = first_screen
@@ -102,16 +104,14 @@ class KdtuiApp(App[None]):
         store, title = self.store, self.sub_title.split(" · worker")[0]
 
         def read() -> None:
-            from kdtui.jobs.daemon import holder, start_detached
+            from kdtui.jobs.daemon import holder, start_detached, worker_options
 
             if not store.path.exists():
                 return
             pid = holder(store.root)
             jobs = store.jobs.all()
             if start_worker and pid is None and any(j.state == "queued" for j in jobs):
-                from kdtui.config.paths import logs_dir
-
-                pid = start_detached(store.root, logs_dir(None), ["--slots", "1"]).pid
+                pid = start_detached(store.root, self.logs, worker_options()).pid
             if not jobs and pid is None:
                 return  # no queue here: the header stays the store's path
             running = [j for j in jobs if j.state == "running"]
@@ -192,9 +192,10 @@ class KdtuiApp(App[None]):
         await super().action_quit()
 
 
-def run_app(store_root: Path | str, first_screen: str | None = None, sql_timeout: float = TUI_SQL_TIMEOUT_S) -> int:
+def run_app(store_root: Path | str, first_screen: str | None = None, sql_timeout: float = TUI_SQL_TIMEOUT_S,
+            logs: Path | str | None = None) -> int:
     """Run the app; its exit status (non-zero after a crash, whose error Textual prints on the way out)."""
-    app = KdtuiApp(store_root, first_screen, sql_timeout=sql_timeout)
+    app = KdtuiApp(store_root, first_screen, sql_timeout=sql_timeout, logs=logs)
     try:
         app.run()
     finally:

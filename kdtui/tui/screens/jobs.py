@@ -190,19 +190,19 @@ class JobsScreen(StoreScreen):
     def _enqueue(self, event: Input.Submitted) -> None:
         event.input.display = False
         self.query_one("#jobs", DataTable).focus()
-        store, path = self.kdtui.store, event.value.strip()
+        store, path, logs = self.kdtui.store, event.value.strip(), self.kdtui.logs
 
         def enqueue() -> str:
-            from kdtui.jobs.daemon import start_detached
+            from kdtui.jobs.daemon import start_detached, worker_options
             from kdtui.jobs.experiment import load_experiment
             from kdtui.jobs.graph import expand
 
             spec = load_experiment(path)
             added = store.jobs.enqueue(expand(spec, store.root))
-            from kdtui.config.paths import logs_dir
-
-            pid = start_detached(store.root, logs_dir(None), ["--slots", "1"]).pid
-            return f"{spec.name}: {len(added)} new jobs; worker pid {pid}"
+            # the experiment's [executor] table, as `kdtui run` reads it; the app's --logs
+            start = start_detached(store.root, logs, worker_options(spec.executor))
+            ignored = f" (it runs without {', '.join(start.ignored)}: stop it to apply them)" if start.ignored else ""
+            return f"{spec.name}: {len(added)} new jobs; worker pid {start.pid}{ignored}"
 
         self._act("enqueue", enqueue)
 
