@@ -126,8 +126,11 @@ def test_a_wildcard_bind_prints_a_link_one_can_open() -> None:
 
 def test_ctrl_c_stops_a_long_query_and_releases_the_store(tmp_path: Path) -> None:
     store = build_store(tmp_path / "store")
+    # SIGINT as a terminal's Ctrl-C delivers it: a test run started in the background (`make test &`) leaves
+    # SIGINT ignored in its children, and Python then installs no handler for it (the query ran on).
     proc = subprocess.Popen([sys.executable, "-m", "kdtui.cli", "sql", ENDLESS, "--store", str(store.root)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         # Holding the lock: opening the store or running the query. Ctrl-C in either is "query cancelled" and
         # must leave the store free (under load it can land before the query starts; both are checked alike).

@@ -180,8 +180,13 @@ class SqlScreen(StoreScreen):
         the status line only: one toast per typo piled up over the editor."""
         import pyarrow as pa
 
+        from textual.widget import MountError
+
         self.last_table = None
-        await replace_grid(self.query_one("#results", DataTable), pa.table({}))
+        try:
+            await replace_grid(self.query_one("#results", DataTable), pa.table({}))
+        except MountError:
+            return  # the app is closing (quitting cancels a running query): nothing left to show it on
         self.query_one("#sql-status", Static).update(as_text(message.error, style="red"))
 
     def show_error(self, error: str) -> None:
