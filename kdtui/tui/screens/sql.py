@@ -179,7 +179,6 @@ class SqlScreen(StoreScreen):
         """A failed query empties the grid (the last result must not pass for this query's) and says why in
         the status line only: one toast per typo piled up over the editor."""
         import pyarrow as pa
-
         from textual.widget import MountError
 
         self.last_table = None
