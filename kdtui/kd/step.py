@@ -30,19 +30,19 @@ from kdtui.kd.losses import (
 from kdtui.models.heads import HeadAgreement, LogitTransform, head_agreement, logit_transform
 
 
-def _base(model: Any) -> Any:
+def base_model(model: Any) -> Any:
     """The transformers model inside a PEFT wrapper (LoRA layers stay injected in it)."""
     return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 
 def output_head(model: Any) -> torch.nn.Module:
     """The student's output projection (its family's transform after it: :func:`student_transform`)."""
-    head: torch.nn.Module = _base(model).get_output_embeddings()
+    head: torch.nn.Module = base_model(model).get_output_embeddings()
     return head
 
 
 def student_transform(model: Any) -> LogitTransform:
-    return logit_transform(_base(model).config)
+    return logit_transform(base_model(model).config)
 
 
 def check_student_head(model: Any, item: TrainItem, temperatures: list[float]) -> HeadAgreement:
@@ -76,7 +76,7 @@ class TargetHidden(torch.nn.Module):
     def __init__(self, model: Any) -> None:
         super().__init__()
         self.model = model
-        self.__dict__["_backbone"] = _base(model).get_decoder()  # not a second registration of the same weights
+        self.__dict__["_backbone"] = base_model(model).get_decoder()  # not a second registration of the same weights
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         out = self.__dict__["_backbone"](input_ids=input_ids, attention_mask=attention_mask)

@@ -31,7 +31,15 @@ from kdtui.kd.checkpoint import Position, checkpoints, load_checkpoint, save_che
 from kdtui.kd.examples import TrainItem, aligned_items, captured_examples, fine_tune_items, literal_items
 from kdtui.kd.losses import KDConfig, KDStats
 from kdtui.kd.metrics_log import MetricsIngester, MetricsLog
-from kdtui.kd.step import HeadWeights, TargetHidden, aligned_loss, check_student_head, literal_loss, load_head
+from kdtui.kd.step import (
+    HeadWeights,
+    TargetHidden,
+    aligned_loss,
+    base_model,
+    check_student_head,
+    literal_loss,
+    load_head,
+)
 from kdtui.models.loading import check_model_path, resolve_device, resolve_dtype
 from kdtui.models.teachers import hf_vocabulary, identity_of
 from kdtui.recipes.lifecycle import run_lifecycle
@@ -220,7 +228,7 @@ def run_distill(cfg: DistillConfig, store: Store, logs: Path, progress: Progress
     if cfg.preset != "study-literal":  # the fused path must give the student's own logits, whatever its family
         agreement = check_student_head(model, train[0], sorted({1.0, cfg.temperature}))
         if not agreement.passed:
-            raise KdtuiError(agreement.refusal(f"the student {cfg.student} ({_base_type(model)})") +
+            raise KdtuiError(agreement.refusal(f"the student {cfg.student} ({base_model(model).config.model_type})") +
                              "; distil a student of another family")
         head_check = agreement.as_dict()
     position = load_checkpoint(found[-1], model, optimizer, scheduler) if found else Position()
@@ -415,11 +423,6 @@ def _check_targets(cfg: DistillConfig, root: Path, manifest: dict[str, Any] | No
     if kept < KEPT_MASS_FLOOR and not cfg.allow_lossy_targets:
         raise KdtuiError(lossy_refusal(manifest, kept, cfg.temperature))
     return kept
-
-
-def _base_type(model: Any) -> str:
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return str(base.config.model_type)
 
 
 def _write_info(folder: Path, cfg: DistillConfig, manifest: dict[str, Any] | None,
