@@ -8,7 +8,7 @@ PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 # Optional extras beside the test tools: CI adds `ray` so the Ray executor's tests run against a real Ray.
 EXTRAS ?= dev
 
-.PHONY: demo test lint setup bench
+.PHONY: demo test test-fast lint setup bench
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +21,17 @@ setup: $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(VENV)/bin/kdtui demo $(DEMO_ARGS)
 
+# Test processes (pytest-xdist). Most tests wait on child processes (workers, evals, a Ray head), so three
+# processes keep two cores busy; each runs its math on one thread (tests/conftest.py).
+TEST_WORKERS ?= 3
+PYTEST := $(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup
+
 test: $(VENV)/.installed
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PYTEST) $(PYTEST_ARGS)
+
+# The inner loop: everything but the long end-to-end paths (marked slow).
+test-fast: $(VENV)/.installed
+	$(PYTEST) -m "not slow" $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check kdtui tests benchmarks

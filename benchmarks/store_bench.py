@@ -81,7 +81,7 @@ def main() -> None:
         for index, (role, name) in enumerate([("write", "w0"), ("write", "w1"), ("write", "w2"), ("read", "-")]):
             out = Path(tmp) / f"{index}.json"
             procs.append((out, subprocess.Popen([sys.executable, "-m", "tests.hammer", role, str(Path(tmp) / "d"),
-                                                 name, str(args.seconds), str(out)], cwd=REPO)))
+                                                 name, f"{args.seconds}s", str(out)], cwd=REPO)))
         reports = []
         for out, proc in procs:
             proc.wait()

@@ -1,7 +1,8 @@
 """A process that writes to (or reads from) the store as fast as it can, for the concurrency test.
 
-    python -m tests.hammer write STORE RUN SECONDS OUT
-    python -m tests.hammer read STORE - SECONDS OUT
+    python -m tests.hammer write STORE RUN LIMIT OUT    LIMIT: "30s" (a rate benchmark) or "40" batches of 50 rows
+    python -m tests.hammer read STORE - SECONDS OUT     reads for SECONDS (the benchmark)
+    python -m tests.hammer read STORE STOPFILE until OUT reads until STOPFILE exists (the test: no clock in it)
 """
 
 from __future__ import annotations
@@ -9,20 +10,24 @@ from __future__ import annotations
 import json
 import sys
 import time
+from pathlib import Path
 
 from kdtui.store import Store
 from kdtui.store.reads import leaderboard
 
 
 def main() -> None:
-    role, root, run, seconds, out = sys.argv[1:6]
+    role, root, run, limit, out = sys.argv[1:6]
     store = Store(root, busy_timeout=30)
-    stop = time.monotonic() + float(seconds)
+    timed = limit.endswith("s") and limit != "until"
+    stop = time.monotonic() + float(limit.rstrip("s")) if timed else 0.0
     errors: list[str] = []
     done = 0
     if role == "write":
         run_id = store.runs.start(run, "eval", {"model": "hammer"})
-        while time.monotonic() < stop:
+        batches = 0
+        while time.monotonic() < stop if timed else batches < int(limit):
+            batches += 1
             rows = [dict(item_id=f"{done + i}", question="q", gold=1.0, prompt="p", response="1",
                          n_new_tokens=1, finish_reason="eos", value=1.0, rule="first_line",
                          needs_review=False, correct=True, candidates=[1.0]) for i in range(50)]
@@ -31,7 +36,8 @@ def main() -> None:
             except Exception as exc:  # counted, and the test requires none
                 errors.append(repr(exc))
     else:
-        while time.monotonic() < stop:
+        stop_file = Path(run)
+        while time.monotonic() < stop if timed else done == 0 or not stop_file.exists():
             try:
                 leaderboard(store)
                 done += 1

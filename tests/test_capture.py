@@ -117,6 +117,7 @@ def _capture_args(tiny_model: Path, store_dir: Path) -> list[str]:
             "--max-new-tokens", "24", "--store", str(store_dir)]
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_gives_identical_shards(tiny_model: Path, tmp_path: Path) -> None:
     reference = tmp_path / "reference"
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")

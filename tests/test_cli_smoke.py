@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -15,31 +13,27 @@ from kdtui import __version__
 from kdtui.cli.main import build_parser, main
 from kdtui.store import Store
 from kdtui.store.schema import MIGRATIONS
+from tests.helpers import ENV, REPO, kdtui, kdtui_process, one_line_error
 from tests.tui_store import build_store
 
 COMMANDS = sorted(build_parser()._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
-
-
-def kdtui(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
-    return subprocess.run([sys.executable, "-m", "kdtui.cli", *args], capture_output=True, text=True,
-                          timeout=timeout, env=env, cwd=cwd)
-
-
-def one_line_error(proc: subprocess.CompletedProcess[str], pattern: str) -> str:
-    """The run failed with exactly one stderr line, ``kdtui: error: ...`` matching ``pattern``."""
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert proc.returncode == 2, (proc.returncode, proc.stderr)
-    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
-    assert lines[0].startswith("kdtui: error: "), lines[0]
-    assert re.search(pattern, lines[0]), lines[0]
-    return lines[0]
 
 
 def test_every_command_is_listed() -> None:
     assert COMMANDS == ["cancel", "capture", "demo", "distill", "eval", "extract", "import", "job", "jobs",
                         "leaderboard", "logs", "pause", "reextract", "resume", "retry", "run", "serve", "sql", "store",
                         "tui", "worker"]
+
+
+def test_the_console_script_starts_without_duckdb_or_torch() -> None:
+    """``kdtui --help`` as its own process (the tests below run commands in this one) loads neither DuckDB nor
+    torch: a user waits for neither before a command that needs neither."""
+    code = ("import sys\nfrom kdtui.cli.main import main\ntry:\n    main(['--help'])\nexcept SystemExit as e:\n"
+            "    print('EXIT', e.code, sorted(m for m in ('duckdb', 'torch', 'transformers') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, env=ENV,
+                          timeout=120)
+    assert "EXIT 0 []" in proc.stdout, (proc.stdout[-300:], proc.stderr)
+    assert kdtui_process("--version").stdout.strip() == f"kdtui {__version__}"
 
 
 def test_top_level_help_and_version() -> None:
@@ -107,6 +101,7 @@ def test_sql(seeded: Path, tmp_path: Path) -> None:
     one_line_error(kdtui("sql", "SELECT 1", "--store", str(foreign)), "a DuckDB file but not a kdtui store")
 
 
+@pytest.mark.slow
 def test_eval_and_demo(tiny_model: Path, tmp_path: Path) -> None:
     store = tmp_path / "store"
     proc = kdtui("eval", "--model", str(tiny_model), "--data", "synthetic", "--limit", "2", "--max-new-tokens", "4",

@@ -18,7 +18,7 @@ from kdtui.errors import KdtuiError
 from kdtui.recipes.evaluate import run_eval
 from kdtui.recipes.lifecycle import run_lifecycle
 from kdtui.store import Store
-from tests.test_store import _rows
+from tests.helpers import prediction_rows
 
 
 def parse(*argv: str) -> dict[str, object]:
@@ -88,7 +88,7 @@ def test_a_failing_run_records_failed_with_its_error(tmp_path: Path) -> None:
     cfg = EvalConfig(model="m")
     with pytest.raises(ZeroDivisionError), run_lifecycle(store, cfg, name="boom", kind="eval",
                                                          logs=tmp_path / "logs") as run:
-        run.predictions.add(_rows(2))
+        run.predictions.add(prediction_rows(2))
         raise ZeroDivisionError("division by zero in the loop")
     record = store.runs.get("boom")
     assert record is not None

@@ -28,7 +28,7 @@ from kdtui.kd.step import TargetHidden, aligned_loss, load_head
 from kdtui.recipes.capture import run_capture
 from kdtui.recipes.distill import run_distill
 from kdtui.store import Store
-from tests.test_store_locks import wait_for
+from tests.helpers import kdtui, wait_for
 from tests.tiny import build_tiny_llama
 
 REPO = Path(__file__).resolve().parents[1]
@@ -209,6 +209,7 @@ def test_study_literal_refuses_a_targets_capture(tiny_model: Path, teacher: Path
 # ----------------------------------------------------------------------------- the run
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_equals_an_uninterrupted_run(tiny_model: Path, teacher: Path, tmp_path: Path) -> None:
     store_dir = tmp_path / "store"
     store = Store(store_dir)
@@ -363,12 +364,6 @@ def test_fine_tune_control_and_eval_of_the_adapter(tiny_model: Path, teacher: Pa
 
 
 def test_cli_distill_one_line_errors(tiny_model: Path, tmp_path: Path) -> None:
-    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
-
-    def kdtui(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "kdtui.cli", *args, "--store", str(tmp_path / "s")], cwd=REPO,
-                              env=env, capture_output=True, text=True)
-
     for args, message in [
         (["distill", "--run", "r", "--student", str(tiny_model)], "give --capture NAME"),
         (["distill", "--run", "r", "--student", str(tiny_model), "--capture", "nope"], "no capture 'nope'"),
@@ -376,7 +371,7 @@ def test_cli_distill_one_line_errors(tiny_model: Path, tmp_path: Path) -> None:
         (["distill", "--run", "r", "--student", str(tmp_path / "missing"), "--capture", "c"], "no model at"),
         (["distill", "--run", "r", "--student", str(tiny_model), "--capture", "c", "--alpha", "2"], "--alpha"),
     ]:
-        proc = kdtui(*args)
+        proc = kdtui(*args, "--store", str(tmp_path / "s"))
         assert proc.returncode == 2, proc.stderr
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1 and message in lines[0], proc.stderr
@@ -400,6 +395,7 @@ def test_hidden_capture_reconstructs_the_teachers_logits(teacher: Path, tmp_path
     assert hidden_bytes < 64 * 2 + 200  # d = 64 fp16 values (+ ids and bookkeeping) per token, not V
 
 
+@pytest.mark.slow
 def test_two_processes_train_like_one_with_double_accumulation(tiny_model: Path, teacher: Path,
                                                                 tmp_path: Path) -> None:
     """DDP over 2 CPU processes (gloo) gives the curve of 1 process accumulating 2 batches.

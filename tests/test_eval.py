@@ -15,7 +15,7 @@ import pytest
 from kdtui.config.eval import EvalConfig
 from kdtui.recipes.evaluate import run_eval
 from kdtui.store import Store
-from tests.test_cli_smoke import one_line_error
+from tests.helpers import one_line_error
 
 KDTUI = [sys.executable, "-m", "kdtui.cli"]
 
@@ -96,6 +96,7 @@ def _count(store_dir: Path) -> int:
         return 0
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill(tiny_model: Path, store_dir: Path) -> None:
     n = 24
     args = ["eval", "--model", str(tiny_model), "--data", "synthetic", "--limit", str(n), "--batch-size", "1",

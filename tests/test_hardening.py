@@ -24,8 +24,7 @@ from kdtui.render import visible
 from kdtui.store import Store
 from kdtui.store.session import StoreBusy, lock_holders
 from kdtui.store.writer import append_spill, recover
-from tests.test_cli_smoke import kdtui, one_line_error
-from tests.test_store_locks import wait_for
+from tests.helpers import kdtui, one_line_error, wait_for
 from tests.tui_store import build_store
 
 REPO = Path(__file__).resolve().parent.parent
@@ -220,7 +219,7 @@ def test_pivot_is_a_read(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
 
 
-def test_wide_results_stay_readable(tmp_path: Path) -> None:
+def test_wide_results_stay_readable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     store = build_store(tmp_path / "store")
     env = dict(os.environ, COLUMNS="80")
     proc = subprocess.run([sys.executable, "-m", "kdtui.cli", "sql", "SELECT * FROM runs", "--store",
@@ -233,7 +232,7 @@ def test_wide_results_stay_readable(tmp_path: Path) -> None:
 
     from kdtui.cli import console
 
-    console.out = Console(width=60, record=True, file=open(os.devnull, "w"))  # noqa: SIM115
+    monkeypatch.setattr(console, "out", Console(width=60, record=True, file=open(os.devnull, "w")))  # noqa: SIM115
     console.print_table(["name", "kind", "status", "config", "heartbeat", "warnings", "identity"],
                         [("a", "eval", "done", "{}", 1.5, None, "x")])
     shown = console.out.export_text()
@@ -394,6 +393,7 @@ def test_import_takes_a_bom_and_refuses_non_finite_gold_and_non_files(tmp_path: 
     one_line_error(kdtui("import", str(tmp_path / "nope.jsonl"), "--run", "nope", "--store", store), "no such file")
 
 
+@pytest.mark.slow
 def test_a_big_import_streams(tmp_path: Path) -> None:
     """Memory flat in the file's size: 4x the rows take about the same peak RSS (and the process exits 0)."""
     peaks = []

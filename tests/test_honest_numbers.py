@@ -13,7 +13,7 @@ import pytest
 from kdtui.extract import answers_match, sql_answers_match
 from kdtui.store import Store
 from kdtui.store.reads import leaderboard
-from tests.test_cli_smoke import kdtui
+from tests.helpers import kdtui
 
 
 def _sql_match(a: float | None, b: float | None) -> bool:

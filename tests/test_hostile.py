@@ -15,7 +15,7 @@ from kdtui.data.gsm8k import load_problems
 from kdtui.errors import KdtuiError
 from kdtui.extract import extract_answer
 from kdtui.store import ReadOnlyViolation, Store, UserQuery
-from tests.test_cli_smoke import kdtui, one_line_error
+from tests.helpers import kdtui, one_line_error
 from tests.tui_store import build_store
 
 REPO = Path(__file__).resolve().parent.parent

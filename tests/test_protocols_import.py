@@ -11,7 +11,7 @@ import pytest
 from kdtui.extract import StudyCascade, extract_answer, extract_answers
 from kdtui.store import Store
 from kdtui.store.reads import leaderboard
-from tests.test_cli_smoke import kdtui, one_line_error
+from tests.helpers import kdtui, one_line_error
 
 
 def test_study_cascade_equals_the_study_code_on_every_dev_row(shared_data: Path) -> None:

@@ -21,8 +21,11 @@ from kdtui.jobs.ray_executor import RayExecutor
 from kdtui.kd.checkpoint import checkpoints as complete
 from kdtui.store import Store
 from kdtui.store.jobs import FINAL
-from tests.test_jobs import ENV, experiment, kdtui, results, stop_worker
-from tests.test_store_locks import wait_for
+from tests.helpers import ENV, experiment, kdtui, results, stop_worker, wait_for
+
+# A long end-to-end path (`make test-fast` leaves it out); one test process runs both tests, so one Ray head
+# serves them (pytest-xdist's loadgroup).
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray")]
 
 
 def free_port() -> int:
@@ -47,7 +50,10 @@ def ray_cluster() -> Iterator[str]:
 def test_an_experiment_runs_through_the_ray_executor(tiny_model: Path, tmp_path: Path, ray_cluster: str) -> None:
     """The same experiment through Ray's Job Submission API gives what the local worker gives; the jobs reach
     the store through the worker's Ray actor."""
-    spec = experiment(tmp_path / "exp.toml", tiny_model, ["base", "teacher"], steps=4)
+    # A capture, its distillation and its eval: one job of each kind (the next test runs two at once).
+    spec = tmp_path / "exp.toml"
+    spec.write_text(experiment(tmp_path / "full.toml", tiny_model, ["base"], steps=4).read_text()
+                    .replace('controls = ["fine-tune", "no-distil"]', "controls = []"))
     local, remote = tmp_path / "local", tmp_path / "remote"
     try:
         done = kdtui("run", str(spec), "--cpu", "--wait", "--store", str(local), "--logs", str(tmp_path / "l1"))

@@ -13,18 +13,7 @@ from kdtui.errors import KdtuiError
 from kdtui.store import NotAStore, ReadOnlyViolation, Store, UserQuery, check_read_only
 from kdtui.store.reads import LeaderRow, leaderboard
 from kdtui.store.schema import MIGRATIONS
-
-
-def _rows(n: int, correct_every: int = 2, review_every: int = 0, start: int = 0) -> list[dict[str, Any]]:
-    rows = []
-    for i in range(start, start + n):
-        right = i % correct_every == 0
-        rows.append(dict(
-            item_id=f"q{i}", question=f"question {i}", gold=10.0, prompt="p", response="r",
-            n_new_tokens=5, finish_reason="eos", value=10.0 if right else 3.0, rule="first_line",
-            needs_review=bool(review_every) and i % review_every == 0, correct=right, candidates=[3.0, 10.0],
-        ))
-    return rows
+from tests.helpers import prediction_rows
 
 
 def _wilson(k: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
@@ -66,7 +55,7 @@ def test_not_a_database_is_a_clear_error(store_dir: Path) -> None:
 def test_leaderboard_wilson_interval(store_dir: Path, k: int, n: int) -> None:
     store = Store(store_dir)
     run = store.runs.start("r", "eval", {"model": "m", "prompt": "plain"})
-    rows = _rows(n)
+    rows = prediction_rows(n)
     for index, row in enumerate(rows):  # exactly k correct
         row.update(correct=index < k, value=10.0 if index < k else 3.0)
     store.predictions.add(run, rows)
@@ -83,11 +72,11 @@ def test_leaderboard_wilson_interval(store_dir: Path, k: int, n: int) -> None:
 def test_predictions_are_unique_per_run_and_item(store_dir: Path) -> None:
     store = Store(store_dir)
     run = store.runs.start("r", "eval", {})
-    assert store.predictions.add(run, _rows(10)) == 10
-    assert store.predictions.add(run, _rows(15)) == 5
+    assert store.predictions.add(run, prediction_rows(10)) == 10
+    assert store.predictions.add(run, prediction_rows(15)) == 5
     assert store.predictions.done_items(run) == {f"q{i}" for i in range(15)}
     other = store.runs.start("r2", "eval", {})
-    assert store.predictions.add(other, _rows(3)) == 3
+    assert store.predictions.add(other, prediction_rows(3)) == 3
     assert store.runs.start("r", "eval", {}) == run
 
 
@@ -101,7 +90,7 @@ def test_run_kind_mismatch(store_dir: Path) -> None:
 def test_triage_overrides_extraction_and_undo_restores(store_dir: Path) -> None:
     store = Store(store_dir)
     run = store.runs.start("r", "eval", {})
-    store.predictions.add(run, _rows(4, correct_every=2, review_every=1))  # q0,q2 right; all need review
+    store.predictions.add(run, prediction_rows(4, correct_every=2, review_every=1))  # q0,q2 right; all need review
 
     def board() -> dict[str, Any]:
         return store.query("SELECT correct, pending_review, triaged FROM leaderboard").records()[0]
@@ -191,7 +180,7 @@ def test_reader_of_a_current_store_never_takes_the_exclusive_lock(store_dir: Pat
 def test_rows_come_by_column_name(store_dir: Path) -> None:
     store = Store(store_dir)
     run = store.runs.start("r", "eval", {"model": "m", "prompt": "plain", "strategy": "teacher"})
-    store.predictions.add(run, _rows(4))
+    store.predictions.add(run, prediction_rows(4))
     [row] = leaderboard(store)
     assert isinstance(row, LeaderRow)
     assert (row.name, row.kind, row.status, row.strategy, row.prompt, row.n, row.pending) == \
@@ -226,6 +215,6 @@ def test_the_predictions_browser_lists_ids_in_natural_order(store_dir: Path) -> 
 
     store = Store(store_dir)
     run = store.runs.start("r", "eval", {})
-    store.predictions.add(run, _rows(12))
+    store.predictions.add(run, prediction_rows(12))
     rows, _ = predictions(store, PredictionFilter())
     assert [r.item for r in rows] == [f"q{i}" for i in range(12)]

@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
@@ -19,17 +18,9 @@ import pytest
 
 from kdtui.store import Store
 from kdtui.store.writer import PredictionWriter, recover
-from tests.test_store import _rows
+from tests.helpers import prediction_rows, wait_for
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
 
 
 def hold_read_only(path: Path) -> duckdb.DuckDBPyConnection:
@@ -68,6 +59,7 @@ def run_state(store: Path, run: str) -> tuple[str, int]:
     return record.state, Store(store).predictions.count(record.id)
 
 
+@pytest.mark.slow
 def test_outside_client_at_start_and_mid_run(tiny_model: Path, tmp_path: Path) -> None:
     """An outside read-only DuckDB client blocks the eval's writes: it waits, keeps generating, loses nothing."""
     store, n = tmp_path / "store", 10
@@ -92,6 +84,7 @@ def test_outside_client_at_start_and_mid_run(tiny_model: Path, tmp_path: Path) -
     assert run_state(store, "held") == ("done", n)
 
 
+@pytest.mark.slow
 def test_outside_client_through_the_end_spills_and_recovers(tiny_model: Path, tmp_path: Path) -> None:
     """Held past the busy timeout at the end: rows and status go to a spill file; `store recover` restores both."""
     store, logs, n = tmp_path / "store", tmp_path / "logs", 6
@@ -122,6 +115,7 @@ def test_outside_client_through_the_end_spills_and_recovers(tiny_model: Path, tm
     assert not list(logs.glob("unsaved-*.jsonl"))
 
 
+@pytest.mark.slow
 def test_deleted_lock_files_do_not_stop_three_evals(tiny_model: Path, tmp_path: Path) -> None:
     store, n = tmp_path / "store", 8
     Store(store).migrate()
@@ -189,11 +183,11 @@ def test_writer_keeps_rows_through_any_failure_and_recover_ingests_them(tmp_path
     store = Store(tmp_path / "store", busy_timeout=0.5)
     run = store.runs.start("r", "eval", {})
     writer = PredictionWriter(store, run, "r", tmp_path / "logs")
-    writer.add(_rows(3))
+    writer.add(prediction_rows(3))
     assert writer.pending == [] and writer.written == 3
     outside = duckdb.connect(str(store.path), read_only=True)
     try:
-        writer.add(_rows(2, start=3))  # refused: kept
+        writer.add(prediction_rows(2, start=3))  # refused: kept
         assert len(writer.pending) == 2 and writer.last_error and "locked" in writer.last_error
         spill = writer.close()
     finally:

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from kdtui.jobs.daemon import holder
 from kdtui.jobs.experiment import load_experiment
 from kdtui.jobs.graph import expand
 from kdtui.store import Store
 from kdtui.tui.app import KdtuiApp
 from kdtui.tui.screens.jobs import JobsScreen
+from tests.helpers import experiment, stop_worker
 from tests.pilot_helpers import until
-from tests.test_jobs import experiment, stop_worker
 
 
+@pytest.mark.slow
 async def test_jobs_progress_live_and_cancel_works(tiny_model: Path, tmp_path: Path,
                                                    monkeypatch: object) -> None:
     store = Store(tmp_path / "store")

@@ -10,8 +10,8 @@ from kdtui.store import Store
 from kdtui.tui.app import KdtuiApp
 from kdtui.tui.screens.leaderboard import LeaderboardScreen
 from kdtui.tui.screens.sql import SqlScreen
+from tests.helpers import prediction_rows
 from tests.pilot_helpers import open_triage, settle, until
-from tests.test_store import _rows
 
 SIZE = (100, 30)
 
@@ -73,7 +73,7 @@ async def test_hidden_screens_do_not_reload_on_store_writes(tui_store: Store) ->
         triage = await open_triage(pilot)
         board_loads, triage_loads = board.loads, triage.loads
         run = tui_store.runs.start("written-meanwhile", "eval", {"model": "m"})
-        tui_store.predictions.add(run, _rows(5))
+        tui_store.predictions.add(run, prediction_rows(5))
         await until(pilot, lambda: triage.loads > triage_loads, "the visible screen to reload", timeout=10)
         assert board.loads == board_loads and board.stale  # hidden: marked, not reloaded
         assert "written-meanwhile" not in {r.name for r in board.rows}
@@ -93,7 +93,7 @@ async def test_leaderboard_keeps_the_selected_run_across_reloads(tui_store: Stor
         assert chosen is not None
         loads = board.loads
         tui_store.runs.start("another", "eval", {"model": "m"})
-        tui_store.predictions.add(tui_store.runs.get("another").id, _rows(3))  # type: ignore[union-attr]
+        tui_store.predictions.add(tui_store.runs.get("another").id, prediction_rows(3))  # type: ignore[union-attr]
         await until(pilot, lambda: board.loads > loads and len(board.rows) == 4, "the reload")
         selected = board.selected_row()
         assert selected is not None and selected.name == chosen.name

@@ -13,7 +13,8 @@ import pytest
 from kdtui.store import Store
 from tests.tui_store import build_store
 
-pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+# A long end-to-end path (`make test-fast` leaves it out), and one that needs tmux.
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")]
 
 
 def _tmux(*args: str) -> str:

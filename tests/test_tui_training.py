@@ -18,8 +18,8 @@ from kdtui.recipes.distill import run_distill
 from kdtui.store import Store
 from kdtui.tui.app import KdtuiApp
 from kdtui.tui.screens.training import TrainingScreen
+from tests.helpers import prediction_rows
 from tests.pilot_helpers import settle, until
-from tests.test_store import _rows
 
 SIZE = (120, 40)
 
@@ -136,7 +136,7 @@ async def test_the_predictions_cursor_keeps_its_row_across_a_reload(tmp_path: Pa
         chosen = screen._selected()  # type: ignore[attr-defined]
         loads = screen.loads  # type: ignore[attr-defined]
         run = store.runs.start("written-meanwhile", "eval", {"model": "m"})
-        store.predictions.add(run, _rows(2))
+        store.predictions.add(run, prediction_rows(2))
         await until(pilot, lambda: screen.loads > loads, "the reload")  # type: ignore[attr-defined]
         await settle(pilot)
         now = screen._selected()  # type: ignore[attr-defined]

@@ -15,15 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from textual.app import App, SystemCommand
-from textual.binding import Binding
 from textual.reactive import reactive
-from textual.screen import Screen
+from textual.screen import ModalScreen, Screen
 
 from kdtui.config.limits import TUI_SQL_TIMEOUT_S
 from kdtui.config.paths import logs_dir
 from kdtui.render import visible
 from kdtui.store import Store
 from kdtui.store.user_sql import interrupt_all
+from kdtui.tui.keys import GLOBAL_BINDINGS
 from kdtui.tui.screens.captures import CapturesScreen
 from kdtui.tui.screens.jobs import JobsScreen
 from kdtui.tui.screens.leaderboard import LeaderboardScreen
@@ -60,17 +60,7 @@ class KdtuiApp(App[None]):
         "jobs": JobsScreen,
     }
     DEFAULT_MODE = "leaderboard"
-    BINDINGS = [
-        Binding("f1", "mode('leaderboard')", "Leaderboard", priority=True),
-        Binding("f2", "mode('triage')", "Triage", priority=True),
-        Binding("f3", "mode('predictions')", "Predictions", priority=True),
-        Binding("f4", "mode('sql')", "SQL", priority=True),
-        Binding("f6", "mode('captures')", "Captures", priority=True),
-        # F5 stays the SQL console's "run" (as in every SQL tool); Training takes the next free key.
-        Binding("f7", "mode('training')", "Training", priority=True),
-        Binding("f8", "mode('jobs')", "Jobs", priority=True),
-        Binding("ctrl+q", "quit", "Quit", priority=True),
-    ]
+    BINDINGS = GLOBAL_BINDINGS
 
     store_version: reactive[int] = reactive(0)
 
@@ -186,6 +176,20 @@ class KdtuiApp(App[None]):
             return None
         self.notify(f"screenshot saved: {saved}", markup=False, timeout=8)
         return saved
+
+    def action_toggle_keys(self) -> None:
+        """``?``: the keys of the screen in front and its focused widget (Textual's key panel); again hides it."""
+        if self.screen.query("HelpPanel"):
+            self.action_hide_help_panel()
+        else:
+            self.action_show_help_panel()
+
+    async def action_back(self) -> None:
+        """``q``: close the dialog in front; with none, quit (as ctrl+q)."""
+        if isinstance(self.screen, ModalScreen):
+            self.screen.dismiss(None)
+        else:
+            await self.action_quit()
 
     async def action_quit(self) -> None:
         interrupt_all("the app is closing")  # a query in a worker thread would keep the process alive

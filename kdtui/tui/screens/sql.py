@@ -22,6 +22,7 @@ from kdtui.store import UserQuery
 from kdtui.store.exports import exports_folder, tui_export_target
 from kdtui.store.reads import schema
 from kdtui.store.user_sql import write_rows
+from kdtui.tui.keys import GLOBAL_ACTIONS
 from kdtui.tui.screens.base import StoreScreen
 from kdtui.tui.screens.dialogs import ConfirmScreen, InputScreen, replace_grid
 
@@ -94,10 +95,11 @@ class SqlScreen(StoreScreen):
         self._focus_editor()
 
     def on_key(self, event: events.Key) -> None:
-        """Characters typed before the editor has focus (right after F4) still go to its end."""
+        """Characters typed before the editor has focus (right after F4) still go to its end; the global keys
+        (``?``, ``q``) keep their meaning outside the editor (no query begins with either)."""
         editor = self.query_one("#editor", TextArea)
         if event.is_printable and event.character and self.focused is not editor and \
-                not isinstance(self.focused, Input):
+                not isinstance(self.focused, Input) and event.key not in GLOBAL_ACTIONS:
             event.stop()
             event.prevent_default()
             self._focus_editor()

@@ -1,0 +1,93 @@
+"""One key language (kdtui/tui/keys.py): no screen or dialog gives a global key another meaning, ``?`` lists the
+keys of every screen, and ``q`` closes a dialog or quits."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from textual.binding import Binding
+from textual.screen import Screen
+
+from kdtui.tui.keys import GLOBAL_ACTIONS, SCREEN_KEYS, key_conflicts
+from tests.pilot_helpers import open_triage, settle, until
+
+
+def _screen_classes() -> list[type[Screen[Any]]]:
+    import kdtui.tui.screens as package
+    from kdtui.tui.screens import captures, dialogs, jobs, leaderboard, predictions, sql, training, triage
+
+    modules = [captures, dialogs, jobs, leaderboard, predictions, sql, training, triage]
+    assert {m.__name__.rsplit(".", 1)[1] for m in modules} >= {p.stem for p in _screen_files(package)}
+    return [cls for module in modules for _, cls in inspect.getmembers(module, inspect.isclass)
+            if issubclass(cls, Screen) and cls.__module__ == module.__name__]
+
+
+def _screen_files(package: Any) -> list[Any]:
+    from pathlib import Path
+
+    folder = Path(package.__file__).parent
+    return [p for p in folder.glob("*.py") if p.stem not in ("__init__", "base", "triage_writer")]
+
+
+def test_no_screen_gives_a_global_key_another_meaning() -> None:
+    classes = _screen_classes()
+    assert len(classes) >= 10  # seven screens and the dialogs: the walk found them
+    for cls in classes:
+        assert key_conflicts(list(cls.BINDINGS)) == [], cls.__name__
+    # and the check itself sees a conflict when one is made
+    assert key_conflicts([Binding("q", "refresh", "Refresh"), ("question_mark", "gold")]) == \
+        ["q: refresh", "question_mark: gold"]
+    assert key_conflicts([Binding("escape,q", "close", "Close")]) == []
+
+
+def test_the_global_keys_are_bound_on_the_app() -> None:
+    from kdtui.tui.app import KdtuiApp
+
+    bound = {b.key: b.action for b in KdtuiApp.BINDINGS if isinstance(b, Binding)}
+    assert bound == GLOBAL_ACTIONS
+    assert set(SCREEN_KEYS.values()) == set(KdtuiApp.MODES)
+
+
+async def test_question_mark_lists_the_keys_of_every_screen(tui_store: Any) -> None:
+    from textual.widgets import HelpPanel
+
+    from kdtui.tui.app import KdtuiApp
+
+    app = KdtuiApp(tui_store.root)
+    async with app.run_test(size=(120, 40)) as pilot:
+        for key, mode in SCREEN_KEYS.items():
+            await pilot.press(key)
+            await settle(pilot)
+            screen = app.screen
+            if mode == "sql":
+                screen.query_one("#results").focus()  # in the editor, `?` is text
+                await pilot.pause()
+            await pilot.press("question_mark")
+            await until(pilot, lambda s=screen: bool(s.query(HelpPanel)), f"the key panel on {mode}")
+            # every key of the screen is in the panel (Enter may show as the focused grid's own, which it is)
+            listed = set(screen.active_bindings)
+            own = {k.strip() for b in type(screen).BINDINGS if isinstance(b, Binding) and b.show
+                   for k in b.key.split(",")}
+            assert own and own <= listed, (mode, own - listed)
+            assert {"question_mark", "q", "f1"} <= listed, mode
+            await pilot.press("question_mark")
+            await until(pilot, lambda s=screen: not s.query(HelpPanel), f"the key panel to close on {mode}")
+
+
+async def test_q_closes_a_dialog_then_quits(tui_store: Any) -> None:
+    from kdtui.tui.app import KdtuiApp
+    from kdtui.tui.screens.dialogs import InputScreen
+
+    app = KdtuiApp(tui_store.root)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_triage(pilot)
+        await pilot.press("slash")  # the run filter: a dialog whose input takes `q` as text
+        await until(pilot, lambda: isinstance(app.screen, InputScreen), "the run filter")
+        await pilot.press("q")
+        assert isinstance(app.screen, InputScreen)  # typed, not a key
+        await pilot.press("escape")
+        await until(pilot, lambda: app.screen is screen, "the filter to close")
+        await pilot.press("q")
+        await until(pilot, lambda: not app.is_running, "the app to quit")
+    assert app.return_code == 0
