@@ -67,7 +67,7 @@ def main() -> None:
         spec = Path(tmp) / "exp.toml"
         spec.write_text(EXPERIMENT)
         kdtui = [py, "-m", "kdtui.cli"]
-        subprocess.run([*kdtui, "sql", "select 1", "--store", str(store)], check=True, capture_output=True)
+        subprocess.run([py, "-c", f"from kdtui.store import Store; Store({str(store)!r}).migrate()"], check=True)
         database = next(store.glob("*.duckdb"))
         bare = timed([py, "-c", "pass"], args.repeats)
         one_liner = timed([py, "-c", f"import duckdb; print(duckdb.connect({str(database)!r}, read_only=True)"

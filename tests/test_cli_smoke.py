@@ -21,8 +21,8 @@ COMMANDS = sorted(build_parser()._subparsers._group_actions[0].choices)  # type:
 
 def test_every_command_is_listed() -> None:
     assert COMMANDS == ["cancel", "capture", "demo", "distill", "eval", "extract", "import", "job", "jobs",
-                        "leaderboard", "logs", "pause", "reextract", "resume", "retry", "run", "serve", "sql", "store",
-                        "tui", "worker"]
+                        "leaderboard", "logs", "pause", "reextract", "report", "resume", "retry", "run", "serve", "sql",
+                        "store", "tui", "worker"]
 
 
 def test_the_console_script_starts_without_duckdb_or_torch() -> None:

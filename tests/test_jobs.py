@@ -434,3 +434,13 @@ def test_one_spelling_of_a_workers_options() -> None:
     assert ray == ["--slots", "2", "--executor", "ray", "--ray-store", "actor", "--ray-cpus-per-job", "2",
                    "--ray-address", "http://head:8265", "--cpu"]
     assert worker_options(slots=1, gpus="0,1")[-2:] == ["--gpus", "0,1"]
+
+
+def test_cpu_jobs_share_the_cores_among_the_slots() -> None:
+    """Each CPU job gets the cores divided by the jobs that may run at once; a user's OMP_NUM_THREADS wins."""
+    from kdtui.jobs.daemon import cpu_threads
+
+    cores = os.cpu_count() or 1
+    assert cpu_threads(1, {}) == {"OMP_NUM_THREADS": str(cores), "MKL_NUM_THREADS": str(cores)}
+    assert cpu_threads(2 * cores, {})["OMP_NUM_THREADS"] == "1"
+    assert cpu_threads(2, {"OMP_NUM_THREADS": "3"}) == {}

@@ -19,6 +19,6 @@ def cmd_tui(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any, parents: Parents) -> None:
-    tui = add_command(sub, "tui", "open the TUI on the store (also: bare `kdtui`)", cmd_tui, parents)
+    tui = add_command(sub, "tui", cmd_tui, parents)
     tui.add_argument("--sql-timeout", dest="sql_timeout", type=float, default=TUI_SQL_TIMEOUT_S,
                      help=f"stop a console query after this many seconds (default: {TUI_SQL_TIMEOUT_S:g})")

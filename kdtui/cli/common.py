@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from kdtui.cli.commands import COMMANDS
 from kdtui.config.paths import logs_dir, store_dir
 from kdtui.errors import KdtuiError
 
@@ -41,8 +42,10 @@ def store_flags() -> argparse.ArgumentParser:
     return parent
 
 
-def add_command(sub: Any, name: str, help_text: str, handler: Handler, parents: Parents,
+def add_command(sub: Any, name: str, handler: Handler, parents: Parents,
                 description: str | None = None) -> argparse.ArgumentParser:
+    """Register ``name`` (a command of :data:`kdtui.cli.commands.COMMANDS`, whose line is its help)."""
+    help_text = COMMANDS[name][1]
     parser: argparse.ArgumentParser = sub.add_parser(name, help=help_text.replace("%", "%%"), parents=parents,
                                                      description=description or help_text)
     parser.set_defaults(handler=handler)

@@ -5,16 +5,17 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
 
-from kdtui.recipes.evaluate import EvalProgress
 from kdtui.render import as_text, interval_bar
-from kdtui.store.reads import LeaderRow
+
+if TYPE_CHECKING:  # types only: `kdtui sql` prints through here without the eval recipe's or the store's imports
+    from kdtui.recipes.evaluate import EvalProgress
+    from kdtui.store.reads import LeaderRow
 
 # A cell longer than this is cut before Rich lays out the table (a 1 MB response stays fast).
 CELL_CHARS = 2_000
@@ -27,6 +28,8 @@ out = Console(width=None if sys.stdout.isatty() else 160)
 @contextmanager
 def eval_progress(label: str) -> Iterator[Any]:
     """A progress bar fed with :class:`EvalProgress` updates."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
+
     columns = [
         TextColumn("{task.description}", markup=False, style="bold"), BarColumn(), MofNCompleteColumn(),
         TextColumn("{task.fields[rate]}"), TextColumn("ETA"), TimeRemainingColumn(),

@@ -44,9 +44,14 @@ def demo_spec(model: Path, args: argparse.Namespace) -> Any:
     return ExperimentSpec.model_validate(data)
 
 
+# Jobs at once: the two captures (then the distillations) of the demo's graph side by side, each on a share of
+# the cores (the worker divides them), rather than one job at a time on all of them.
+DEMO_SLOTS = 2
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from kdtui.cli.console import console, out, print_comparison, print_leaderboard
-    from kdtui.jobs.daemon import holder, start_detached
+    from kdtui.jobs.daemon import holder, start_detached, worker_options
     from kdtui.jobs.graph import expand
     from kdtui.models.loading import check_model_path
     from kdtui.models.smollm import ensure_smollm2
@@ -70,7 +75,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                   f"distil -> fine-tune and no-distil controls -> evaluate {args.limit} problems of {args.data}",
                   markup=False)
     ours = holder(store.root) is None
-    pid = start_detached(store.root, logs(args), ["--cpu", "--slots", "1"]).pid
+    pid = start_detached(store.root, logs(args), worker_options(slots=DEMO_SLOTS, cpu=True)).pid
     console.print(f"worker pid {pid} runs them (kdtui jobs, kdtui logs JOB -f)", markup=False)
     if not args.no_tui:
         from kdtui.tui.app import run_app
@@ -113,8 +118,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any, parents: Parents) -> None:
-    demo = add_command(sub, "demo", "the study in miniature on SmolLM2-135M-Instruct (capture, distil, evaluate) "
-                       "through the job queue, then the TUI", cmd_demo, parents)
+    demo = add_command(sub, "demo", cmd_demo, parents)
     demo.add_argument("--model", help="use this local model folder instead of SmolLM2-135M-Instruct")
     demo.add_argument("--data", default=TEST_DATA, help="test problems: FILE.jsonl, hub id or "
                       f"synthetic[:SEED[:STEPS]] (default: {TEST_DATA}, one-step problems a 135M model can solve)")

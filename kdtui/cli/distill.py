@@ -42,8 +42,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any, parents: Parents) -> None:
-    parser = add_command(sub, "distill", "train a student from a teacher capture (--preset study, study-literal) or "
-                         "on reference solutions (--preset fine-tune)", cmd_distill, parents)
+    parser = add_command(sub, "distill", cmd_distill, parents)
     parser.add_argument("--config", default=None, help="TOML file with a [distill] table (flags override it, and it "
                         "overrides the preset)")
     DistillConfig.add_flags(parser)

@@ -30,8 +30,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any, parents: Parents) -> None:
-    ev = add_command(sub, "eval", "evaluate a model on GSM8K into the store (rerun the same --run to resume)",
-                     cmd_eval, parents)
+    ev = add_command(sub, "eval", cmd_eval, parents)
     ev.add_argument("--config", default=None, help="TOML file with an [eval] table (flags override it)")
     EvalConfig.add_flags(ev)
     ev.add_argument("--leaderboard", dest="show_leaderboard", action="store_true",

@@ -22,7 +22,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any, _parents: Parents) -> None:
-    extract = add_command(sub, "extract", "extract numeric answers from a JSON-lines file", cmd_extract, [])
+    extract = add_command(sub, "extract", cmd_extract, [])
     extract.add_argument("input", help="JSON lines with a response field")
     extract.add_argument("--protocol", choices=list(PROTOCOLS), default="default",
                          help="default: kdtui's cascade; study-rules (or seed): the study's four rules as described; "

@@ -235,34 +235,30 @@ def _worker_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def register(sub: Any, parents: Parents) -> None:
-    run = add_command(sub, "run", "enqueue an experiment's jobs and start the worker (rerun: only what is new)",
-                      cmd_run, parents)
+    run = add_command(sub, "run", cmd_run, parents)
     run.add_argument("experiment", help="experiment TOML (see experiments/)")
     run.add_argument("--dry-run", action="store_true", help="print the job plan, enqueue nothing")
     run.add_argument("--no-worker", action="store_true", help="only enqueue; do not start a worker")
     run.add_argument("--wait", action="store_true", help="wait until every job of the experiment has ended")
     _worker_flags(run)
-    jobs = add_command(sub, "jobs", "the job queue", cmd_jobs, parents)
+    jobs = add_command(sub, "jobs", cmd_jobs, parents)
     jobs.add_argument("--json", action="store_true", help="JSON instead of a table")
     jobs.add_argument("--group", default=None, help="one experiment only")
-    for name, handler, text in (("cancel", cmd_cancel, "cancel a job (a running one stops at its next step)"),
-                                ("retry", cmd_retry, "queue a failed or cancelled job again")):
-        command = add_command(sub, name, text, handler, parents)
+    for name, handler in (("cancel", cmd_cancel), ("retry", cmd_retry)):
+        command = add_command(sub, name, handler, parents)
         command.add_argument("job", help="job id or run name")
         if name == "retry":
             command.add_argument("--rerun", action="store_true", help="also run a job that is done again")
-    logs_cmd = add_command(sub, "logs", "a job's log", cmd_logs, parents)
+    logs_cmd = add_command(sub, "logs", cmd_logs, parents)
     logs_cmd.add_argument("job", help="job id or run name")
     logs_cmd.add_argument("-f", "--follow", action="store_true", help="keep printing until the job ends")
     for name in ("pause", "resume"):
-        command = add_command(sub, name, f"{name} an experiment's jobs (running ones are not stopped)", cmd_pause,
-                              parents)
+        command = add_command(sub, name, cmd_pause, parents)
         command.add_argument("group", help="experiment name")
-    worker = add_command(sub, "worker", "the detached worker daemon: start | stop | status | run (foreground)",
-                         cmd_worker, parents)
+    worker = add_command(sub, "worker", cmd_worker, parents)
     worker.add_argument("action", choices=["start", "stop", "status", "run"])
     _worker_flags(worker)
-    job = add_command(sub, "job", "internal: run one job (the worker starts this)", cmd_job, parents)
+    job = add_command(sub, "job", cmd_job, parents)
     job.add_argument("action", choices=["exec"])
     job.add_argument("job")
     job.add_argument("--attempt", type=int, required=True)

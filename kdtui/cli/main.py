@@ -13,16 +13,16 @@ import sys
 from collections.abc import Sequence
 
 from kdtui import __version__
+from kdtui.cli.commands import COMMANDS
 from kdtui.cli.common import Handler, OneLineParser, store_flags
 from kdtui.errors import KdtuiError, log_crash
 from kdtui.render import visible
 
-COMMAND_MODULES = ("kdtui.cli.results", "kdtui.cli.eval", "kdtui.cli.capture", "kdtui.cli.distill", "kdtui.cli.jobs",
-                   "kdtui.cli.app", "kdtui.cli.serve", "kdtui.cli.extract", "kdtui.cli.runs", "kdtui.cli.store",
-                   "kdtui.cli.demo")
 
-
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The ``kdtui`` parser. Given the command line, only the module of the command it names registers its flags;
+    every other command is listed by name and help line (``kdtui.cli.commands``), so ``kdtui --help`` and a
+    command import no command module they do not use. Without one, every command's flags (for tests and docs)."""
     import importlib
 
     parser = OneLineParser(prog="kdtui", description="A terminal workstation for LLM knowledge-distillation "
@@ -33,9 +33,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--logs", default=None, help="logs folder (default: $KDTUI_LOGS or ./logs)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     parents = [store_flags()]
-    for module in COMMAND_MODULES:
-        importlib.import_module(module).register(sub, parents)
+    chosen = None if argv is None else _command_of(argv)
+    for module in dict.fromkeys(module for module, _ in COMMANDS.values()):
+        if argv is None or (chosen is not None and COMMANDS[chosen][0] == module):
+            importlib.import_module(module).register(sub, parents)
+    for name, (_, help_text) in sorted(COMMANDS.items()):
+        if name not in sub.choices:  # listed in `kdtui --help`; never parsed (it is not the command given)
+            sub.add_parser(name, help=help_text.replace("%", "%%"), add_help=False)
     return parser
+
+
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The command ``argv`` names (its first word that is not an option or an option's value), if a known one."""
+    words = iter(argv)
+    for word in words:
+        if word in ("--store", "--logs"):
+            next(words, None)
+        elif not word.startswith("-"):
+            return word if word in COMMANDS else None
+    return None
 
 
 def _crash(exc: BaseException, logs_flag: str | None) -> int:
@@ -49,7 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``kdtui`` console script."""
     args: argparse.Namespace | None = None
     try:
-        args = build_parser().parse_args(argv)
+        line = list(sys.argv[1:] if argv is None else argv)
+        args = build_parser(line).parse_args(line)
         handler: Handler | None = getattr(args, "handler", None)
         if handler is None:  # bare `kdtui` opens the TUI
             from kdtui.cli.app import cmd_tui

@@ -56,15 +56,29 @@ def cmd_sql(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from kdtui.report.build import gather, render
+    from kdtui.store.exports import export_target
+
+    store = open_store(args)
+    out = export_target(Path(args.out), store.root, args.force)
+    page = render(gather(store, list(args.targets)))
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(page, encoding="utf-8")
+    tmp.replace(out)  # a crash leaves the old page or the new one
+    print(f"wrote {out} ({len(page) / 1000:.0f} kB, {page.count('<svg')} plots): open it in any browser; "
+          "it loads nothing from elsewhere")
+    return 0
+
+
 def register(sub: Any, parents: Parents) -> None:
-    board = add_command(sub, "leaderboard", "print accuracy per run with Wilson 95% intervals and pending reviews",
-                        cmd_leaderboard, parents)
+    board = add_command(sub, "leaderboard", cmd_leaderboard, parents)
     board.add_argument("--settled", action="store_true",
                        help="accuracy over settled items only (no review pending), instead of counting pending "
                             "items at their automatic value")
     board.add_argument("--baseline", metavar="RUN", help="compare every run with this one: accuracy difference "
                        "and an exact McNemar p over the items both settled")
-    sql = add_command(sub, "sql", "run read-only SQL on the store (writes and DDL are refused)", cmd_sql, parents)
+    sql = add_command(sub, "sql", cmd_sql, parents)
     sql.add_argument("query", help="SELECT ... (tables: runs, predictions, triage, captures; views: "
                                    "predictions_final, leaderboard, runs_live)")
     sql.add_argument("--format", choices=["table", "csv", "json", "parquet"], default="table",
@@ -79,3 +93,8 @@ def register(sub: Any, parents: Parents) -> None:
     sql.add_argument("--allow-files", dest="allow_files", action="store_true",
                      help="let the query read local files (read_csv, glob, ...); off by default, and never "
                           "possible through the TUI or `kdtui serve`")
+    report = add_command(sub, "report", cmd_report, parents)
+    report.add_argument("targets", nargs="*", metavar="EXPERIMENT|RUN",
+                        help="experiments (their runs and captures) or runs to report on (default: every run)")
+    report.add_argument("--out", default="report.html", help="the HTML file to write (default: report.html)")
+    report.add_argument("--force", action="store_true", help="overwrite an existing --out file")

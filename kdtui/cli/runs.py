@@ -35,13 +35,11 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any, parents: Parents) -> None:
-    again = add_command(sub, "reextract", "extract a stored run's answers again with another protocol (nothing "
-                        "is regenerated; triage decisions stay)", cmd_reextract, parents)
+    again = add_command(sub, "reextract", cmd_reextract, parents)
     again.add_argument("run", help="run name")
     again.add_argument("--protocol", choices=list(PROTOCOLS), default="default",
                        help="default, study-rules (alias seed), or study: the study's code exactly, over the run "
                             "in the data's order (default: default)")
-    imp = add_command(sub, "import", "load outside predictions (JSONL/CSV, lm-eval samples, the study's CSV) "
-                      "as a run", cmd_import, parents)
+    imp = add_command(sub, "import", cmd_import, parents)
     imp.add_argument("file", help="the file to import")
     ImportConfig.add_flags(imp)

@@ -159,8 +159,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def register(sub: Any, parents: Parents) -> None:
     from kdtui.config.limits import TUI_SQL_TIMEOUT_S
 
-    serve = add_command(sub, "serve", "serve the TUI in a browser tab (textual-serve) behind a printed token link, "
-                        "on this machine only unless --expose", cmd_serve, parents)
+    serve = add_command(sub, "serve", cmd_serve, parents)
     serve.add_argument("--host", default="127.0.0.1", help="bind address (default: 127.0.0.1, this machine only)")
     serve.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
     serve.add_argument("--expose", action="store_true",

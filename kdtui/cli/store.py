@@ -48,7 +48,6 @@ def _recover(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any, parents: Parents) -> None:
-    store = add_command(sub, "store", "show the store's runs (info) or ingest spilled results (recover)",
-                        cmd_store, parents)
+    store = add_command(sub, "store", cmd_store, parents)
     store.add_argument("action", nargs="?", choices=["info", "recover"], default="info",
                        help="info: schema and runs with their live state; recover: ingest logs/unsaved-*.jsonl")

@@ -42,6 +42,15 @@ INLINE = ("merge",)  # job kinds the worker runs itself
 REMOTE_POLL_S = 2.0  # a Ray status request per running job: every pass would cost a core's fifth on a small head
 
 
+def cpu_threads(slots: int, environ: Any) -> dict[str, str]:
+    """Math threads for a job on the CPU: the machine's cores shared by the jobs that may run at once, so two jobs
+    on two cores do not run four busy-waiting thread pools; an OMP_NUM_THREADS the user set wins."""
+    if "OMP_NUM_THREADS" in environ:
+        return {}
+    threads = str(max(1, (os.cpu_count() or 1) // max(1, slots)))
+    return {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+
+
 def process_start(pid: int) -> float | None:
     """The process's start time (clock ticks after boot, from /proc): with the pid, it names one process."""
     try:
@@ -335,6 +344,8 @@ class Worker:
             return
         log = log_path.open("ab")
         env = dict(os.environ) | cuda_env(cards) | {"PYTHONUNBUFFERED": "1"}
+        if not cards:
+            env |= cpu_threads(self.cpu_slots, os.environ)
         process = subprocess.Popen(
             [sys.executable, "-m", "kdtui.cli", "job", "exec", job.id, "--attempt", str(attempt),
              "--store", str(self.store.root), "--logs", str(self.logs)],

@@ -29,6 +29,7 @@ from kdtui.models.heads import HeadAgreement, head_agreement
 from kdtui.models.teachers import Teacher, load_teacher, vocab_identity
 from kdtui.recipes.lifecycle import run_lifecycle
 from kdtui.store import Store
+from kdtui.store.captures import ENTROPY_BINS, ENTROPY_MAX_NATS
 
 ProgressFn = Callable[[dict[str, Any]], None]
 
@@ -191,13 +192,13 @@ def check_teacher_head(teacher: Teacher, head: dict[str, Any], strategy: Strateg
     return head_agreement(own, rebuilt, cfg.temperatures)
 
 
-ENTROPY_BINS = np.linspace(0.0, 8.0, 17)  # nats; the last bin also takes anything above
+ENTROPY_EDGES = np.linspace(0.0, ENTROPY_MAX_NATS, ENTROPY_BINS + 1)  # nats; anything above goes in the last bin
 
 
 def shard_stats(chunk: list[CapturedExample], cfg: CaptureConfig) -> dict[str, Any]:
     """Per-shard sums for the captures table: top-k mass at T=1 and an entropy histogram."""
     entropy = np.concatenate([e.entropy for e in chunk if e.entropy is not None] or [np.zeros(0)])
-    hist, _ = np.histogram(np.clip(entropy, 0, 7.999), bins=ENTROPY_BINS)
+    hist, _ = np.histogram(np.clip(entropy, 0, ENTROPY_MAX_NATS), bins=ENTROPY_EDGES)
     stats: dict[str, Any] = {"entropy_hist": hist.tolist(), "entropy_sum": float(entropy.sum())}
     if cfg.format == "topk":
         stats["topk_mass_sum"] = float(sum(np.exp(e.logprobs.float().numpy()).sum() for e in chunk

@@ -8,7 +8,15 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from kdtui.store.store import Store
 
+# The entropy histogram every capture stores: ENTROPY_BINS equal bins over [0, ENTROPY_MAX_NATS] nats (the last
+# also takes anything above).
 ENTROPY_BINS = 16
+ENTROPY_MAX_NATS = 8.0
+
+
+def entropy_bin_starts() -> list[float]:
+    """Where each bin of a capture's entropy histogram starts, in nats."""
+    return [ENTROPY_MAX_NATS * i / ENTROPY_BINS for i in range(ENTROPY_BINS)]
 
 
 def manifest_kept_mass(manifest: dict[str, Any]) -> list[float] | None:

@@ -20,6 +20,7 @@ from textual.screen import ModalScreen, Screen
 
 from kdtui.config.limits import TUI_SQL_TIMEOUT_S
 from kdtui.config.paths import logs_dir
+from kdtui.errors import KdtuiError
 from kdtui.render import visible
 from kdtui.store import Store
 from kdtui.store.user_sql import interrupt_all
@@ -137,6 +138,30 @@ class KdtuiApp(App[None]):
         yield from super().get_system_commands(screen)
         for mode, (title, help_text) in SCREEN_TITLES.items():
             yield SystemCommand(title, help_text, partial(self.switch_mode, mode))
+        yield SystemCommand("Report", "Write an HTML report of every run (kdtui report) to the store's exports "
+                            "folder", self.action_report)
+
+    def action_report(self) -> None:
+        """The HTML report of every run, written in a worker thread into ``exports/``; says where."""
+        store = self.store
+
+        def write() -> None:
+            from datetime import datetime
+
+            from kdtui.report.build import gather, render
+            from kdtui.store.exports import exports_folder
+
+            try:
+                folder = exports_folder(store.root)
+                folder.mkdir(exist_ok=True)
+                out = folder / f"report-{datetime.now():%Y%m%d-%H%M%S}.html"
+                out.write_text(render(gather(store, [])), encoding="utf-8")
+            except (KdtuiError, OSError) as exc:
+                self.call_from_thread(self.report_error, f"report not written: {exc}")
+                return
+            self.call_from_thread(self.notify, f"report written: {out}", markup=False, timeout=10)
+
+        self.run_worker(write, thread=True, group="report", exclusive=True, exit_on_error=False)
 
     async def action_mode(self, mode: str) -> None:
         """Switch screens and wait until the new one is up, so keys typed right after F4 reach it."""
