@@ -21,8 +21,8 @@ for run in $(seq 1 "$runs"); do
     "$py" -m pytest -n "${TEST_WORKERS:-3}" --dist loadgroup -q -p no:cacheprovider "$@" > "$logs/run-$run.log" 2>&1
     rc=$?
     seconds=$(( $(date +%s) - start ))
-    summary=$(grep -E "^=+ .*(passed|failed|error).* in " "$logs/run-$run.log" | tail -1 | tr -d '=')
-    echo "run $run: exit $rc in ${seconds}s:${summary}"
+    summary=$(grep -E "(passed|failed|error).* in [0-9.]+s" "$logs/run-$run.log" | tail -1 | tr -d "=")
+    echo "run $run: exit $rc in ${seconds}s: ${summary}"
     if [ "$rc" -ne 0 ]; then
         failed_runs=$((failed_runs + 1))
         grep -E "^(FAILED|ERROR) " "$logs/run-$run.log" | sed 's/^/    /'

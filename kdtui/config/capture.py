@@ -8,6 +8,7 @@ from pydantic import Field, field_validator, model_validator
 
 from kdtui.config.base import RecipeConfig
 from kdtui.config.names import check_capture_name
+from kdtui.config.study import STUDY_TEMPERATURE
 
 ID: dict[str, Any] = {"identity": True}
 
@@ -40,7 +41,7 @@ class CaptureConfig(RecipeConfig):
     bos: bool = Field(True, description="Begin the teacher's context with its BOS token (the study's teacher pass "
                       "had none).", json_schema_extra=ID)
     k: int = Field(64, ge=1, le=4096, description="Token ids kept per position (topk).", json_schema_extra=ID)
-    temperatures: list[float] = Field([1.0, 5.942267335064758],
+    temperatures: list[float] = Field([1.0, STUDY_TEMPERATURE],
                                       description="Temperatures whose exact log-normaliser is stored; 1.0 first.",
                                       json_schema_extra=ID)
     value_dtype: Literal["float16", "bfloat16", "int8"] = Field(

@@ -20,12 +20,11 @@ from pydantic import Field, field_validator
 
 from kdtui.config.base import RecipeConfig
 from kdtui.config.names import check_capture_name, check_run_name
+from kdtui.config.study import STUDY_ALPHA, STUDY_TEMPERATURE
 from kdtui.errors import KdtuiError
 
 ID: dict[str, Any] = {"identity": True}
 Preset = Literal["study", "study-literal", "fine-tune"]
-STUDY_ALPHA = 0.6093348343631224
-STUDY_TEMPERATURE = 5.942267335064758
 # A top-k capture must keep this much of the teacher's tempered mass at the training T: below it the KD term
 # compares tail buckets (at T = 5.94, top-64 keeps 0.2-0.9% of a 128k vocabulary and its bucketed KL is
 # 110-470x below the full one).

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from kdtui.captures.format import head_logits
+from kdtui.config.study import STUDY_ALPHA, STUDY_TEMPERATURE
 from kdtui.models.heads import LogitTransform
 
 Divergence = Literal["forward_kl", "reverse_kl", "jsd", "tv", "skew_kl"]
@@ -141,8 +142,8 @@ def student_buckets(student_logp: torch.Tensor, ids: torch.Tensor) -> torch.Tens
 class KDConfig:
     """How the loss mixes: alpha * CE + (1 - alpha) * D * T**2."""
 
-    alpha: float = 0.6093348343631224
-    temperature: float = 5.942267335064758
+    alpha: float = STUDY_ALPHA
+    temperature: float = STUDY_TEMPERATURE
     divergence: str = "reverse_kl"
     beta: float = 0.5  # JSD mixing weight
     skew: float = 0.1  # skew KL mixing weight
