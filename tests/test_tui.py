@@ -329,3 +329,27 @@ async def test_a_drill_down_resets_the_filters_and_the_header_names_any_that_are
         assert "filtered" not in status(app, "#pr-status") and f"Predictions · {second} ·" in status(app, "#pr-status")
         assert predictions.query_one("#f-run", Select).value == second
         assert predictions.query_one("#f-review", Select).is_blank()
+
+
+async def test_enter_on_a_sql_cell_shows_the_whole_value(tui_store: Store) -> None:
+    """The grid cuts a cell to one line of at most 60 cells; Enter shows all of it, every line, and q closes it."""
+    from textual.widgets import Static as StaticWidget
+
+    from kdtui.tui.screens.dialogs import DetailScreen
+
+    app = KdtuiApp(tui_store.root)
+    async with app.run_test(size=SIZE) as pilot:
+        editor = await open_sql(pilot)
+        editor.text = "SELECT 'first line ' || repeat('x', 100) || chr(10) || 'second line, the end' AS note, 7 AS n"
+        await pilot.press("f5")
+        await until(pilot, lambda: "1 rows" in status(app, "#sql-status"), "the result")
+        grid = app.screen.query_one("#results")
+        grid.focus()
+        await pilot.pause()
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, DetailScreen), "the cell's detail")
+        shown = str(app.screen.query_one(StaticWidget).render())
+        assert "x" * 100 in shown and "second line, the end" in shown
+        assert "note · row 1" in str(app.screen.query_one("#detail-box").border_title)
+        await pilot.press("q")
+        await until(pilot, lambda: not isinstance(app.screen, DetailScreen), "the detail to close")

@@ -27,7 +27,7 @@ def _screen_files(package: Any) -> list[Any]:
     from pathlib import Path
 
     folder = Path(package.__file__).parent
-    return [p for p in folder.glob("*.py") if p.stem not in ("__init__", "base", "triage_writer")]
+    return [p for p in folder.glob("*.py") if p.stem not in ("__init__", "base", "grid", "triage_writer")]
 
 
 def test_no_screen_gives_a_global_key_another_meaning() -> None:
@@ -91,3 +91,30 @@ async def test_q_closes_a_dialog_then_quits(tui_store: Any) -> None:
         await pilot.press("q")
         await until(pilot, lambda: not app.is_running, "the app to quit")
     assert app.return_code == 0
+
+
+async def test_tab_reaches_every_control_of_predictions_and_sql(tui_store: Any) -> None:
+    """F3: Tab cycles the grid and its four filters (the grid's own Tab used to move its cursor instead). F4: Tab
+    indents in the editor, as in any code editor; shift+Tab leaves it for the schema and the results."""
+    from kdtui.tui.app import KdtuiApp
+
+    app = KdtuiApp(tui_store.root)
+    async with app.run_test(size=(100, 30)) as pilot:
+
+        async def cycle(key: str, presses: int) -> list[str | None]:
+            seen = []
+            for _ in range(presses):
+                seen.append(app.focused.id if app.focused is not None else None)
+                await pilot.press(key)
+                await pilot.pause()
+            return seen
+
+        await pilot.press("f3")
+        await settle(pilot)
+        app.screen.query_one("#predictions").focus()
+        await pilot.pause()
+        assert await cycle("tab", 6) == ["predictions", "f-run", "f-correct", "f-rule", "f-review", "predictions"]
+        await pilot.press("f4")
+        await settle(pilot)
+        assert app.focused is not None and app.focused.id == "editor"
+        assert set(await cycle("shift+tab", 4)) == {"editor", "schema", "results"}

@@ -103,7 +103,9 @@ async def replace_grid(old: Any, table: Any, cursor_type: Any = "cell") -> Any:
 
     The grid draws only the rows on screen, so a 10k-row result paints at once.
     """
-    from textual_fastdatatable import ArrowBackend, DataTable
+    from textual_fastdatatable import ArrowBackend
+
+    from kdtui.tui.screens.grid import Grid
 
     focused = old.has_focus
     parent = old.parent
@@ -111,7 +113,7 @@ async def replace_grid(old: Any, table: Any, cursor_type: Any = "cell") -> Any:
     following = siblings[siblings.index(old) + 1] if siblings.index(old) + 1 < len(siblings) else None
     shown = _visible_strings(table)
     # Labels given as Text: the grid would parse plain strings as markup ("[/INST]" raises, "[a-z]" vanishes).
-    grid = DataTable(backend=ArrowBackend(shown), id=old.id, cursor_type=cursor_type,
+    grid = Grid(backend=ArrowBackend(shown), id=old.id, cursor_type=cursor_type,
                      column_labels=[Text(name) for name in shown.column_names],
                      max_column_content_width=60, render_markup=False)
     await old.remove()

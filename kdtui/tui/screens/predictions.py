@@ -22,6 +22,7 @@ from kdtui.store.reads import (
 )
 from kdtui.tui.screens.base import StoreScreen
 from kdtui.tui.screens.dialogs import DetailScreen, replace_grid
+from kdtui.tui.screens.grid import Grid
 
 LIMIT = 5000
 RULES = ["boxed", "first_line", "gsm8k_marker", "answer_phrase", "last_number", "none"]
@@ -58,7 +59,7 @@ class PredictionsScreen(StoreScreen):
             yield Select[str]([("correct", "yes"), ("wrong", "no")], prompt="right or wrong", id="f-correct")
             yield Select[str]([(r, r) for r in RULES], prompt="any rule", id="f-rule")
             yield Select[str]([("needs review", "yes"), ("settled", "no")], prompt="any review", id="f-review")
-        yield DataTable(id="predictions", data=[["loading"]], column_labels=["…"], cursor_type="row")
+        yield Grid(id="predictions", data=[["loading"]], column_labels=["…"], cursor_type="row")
         yield Footer()
 
     def on_mount(self) -> None:

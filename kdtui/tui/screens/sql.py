@@ -17,14 +17,15 @@ from textual.widgets import Footer, Header, Input, Static, TextArea, Tree
 from textual_fastdatatable import DataTable
 
 from kdtui.errors import KdtuiError
-from kdtui.render import as_text
+from kdtui.render import SHOWN_CHARS, as_text, visible
 from kdtui.store import UserQuery
 from kdtui.store.exports import exports_folder, tui_export_target
 from kdtui.store.reads import schema
 from kdtui.store.user_sql import write_rows
 from kdtui.tui.keys import GLOBAL_ACTIONS
 from kdtui.tui.screens.base import StoreScreen
-from kdtui.tui.screens.dialogs import ConfirmScreen, InputScreen, replace_grid
+from kdtui.tui.screens.dialogs import ConfirmScreen, DetailScreen, InputScreen, replace_grid
+from kdtui.tui.screens.grid import Grid
 
 MAX_ROWS = 10_000
 HISTORY_FILE = "sql_history.jsonl"
@@ -74,7 +75,7 @@ class SqlScreen(StoreScreen):
             yield tree
             with Vertical():
                 yield TextArea.code_editor(STARTER, language=self._language(), id="editor")
-                yield DataTable(id="results", data=[["run a query"]], column_labels=["result"])
+                yield Grid(id="results", data=[["run a query"]], column_labels=["result"])
         yield Footer()
 
     @staticmethod
@@ -175,6 +176,19 @@ class SqlScreen(StoreScreen):
         rows = message.table.num_rows
         shown = f"first {rows:,} of more than {rows:,} rows" if message.more else f"{rows:,} rows"
         self.query_one("#sql-status", Static).update(f"{shown} in {message.seconds:.2f}s")
+
+    def on_data_table_cell_selected(self, event: DataTable.CellSelected) -> None:
+        """Enter on a result cell: the whole value, however long (the grid cuts cells at 60 cells and 2,000
+        characters), multi-line text in its lines, in a dialog that q, Enter or Escape closes."""
+        event.stop()
+        table = self.last_table
+        row, column = event.coordinate.row, event.coordinate.column
+        if table is None or not (0 <= row < table.num_rows and 0 <= column < table.num_columns):
+            return
+        value = table.column(column)[row].as_py()
+        name = table.column_names[column]
+        text = json.dumps(value, indent=2, default=str) if isinstance(value, (dict, list)) else value
+        self.app.push_screen(DetailScreen(f"{visible(name)} · row {row + 1:,}", as_text(visible(text, SHOWN_CHARS))))
 
     @on(QueryFailed)
     async def _query_failed(self, message: QueryFailed) -> None:
