@@ -110,3 +110,14 @@ def format_value(value: float | None) -> str:
     if value is None:
         return "no answer"
     return f"{value:g}" if abs(value) < 1e15 else f"{value:.6g}"
+
+
+def elide_middle(text: str, width: int) -> str:
+    """``text`` in ``width`` characters, cut in the middle: a run name keeps its experiment (the start) and its
+    strategy (the end), which is what tells runs apart."""
+    if len(text) <= width:
+        return text
+    if width <= 1:
+        return "…"[:width]
+    tail = (width - 1) // 2
+    return text[: width - 1 - tail] + "…" + text[len(text) - tail:]

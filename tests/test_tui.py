@@ -353,3 +353,31 @@ async def test_enter_on_a_sql_cell_shows_the_whole_value(tui_store: Store) -> No
         assert "note · row 1" in str(app.screen.query_one("#detail-box").border_title)
         await pilot.press("q")
         await until(pilot, lambda: not isinstance(app.screen, DetailScreen), "the detail to close")
+
+
+def test_long_names_are_cut_in_the_middle() -> None:
+    from kdtui.render import elide_middle
+
+    name = "study/eval/llama-3.1-8b/ai-to-ai"
+    assert elide_middle(name, 60) == name
+    cut = elide_middle(name, 20)
+    assert len(cut) == 20 and cut.startswith("study/eval") and cut.endswith("/ai-to-ai") and "…" in cut
+    assert elide_middle(name, 1) == "…" and elide_middle(name, 0) == ""
+
+
+@pytest.mark.parametrize(("width", "whole"), [(80, False), (200, True)])
+async def test_the_leaderboard_gives_run_names_the_width_it_has(tmp_path: Path, width: int, whole: bool) -> None:
+    """At 80 columns a long run name is cut in the middle (experiment and strategy stay); at 200 it is whole."""
+    from tests.helpers import prediction_rows
+
+    store = Store(tmp_path / "store")
+    name = "an-experiment-with-a-long-name/eval/llama-3.1-8b/ai-to-ai"
+    run = store.runs.start(name, "eval", {"model": "m", "strategy": "ai-to-ai"})
+    store.predictions.add(run, prediction_rows(4))
+    store.runs.finish(run, "done")
+    app = KdtuiApp(store.root)
+    async with app.run_test(size=(width, 30)) as pilot:
+        await settle(pilot)
+        shown = str(app.screen.query_one("#board", DataTable).get_row_at(0)[0])
+        assert (shown == name) is whole, shown
+        assert shown.startswith("an-experim") and shown.endswith("/ai-to-ai"), shown

@@ -9,7 +9,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Static
 
-from kdtui.render import as_text, histogram_bar, interval_bar, visible
+from kdtui.render import as_text, elide_middle, histogram_bar, interval_bar, visible
 from kdtui.store.reads import LeaderRow, leaderboard
 from kdtui.tui.screens.base import StoreScreen
 
@@ -22,11 +22,6 @@ SORT_KEYS = {
     "Δ base": lambda r: -1e9 if r.delta is None else r.delta,
     "p": lambda r: 2.0 if r.p_value is None else r.p_value,
 }
-
-
-def _short(text: str, width: int) -> str:
-    """Long run names keep their informative tail (model/prompt)."""
-    return text if len(text) <= width else "…" + text[-(width - 1):]
 
 
 class LeaderboardScreen(StoreScreen):
@@ -88,6 +83,8 @@ class LeaderboardScreen(StoreScreen):
         scale = (min((r.ci_low for r in ordered), default=0.0), max((r.ci_high for r in ordered), default=1.0))
         for row in ordered:
             base = "★ " if row.run_id == self.baseline else ""
+            # the other columns take ~90 cells: the name gets the rest, 20 at 80 columns and whole at 150
+            name_width = max(20, min(60, self.app.size.width - 90)) - len(base)
             delta = "" if row.delta is None else f"{row.delta:+.1%}"
             p_value = "" if row.p_value is None else ("<0.001" if row.p_value < 0.001 else f"{row.p_value:.3f}")
             style = "bold green" if row.p_value is not None and row.p_value < 0.05 and (row.delta or 0) > 0 else ""
@@ -98,7 +95,7 @@ class LeaderboardScreen(StoreScreen):
             pending = (f"{row.pending} ({row.acc_if_pending_wrong * 100:.1f}–{row.acc_if_pending_right * 100:.1f})"
                        if row.pending else "0")
             table.add_row(
-                as_text(base + _short(row.name, 24)), accuracy,
+                as_text(base + elide_middle(row.name, name_width)), accuracy,
                 f"{row.ci_low * 100:.1f}–{row.ci_high * 100:.1f}",
                 interval_bar(row.ci_low, row.ci_high, row.accuracy, 12, scale), Text(delta, style=style), p_value,
                 str(row.n), f"{row.no_answer_share:.0%}", pending, as_text(row.strategy or "—"),
