@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -75,6 +76,11 @@ async def test_the_cursor_follows_its_job_enter_shows_the_log_and_cancel_asks(tm
         assert isinstance(screen, JobsScreen)
         await until(pilot, lambda: len(screen.jobs) == 3, "the jobs")
         table = screen.query_one("#jobs")
+        from kdtui.tui.screens.jobs import COLUMNS
+
+        times = {j.id: str(table.get_row_at(i)[COLUMNS.index("time")])  # type: ignore[attr-defined]
+                 for i, j in enumerate(screen.jobs)}
+        assert all(re.fullmatch(r"\d+m\d\ds", t) for t in times.values()), times  # how long each attempt ran
         table.move_cursor(row=[j.id for j in screen.jobs].index("b"))  # type: ignore[attr-defined]
         await settle(pilot)
         before = [j.id for j in screen.jobs].index("b")

@@ -54,6 +54,7 @@ class JobRow:
     progress: float | None = None
     cancel_requested: bool = False
     started_at: Any = None  # a datetime: when the current (or last) attempt began
+    finished_at: Any = None  # a datetime: when the job ended (None while it is queued or running)
     submission: str | None = None  # the executor's id of the current attempt (Ray submission id)
 
 

@@ -21,7 +21,7 @@ from kdtui.store.jobs import JobRow
 from kdtui.tui.screens.base import StoreScreen
 from kdtui.tui.screens.dialogs import ConfirmScreen, DetailScreen
 
-COLUMNS = ["experiment", "job", "kind", "run", "state", "tries", "progress", "ETA", "error"]
+COLUMNS = ["experiment", "job", "kind", "run", "state", "tries", "progress", "time", "ETA", "error"]
 STATE_STYLE = {"done": "green", "running": "bold cyan", "queued": "dim", "failed": "bold red",
                "dependency_failed": "red", "cancelled": "yellow"}
 TAIL_LINES = 12
@@ -40,6 +40,15 @@ def eta(job: JobRow) -> float | None:
         return None
     elapsed = (datetime.now() - job.started_at).total_seconds()  # both naive: the store's local clock
     return elapsed * (1 - job.progress) / job.progress if elapsed > 0 else None
+
+
+def took(job: JobRow) -> float | None:
+    """Seconds the job's current (or last) attempt has run, or ran: until now while it runs, else until it ended."""
+    if job.started_at is None or job.state == "queued":
+        return None
+    end = job.finished_at if job.state != "running" and job.finished_at is not None else datetime.now()
+    seconds = (end - job.started_at).total_seconds()  # both naive: the store's local clock
+    return seconds if seconds >= 0 else None
 
 
 def tail(path: str | None, lines: int = TAIL_LINES) -> str:
@@ -110,7 +119,7 @@ class JobsScreen(StoreScreen):
             group = job.grp + (" (paused)" if job.grp in self.paused else "")
             table.add_row(as_text(group), job.id, job.kind, as_text(job.name),
                           Text(job.state, style=STATE_STYLE.get(job.state, "")), f"{job.attempts}/{job.max_attempts}",
-                          bar(job.progress if job.state != "done" else 1.0), duration(eta(job)),
+                          bar(job.progress if job.state != "done" else 1.0), duration(took(job)), duration(eta(job)),
                           as_text((job.error or "")[:50]))
         if self.jobs:
             ids = [j.id for j in self.jobs]
