@@ -183,7 +183,7 @@ async def test_every_screen_survives_hostile_strings(tmp_path: Path) -> None:
         await settle(pilot)
         board = app.screen
         assert {r.name for r in board.rows} >= {f"{t}-{i}" for i, t in enumerate(HOSTILE)}  # type: ignore[attr-defined]
-        await pilot.press("b", "g", "o")
+        await pilot.press("b", "v", "o")
         await settle(pilot)
         await pilot.press("f2")
         await settle(pilot)

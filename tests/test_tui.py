@@ -57,7 +57,7 @@ async def test_leaderboard_lists_runs_sorted_and_compares_to_baseline(tui_store:
         assert "baseline: base" in status(app, "#lb-status")
         await pilot.press("o")  # next sort column: 95% CI
         assert "sorted by 95% CI" in status(app, "#lb-status")
-        await pilot.press("g")
+        await pilot.press("v")
         assert "grouped by strategy" in status(app, "#lb-status")
 
 

@@ -118,3 +118,30 @@ async def test_tab_reaches_every_control_of_predictions_and_sql(tui_store: Any) 
         await settle(pilot)
         assert app.focused is not None and app.focused.id == "editor"
         assert set(await cycle("shift+tab", 4)) == {"editor", "schema", "results"}
+
+
+async def test_every_list_takes_j_k_g_and_shift_g(tui_store: Any) -> None:
+    """j/k move down/up and g/G jump to the first/last row, on the leaderboard (Textual's table) and on
+    predictions (the fast grid); the leaderboard's grouping moved to `v` so `g` means the same in every list."""
+    from kdtui.tui.app import KdtuiApp
+
+    app = KdtuiApp(tui_store.root)
+    async with app.run_test(size=(120, 40)) as pilot:
+        for key, table_id in (("f1", "#board"), ("f3", "#predictions")):
+            await pilot.press(key)
+            await settle(pilot)
+            table: Any = app.screen.query_one(table_id)
+            await until(pilot, lambda t=table: t.row_count >= 3, f"rows in {table_id}")
+            table.focus()
+            await pilot.pause()
+            last = table.row_count - 1
+            for press, row in (("G", last), ("g", 0), ("j", 1), ("j", 2), ("k", 1)):
+                await pilot.press(press)
+                await until(pilot, lambda t=table, r=row: t.cursor_coordinate.row == r, f"{press} on {table_id}")
+        await pilot.press("f1")
+        await settle(pilot)
+        screen: Any = app.screen
+        app.screen.query_one("#board").focus()
+        grouped = screen.grouped
+        await pilot.press("v")
+        await until(pilot, lambda: screen.grouped != grouped, "v to group by strategy")

@@ -13,6 +13,7 @@ from kdtui.config.distill import KEPT_MASS_FLOOR
 from kdtui.render import as_text
 from kdtui.store.reads import CaptureRow, captures
 from kdtui.tui.screens.base import StoreScreen
+from kdtui.tui.screens.grid import ListTable
 
 SPARK = " ▁▂▃▄▅▆▇█"
 COLUMNS = ["capture", "teacher", "strategy", "mode", "format", "tokens", "size", "B/token", "teacher mass kept",
@@ -54,7 +55,7 @@ class CapturesScreen(StoreScreen):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static("Captures — loading…", id="cap-status", classes="status")
-        table: DataTable[Any] = DataTable(id="captures", cursor_type="row", zebra_stripes=True)
+        table: DataTable[Any] = ListTable(id="captures", cursor_type="row", zebra_stripes=True)
         yield table
         yield Footer()
 

@@ -20,6 +20,7 @@ from kdtui.render import as_text, duration, visible
 from kdtui.store.jobs import JobRow
 from kdtui.tui.screens.base import StoreScreen
 from kdtui.tui.screens.dialogs import ConfirmScreen, DetailScreen
+from kdtui.tui.screens.grid import ListTable
 
 COLUMNS = ["experiment", "job", "kind", "run", "state", "tries", "progress", "time", "ETA", "error"]
 STATE_STYLE = {"done": "green", "running": "bold cyan", "queued": "dim", "failed": "bold red",
@@ -80,7 +81,7 @@ class JobsScreen(StoreScreen):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static("Jobs — loading…", id="jobs-status", classes="status")
-        table: DataTable[Any] = DataTable(id="jobs", cursor_type="row", zebra_stripes=True)
+        table: DataTable[Any] = ListTable(id="jobs", cursor_type="row", zebra_stripes=True)
         yield table
         yield Input(placeholder="experiment TOML to enqueue, e.g. experiments/demo.toml (enter)", id="jobs-file")
         yield Static("", id="jobs-log", classes="panel")

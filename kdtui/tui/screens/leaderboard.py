@@ -12,6 +12,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 from kdtui.render import as_text, elide_middle, histogram_bar, interval_bar, visible
 from kdtui.store.reads import LeaderRow, leaderboard
 from kdtui.tui.screens.base import StoreScreen
+from kdtui.tui.screens.grid import ListTable
 
 COLUMNS = ["run", "acc", "95% CI", "interval", "Δ base", "p", "n", "no ans", "pending", "strategy", "prompt", "kind"]
 SORT_KEYS = {
@@ -32,7 +33,7 @@ class LeaderboardScreen(StoreScreen):
         Binding("b", "baseline", "Set baseline"),
         Binding("o", "sort_next", "Sort"),
         Binding("O", "sort_reverse", "Reverse", show=False),
-        Binding("g", "group", "Group by strategy"),
+        Binding("v", "group", "Group by strategy"),
         Binding("s", "settled", "Settled only"),
         Binding("r", "refresh", "Refresh"),
     ]
@@ -49,7 +50,7 @@ class LeaderboardScreen(StoreScreen):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static("Leaderboard — loading…", id="lb-status", classes="status")
-        table: DataTable[Any] = DataTable(id="board", cursor_type="row", zebra_stripes=True)
+        table: DataTable[Any] = ListTable(id="board", cursor_type="row", zebra_stripes=True)
         yield table
         yield Static(id="chart")
         yield Footer()

@@ -36,6 +36,7 @@ from kdtui.curves import (
 from kdtui.render import as_text, duration
 from kdtui.store.reads import TrainingRun, training_curves, training_runs
 from kdtui.tui.screens.base import StoreScreen
+from kdtui.tui.screens.grid import ListTable
 
 MAX_OVERLAID = 4
 COLUMNS = ["", "run", "state", "step", "loss", "tok/s", "ETA", "loss trend"]
@@ -76,7 +77,7 @@ class TrainingScreen(StoreScreen):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static("Training — loading…", id="train-status", classes="status")
-        table: DataTable[Any] = DataTable(id="train-runs", cursor_type="row", zebra_stripes=True)
+        table: DataTable[Any] = ListTable(id="train-runs", cursor_type="row", zebra_stripes=True)
         yield table
         yield Input(placeholder="metrics regex, e.g. loss|ce|divergence|eval (enter applies)", id="train-filter")
         yield PlotWidget(id="train-chart")
