@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from kdtui.store import Store
-from tests.helpers import kdtui, one_line_error, prediction_rows
+from tests.helpers import kdtui, kdtui_process, one_line_error, prediction_rows
 
 # Attributes through which a page makes a browser fetch something.
 FETCHING = {"src", "href", "srcset", "action", "data", "poster", "formaction", "background"}
@@ -103,6 +103,9 @@ def test_report_refuses_overwrites_and_unknown_targets(tmp_path: Path) -> None:
                    r"no run matches 'nope'; experiments and runs here: exp, other")
     assert kdtui("report", "--out", str(out), "--force", "--store", str(store.root)).returncode == 0
     assert "other/eval/x/base" in out.read_text()  # no target: every run
+    piped = kdtui_process("report", "exp", "--out", "/dev/stdout", "--store", str(store.root))
+    assert piped.returncode == 0 and piped.stdout.startswith("<!DOCTYPE html>"), piped.stderr  # a pipe: in place
+    assert not list(tmp_path.glob(".*.part"))  # no temporary file left beside any output
 
 
 def _chromium() -> str | None:

@@ -117,8 +117,7 @@ def kept_mass_text(temperatures: list[float], kept: list[float]) -> str:
 
 
 def register(sub: Any, parents: Parents) -> None:
-    cap = add_command(sub, "capture", cmd_capture,
-                      parents)
+    cap = add_command(sub, "capture", cmd_capture, parents)
     cap.add_argument("action", nargs="*", help="inspect NAME: show a capture (and its fidelity with --against); "
                      "merge NAME --replicas N: join a data-parallel capture's replicas")
     cap.add_argument("--config", default=None, help="TOML file with a [capture] table (flags override it)")

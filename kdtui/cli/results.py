@@ -57,15 +57,12 @@ def cmd_sql(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from kdtui.report.build import gather, render
+    from kdtui.report.build import write_report
     from kdtui.store.exports import export_target
 
     store = open_store(args)
     out = export_target(Path(args.out), store.root, args.force)
-    page = render(gather(store, list(args.targets)))
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(out)  # a crash leaves the old page or the new one
+    page = write_report(store, list(args.targets), out)
     print(f"wrote {out} ({len(page) / 1000:.0f} kB, {page.count('<svg')} plots): open it in any browser; "
           "it loads nothing from elsewhere")
     return 0

@@ -12,19 +12,19 @@ import html
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kdtui import __version__
 from kdtui.errors import KdtuiError
+from kdtui.jobs.experiment import CONTROLS
 from kdtui.report import plots
 from kdtui.store.captures import entropy_bin_starts
+from kdtui.store.exports import export_file
 from kdtui.store.reads import LeaderRow, leaderboard
 
 if TYPE_CHECKING:
     from kdtui.store import Store
-
-CONTROLS = ("fine-tune", "no-distil")  # the study's controls, as experiments name their strategies
-
 
 @dataclass
 class ReportData:
@@ -63,8 +63,8 @@ def gather(store: Store, targets: list[str]) -> ReportData:
             if row.run_id != control.run_id and _chosen(row.name, targets) and row.p_value is not None:
                 data.pairs.append({"run": row.name, "control": control.name, "delta": row.delta,
                                    "p": row.p_value, "paired": row.paired})
-    distill = {r["id"]: r for r in runs if r["kind"] == "distill"}
-    for run in distill.values():
+    distill = [r for r in runs if r["kind"] == "distill"]
+    for run in distill:
         config = json.loads(run["config"] or "{}")
         data.alpha[run["name"]] = float(config.get("alpha", 1.0) if config.get("preset") != "fine-tune" else 1.0)
         data.temperature[run["name"]] = float(config.get("temperature", 1.0))
@@ -163,3 +163,12 @@ def render(data: ReportData, generated: datetime | None = None) -> str:
         "</details>" for name, cfg in data.configs.items()]
     parts.append("</body></html>\n")
     return "\n".join(parts)
+
+
+def write_report(store: Store, targets: list[str], out: Path) -> str:
+    """The page for ``targets`` written to ``out``, whole or not at all (a pipe is written in place); the page.
+    ``kdtui report`` and the TUI's palette both write through here."""
+    page = render(gather(store, targets))
+    with export_file(out) as path:
+        path.write_text(page, encoding="utf-8")
+    return page

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from kdtui.errors import KdtuiError
+from kdtui.errors import KdtuiError, first_line
 
 EXPORTS_FOLDER = "exports"
 FORMATS = ("csv", "json", "parquet")
@@ -86,13 +88,36 @@ def tui_export_target(name: str, store_root: Path) -> Path:
                          f"{exports_folder(store_root)})")
     if Path(name).suffix.lstrip(".") not in FORMATS:
         raise KdtuiError(f"export name {name!r}: end it in .csv, .json or .parquet")
+    return ready_exports_folder(store_root) / name
+
+
+def ready_exports_folder(store_root: Path) -> Path:
+    """The store's ``exports/`` folder, created if missing, where everything the TUI writes goes (exports and
+    reports); a symlink or a file there is refused."""
     folder = exports_folder(store_root)
     folder.mkdir(exist_ok=True)
     if folder.is_symlink() or not folder.is_dir():
         raise KdtuiError(f"{folder} is not a plain folder; remove it to export from the TUI")
-    return folder / name
+    return folder
 
 
 def replace_atomically(tmp: Path, out: Path) -> None:
     """Move a finished export into place (a crash leaves either the old file or the new one)."""
     os.replace(tmp, out)
+
+
+@contextmanager
+def export_file(out: Path) -> Iterator[Path]:
+    """The path to write ``out`` through: a temporary file beside it, moved into place when the block completes
+    (a crash leaves the old file or the new one, never half of one), or ``out`` itself for a pipe or
+    /dev/stdout. An OSError becomes one line naming the file. The one way exports and reports are written."""
+    tmp = out if is_stream(out) else out.with_name(f".{out.name}.part")
+    try:
+        yield tmp
+        if tmp != out:
+            replace_atomically(tmp, out)
+    except OSError as exc:
+        raise KdtuiError(f"cannot write {out}: {first_line(exc)}") from None
+    finally:
+        if tmp != out:
+            tmp.unlink(missing_ok=True)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import duckdb
 
 from kdtui.errors import KdtuiError, first_line
-from kdtui.store.exports import is_stream, replace_atomically
+from kdtui.store.exports import export_file
 
 if TYPE_CHECKING:
     from kdtui.store.store import QueryResult, Store
@@ -262,17 +262,8 @@ def write_rows(reader: Any, out: Path, fmt: str) -> int:
 
     The one writer of exports: ``kdtui sql --out`` and the TUI's console (``Table.to_reader()``).
     """
-    tmp = out if is_stream(out) else out.with_name(f".{out.name}.part")
-    try:
-        count = _WRITERS[fmt](reader, tmp)
-        if tmp != out:
-            replace_atomically(tmp, out)
-    except OSError as exc:
-        raise KdtuiError(f"cannot write {out}: {first_line(exc)}") from None
-    finally:
-        if tmp != out:
-            tmp.unlink(missing_ok=True)
-    return count
+    with export_file(out) as path:
+        return _WRITERS[fmt](reader, path)
 
 
 def _write_parquet(reader: Any, path: Path) -> int:

@@ -148,14 +148,12 @@ class KdtuiApp(App[None]):
         def write() -> None:
             from datetime import datetime
 
-            from kdtui.report.build import gather, render
-            from kdtui.store.exports import exports_folder
+            from kdtui.report.build import write_report
+            from kdtui.store.exports import ready_exports_folder
 
             try:
-                folder = exports_folder(store.root)
-                folder.mkdir(exist_ok=True)
-                out = folder / f"report-{datetime.now():%Y%m%d-%H%M%S}.html"
-                out.write_text(render(gather(store, [])), encoding="utf-8")
+                out = ready_exports_folder(store.root) / f"report-{datetime.now():%Y%m%d-%H%M%S}.html"
+                write_report(store, [], out)
             except (KdtuiError, OSError) as exc:
                 self.call_from_thread(self.report_error, f"report not written: {exc}")
                 return

@@ -37,10 +37,10 @@ def bar(fraction: float | None, width: int = 12) -> Text:
 
 def eta(job: JobRow) -> float | None:
     """Seconds left for a running job at the pace of its current attempt."""
-    if job.state != "running" or not job.progress or job.started_at is None:
+    if job.state != "running" or not job.progress:
         return None
-    elapsed = (datetime.now() - job.started_at).total_seconds()  # both naive: the store's local clock
-    return elapsed * (1 - job.progress) / job.progress if elapsed > 0 else None
+    elapsed = took(job)
+    return elapsed * (1 - job.progress) / job.progress if elapsed else None
 
 
 def took(job: JobRow) -> float | None:
