@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from kdtui.config.capture import CaptureConfig
 from kdtui.config.distill import DistillConfig
-from kdtui.config.paths import run_folder
+from kdtui.config.layout import StoreLayout
 from kdtui.errors import KdtuiError
 from kdtui.kd.examples import aligned_items, captured_examples, literal_items
 from kdtui.kd.losses import KDConfig
@@ -224,7 +224,7 @@ def test_resume_after_sigkill_equals_an_uninterrupted_run(tiny_model: Path, teac
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
     proc = subprocess.Popen([sys.executable, "-m", "kdtui.cli", "distill", "--run", "cut", *common], cwd=REPO,
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    checkpoints = run_folder(store_dir, "cut") / "checkpoints"
+    checkpoints = StoreLayout(store_dir).run_folder("cut") / "checkpoints"
     try:
         wait_for(lambda: (checkpoints.is_dir() and any(p.name.startswith("step-") for p in checkpoints.iterdir()))
                  or proc.poll() is not None, 120, "a first checkpoint")
@@ -233,7 +233,7 @@ def test_resume_after_sigkill_equals_an_uninterrupted_run(tiny_model: Path, teac
     finally:
         proc.kill()
     killed_at = max(json.loads(line)["step"] for line in
-                    (run_folder(store_dir, "cut") / "metrics.jsonl").read_text().splitlines())
+                    (StoreLayout(store_dir).run_folder("cut") / "metrics.jsonl").read_text().splitlines())
     assert killed_at < whole.steps, "the run finished before it could be killed"
     refused = subprocess.run([sys.executable, "-m", "kdtui.cli", "distill", "--run", "cut", *common], cwd=REPO,
                              env=env, capture_output=True, text=True)
@@ -246,15 +246,30 @@ def test_resume_after_sigkill_equals_an_uninterrupted_run(tiny_model: Path, teac
     assert abs(a[-1]["loss"] - b[-1]["loss"]) <= 1e-4, (a[-1], b[-1])
 
 
-def test_two_run_names_of_one_folder_are_refused(tiny_model: Path, teacher: Path, tmp_path: Path) -> None:
-    """'col/x' and 'col__x' map to one folder: the second is refused naming the first, instead of being told
-    to --resume the other run's checkpoint."""
+def test_run_names_that_once_shared_a_folder_train_apart(tiny_model: Path, teacher: Path, tmp_path: Path) -> None:
+    """'col/x' and 'col__x' each get their own folder and adapter; in a store from before the one-to-one layout,
+    where 'col/x' lives in 'col__x', that folder is still 'col/x''s, and 'col__x' is refused naming it instead
+    of being told to --resume the other run's checkpoint."""
     store = Store(tmp_path / "store")
+    layout = StoreLayout(store.root)
     capture(store, teacher, "c")
-    run_distill(distill_cfg(tiny_model, "col/x", capture="c", max_steps=1), store, tmp_path / "logs")
+    for run in ("col/x", "col__x"):
+        run_distill(distill_cfg(tiny_model, run, capture="c", max_steps=1), store, tmp_path / "logs")
+    folders = {run: layout.run_folder(run) for run in ("col/x", "col__x")}
+    assert folders["col/x"] != folders["col__x"]
+    for run, folder in folders.items():
+        assert json.loads((folder / "adapter" / "kdtui.json").read_text())["run"] == run
+        assert StoreLayout.run_of(folder.name) == run
+
+    old = tmp_path / "old"  # the same run, as an older kdtui laid it out
+    shutil.copytree(store.root, old)
+    shutil.rmtree(old / "distill" / "col__x")
+    (old / "distill" / folders["col/x"].name).rename(old / "distill" / "col__x")
+    legacy = StoreLayout(old).run_folder("col/x")
+    assert legacy == old / "distill" / "col__x" and (legacy / "adapter").is_dir()
     for resume in (False, True):
         with pytest.raises(KdtuiError, match=r"run 'col__x' would share .* with run 'col/x'"):
-            run_distill(distill_cfg(tiny_model, "col__x", capture="c", max_steps=1, resume=resume), store,
+            run_distill(distill_cfg(tiny_model, "col__x", capture="c", max_steps=1, resume=resume), Store(old),
                         tmp_path / "logs")
 
 
@@ -284,7 +299,7 @@ def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tiny_model:
         run_distill(cfg, store, tmp_path / "logs")
     record = store.runs.get("nan")
     assert record is not None and record.status == "failed" and "the loss became" in (record.error or "")
-    kept = sorted((run_folder(store.root, "nan") / "checkpoints").iterdir())
+    kept = sorted((StoreLayout(store.root).run_folder("nan") / "checkpoints").iterdir())
     weights = kept[-1] / "trainable.safetensors"
     from safetensors.torch import load_file
 
@@ -298,7 +313,7 @@ def test_an_outside_reader_during_training_loses_no_metrics(tiny_model: Path, te
     store = Store(tmp_path / "store")
     capture(store, teacher, "c")
     cfg = distill_cfg(tiny_model, "held", capture="c", epochs=4, checkpoint_every=100)
-    metrics = run_folder(store.root, "held") / "metrics.jsonl"
+    metrics = StoreLayout(store.root).run_folder("held") / "metrics.jsonl"
     result: dict[str, Any] = {}
     held = threading.Event()
     # The run waits after its first step until the client holds the file: under load it could otherwise finish

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from kdtui.config.paths import run_folder
+from kdtui.config.layout import StoreLayout
 from kdtui.errors import KdtuiError
 from kdtui.jobs.daemon import Worker, holder, process_start
 from kdtui.jobs.experiment import load_experiment
@@ -31,7 +31,7 @@ def test_full_fine_tuning_plans_the_eval_of_the_trained_model_not_an_adapter(tin
                                                                             tmp_path: Path) -> None:
     """With ``lora = false`` distill writes model/, so its eval reads that folder as the model (it used to plan
     an adapter that never exists); with LoRA, the adapter over the student."""
-    from kdtui.config.paths import run_folder
+    from kdtui.config.layout import StoreLayout
 
     root = tmp_path / "store"
     for lora in (False, True):
@@ -40,7 +40,7 @@ def test_full_fine_tuning_plans_the_eval_of_the_trained_model_not_an_adapter(tin
         spec = load_experiment(path)
         evals = {j.name: j.config for j in expand(spec, root) if j.kind == "eval"}
         trained = evals["tiny/eval/tiny/base"]
-        output = run_folder(root.resolve(), "tiny/tiny/base") / ("adapter" if lora else "model")
+        output = StoreLayout(root.resolve()).run_folder("tiny/tiny/base") / ("adapter" if lora else "model")
         assert (trained["model"], trained["adapter"]) == \
             ((str(tiny_model.resolve()), str(output)) if lora else (str(output), None))
         assert evals["tiny/eval/tiny/no-distil"]["adapter"] is None
@@ -280,7 +280,7 @@ def test_experiment_survives_sigkilled_job_and_daemon(tiny_model: Path, tmp_path
     assert proc.returncode == 0, proc.stderr
     store = Store(store_dir)
     try:
-        metrics = run_folder(store_dir, "tiny/tiny/base") / "metrics.jsonl"
+        metrics = StoreLayout(store_dir).run_folder("tiny/tiny/base") / "metrics.jsonl"
         wait_for(lambda: metrics.is_file() and len(metrics.read_text().splitlines()) >= 5, 180, "distillation")
         job = store.jobs.get("tiny/tiny/base")
         assert job is not None and job.pid is not None
@@ -421,7 +421,7 @@ def test_a_student_on_several_gpus_trains_one_rank_per_card(tiny_model: Path, tm
     assert job is not None and job.state == "done"
     assert "torchrun with 2 processes" in (tmp_path / "l" / "jobs" / f"{job.id}.log").read_text()
     assert results(store)["steps"]["tiny/tiny/base"] == (4, 4)
-    assert (run_folder(store_dir, "tiny/tiny/base") / "adapter").is_dir()
+    assert (StoreLayout(store_dir).run_folder("tiny/tiny/base") / "adapter").is_dir()
 
 
 def test_one_spelling_of_a_workers_options() -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from kdtui.config.paths import run_folder
+from kdtui.config.layout import StoreLayout
 from kdtui.jobs.ray_executor import RayExecutor
 from kdtui.kd.checkpoint import checkpoints as complete
 from kdtui.store import Store
@@ -94,7 +94,7 @@ def test_a_job_killed_on_ray_resumes_and_cancel_stops_one(tiny_model: Path, tmp_
                  and j.pid is not None, 300, "the teacher run to start")
         cancelled = kdtui("cancel", "tiny/tiny/teacher", "--store", str(store_dir))
         assert cancelled.returncode == 0, cancelled.stderr
-        checkpoints = run_folder(store_dir, "tiny/tiny/base") / "checkpoints"
+        checkpoints = StoreLayout(store_dir).run_folder("tiny/tiny/base") / "checkpoints"
         wait_for(lambda: bool(complete(checkpoints)), 300, "a complete checkpoint of the base run")
         base = store.jobs.get("tiny/tiny/base")
         assert base is not None and base.pid is not None and base.submission is not None

@@ -10,6 +10,7 @@ import torch
 
 from kdtui.captures.format import CapturedExample, log_tail_of, read_shard, tempered_topk
 from kdtui.captures.manifest import CaptureFolder, load_manifest
+from kdtui.config.layout import StoreLayout
 from kdtui.errors import KdtuiError
 from kdtui.models.teachers import load_teacher, vocab_identity
 
@@ -54,7 +55,7 @@ def summary(root: Path, name: str, verify: bool = False) -> dict[str, Any]:
     size = sum(s["bytes"] for s in manifest["shards"])
     tokens = manifest["n_tokens"]
     problems = CaptureFolder(root, name).verify(manifest, checksums=verify)
-    kept = kept_mass(manifest, folder=root / "captures" / name) if not problems else None
+    kept = kept_mass(manifest, folder=StoreLayout(root).capture(name)) if not problems else None
     return {"manifest": manifest, "bytes": size, "bytes_per_token": size / tokens if tokens else float("nan"),
             "problems": problems, "verified": "sizes and sha256" if verify else "sizes", "kept_mass": kept}
 
@@ -72,7 +73,7 @@ def fidelity(root: Path, name: str, teacher_path: str, backend: str = "hf", samp
     if vocab_identity(teacher) != manifest["tokenizer"]:
         raise KdtuiError(f"tokenizer mismatch: capture has {manifest['tokenizer']}, --against teacher has "
                          f"{vocab_identity(teacher)}; compare with the capture's own teacher")
-    folder = root / "captures" / name
+    folder = StoreLayout(root).capture(name)
     examples = []
     for entry in manifest["shards"]:
         examples += read_shard(folder / entry["file"], entry).examples()
@@ -122,7 +123,7 @@ def hidden_fidelity(root: Path, name: str, teacher_path: str, backend: str = "hf
     if vocab_identity(teacher) != manifest["tokenizer"]:
         raise KdtuiError(f"tokenizer mismatch: capture has {manifest['tokenizer']}, --against teacher has "
                          f"{vocab_identity(teacher)}; compare with the capture's own teacher")
-    folder = root / "captures" / name
+    folder = StoreLayout(root).capture(name)
     head = read_head(folder, manifest)
     examples = []
     for entry in manifest["shards"]:

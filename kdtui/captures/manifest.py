@@ -9,7 +9,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from kdtui.captures.format import sha256_file, write_atomic_bytes
-from kdtui.config.names import check_capture_name, inside
+from kdtui.config.layout import StoreLayout
+from kdtui.config.names import check_capture_name
 from kdtui.errors import KdtuiError
 
 MANIFEST = "manifest.json"
@@ -63,7 +64,7 @@ class CaptureFolder:
             self.name = check_capture_name(name)
         except ValueError as exc:
             raise KdtuiError(str(exc)) from None
-        self.path = inside(root, root / "captures" / name)
+        self.path = StoreLayout(root).capture(name)
         self.manifest_path = self.path / MANIFEST
 
     def load_manifest(self) -> dict[str, Any] | None:
@@ -102,7 +103,7 @@ class CaptureFolder:
 
 
 def known_captures(root: Path) -> list[str]:
-    return sorted(p.parent.name for p in (root / "captures").glob(f"*/{MANIFEST}"))
+    return sorted(p.parent.name for p in StoreLayout(root).captures.glob(f"*/{MANIFEST}"))
 
 
 def load_manifest(root: Path, name: str) -> dict[str, Any]:

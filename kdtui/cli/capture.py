@@ -8,6 +8,7 @@ from typing import Any
 
 from kdtui.cli.common import Parents, add_command, logs, open_store
 from kdtui.config.capture import CaptureConfig
+from kdtui.config.layout import StoreLayout
 from kdtui.errors import KdtuiError
 
 
@@ -63,7 +64,7 @@ def _merge(args: argparse.Namespace, name: str) -> int:
         raise KdtuiError("kdtui capture merge NAME needs --replicas N (the N the replicas were captured with)")
     store = open_store(args, create=True)
     manifest = merge(store.root, name, replicas)
-    store.captures.register(name, manifest, store.root / "captures" / name)
+    store.captures.register(name, manifest, StoreLayout(store.root).capture(name))
     console.print(f"capture {name!r}: {replicas} replicas joined, {manifest['n_examples']} examples in "
                   f"{len(manifest['shards'])} shards", markup=False)
     return 0

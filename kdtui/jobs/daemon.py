@@ -30,12 +30,12 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any, NamedTuple
 
+from kdtui.config.layout import StoreLayout
 from kdtui.errors import KdtuiError
 from kdtui.jobs.gpus import GpuInfo, assign, cuda_env, nvml_devices
 from kdtui.store import Store, StoreBusy
 from kdtui.store.jobs import FINAL, JobRow
 
-LOCK = "worker.lock"
 BEAT_S = 5.0
 GRACE_S = 60.0
 INLINE = ("merge",)  # job kinds the worker runs itself
@@ -74,7 +74,7 @@ def alive(pid: int | None, start: float | None) -> bool:
 
 def holder(root: Path) -> int | None:
     """The pid of the daemon holding the store's worker lock, or None when none runs."""
-    path = root / LOCK
+    path = StoreLayout(root).worker_lock
     if not path.is_file():
         return None
     with path.open("r+") as fh:
@@ -139,7 +139,7 @@ class Worker:
 
     def acquire(self) -> None:
         self.store.root.mkdir(parents=True, exist_ok=True)
-        fh = (self.store.root / LOCK).open("a+")
+        fh = StoreLayout(self.store.root).worker_lock.open("a+")
         deadline = time.monotonic() + 2.0  # `holder()` of a starting command may hold it for an instant
         while True:
             try:

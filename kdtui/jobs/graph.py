@@ -17,7 +17,7 @@ from typing import Any
 from kdtui.config.capture import CaptureConfig
 from kdtui.config.distill import DistillConfig
 from kdtui.config.eval import EvalConfig
-from kdtui.config.paths import trained_output
+from kdtui.config.layout import StoreLayout
 from kdtui.jobs.experiment import ExperimentSpec, cell_suffix
 
 
@@ -108,7 +108,7 @@ def expand(spec: ExperimentSpec, store_root: Path) -> list[JobSpec]:
         for label, run, parent in trained:
             eval_run = f"{spec.name}/eval/{student.name}/{label}"
             lora = parent is not None and bool(parent.config.get("lora", True))
-            output = None if parent is None else str(trained_output(store_root, run, lora))
+            output = None if parent is None else str(StoreLayout(store_root).trained_output(run, lora))
             evaluation = EvalConfig.model_validate(spec.eval | {
                 "model": output if output is not None and not lora else student.model,
                 "adapter": output if lora else None, "run": eval_run,

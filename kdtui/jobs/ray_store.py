@@ -20,6 +20,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+from kdtui.config.layout import StoreLayout
 from kdtui.errors import KdtuiError, first_line
 
 if TYPE_CHECKING:
@@ -80,10 +81,9 @@ class RemoteStore:
     """What a recipe sees of the store inside a Ray job: the repositories, forwarded; the folder, shared."""
 
     def __init__(self, root: Path, actor: Any) -> None:
-        from kdtui.store.session import DB_NAME
 
         self.root = Path(root)
-        self.path = self.root / DB_NAME
+        self.path = StoreLayout(self.root).db
         self.remote = True
         for repo in REPOS:
             setattr(self, repo, _RemoteRepo(actor, repo))

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from kdtui.config.layout import StoreLayout
 from kdtui.errors import KdtuiError, first_line
 from kdtui.store import Store
 
@@ -80,14 +81,13 @@ def _run_recipe(store: Store, kind: str, config: dict[str, Any], logs: Path, rep
 
         distill = DistillConfig.model_validate(config)
         if distill.launcher != "none":  # several ranks (a job holding several GPUs): the launcher runs them
-            from kdtui.config.paths import trained_output
             from kdtui.recipes.launch import run_launched
 
             code = run_launched(distill, store.root, logs)
             if code != 0:
                 raise KdtuiError(f"the {distill.launcher} ranks ended with exit {code}; see the job log")
             # nothing left to evaluate: stopped early
-            return not trained_output(store.root, distill.run, distill.lora).is_dir()
+            return not StoreLayout(store.root).trained_output(distill.run, distill.lora).is_dir()
         result = run_distill(distill, store, logs, progress=lambda r: report(r["step"] / max(r["total_steps"], 1)))
         return result.adapter is None
     if kind == "eval":
@@ -102,7 +102,7 @@ def _run_recipe(store: Store, kind: str, config: dict[str, Any], logs: Path, rep
         from kdtui.captures.replicas import merge
 
         manifest = merge(store.root, config["name"], int(config["replicas"]))
-        store.captures.register(config["name"], manifest, store.root / "captures" / config["name"])
+        store.captures.register(config["name"], manifest, StoreLayout(store.root).capture(config["name"]))
         report(1.0)
         return False
     raise KdtuiError(f"unknown job kind {kind!r}")

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from kdtui.captures.format import head_logits
+from kdtui.config.layout import StoreLayout
 from kdtui.errors import KdtuiError
 from kdtui.kd.examples import TrainItem
 from kdtui.kd.losses import (
@@ -105,7 +106,7 @@ def load_head(root: Path, manifest: dict[str, Any]) -> HeadWeights:
     """The teacher head stored once per hidden-format capture, checked against the manifest."""
     from kdtui.captures.format import read_head
 
-    return HeadWeights(**read_head(root / "captures" / manifest["name"], manifest))
+    return HeadWeights(**read_head(StoreLayout(root).capture(manifest["name"]), manifest))
 
 
 def _cat(parts: list[torch.Tensor | None]) -> torch.Tensor:

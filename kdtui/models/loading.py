@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kdtui.config.layout import RUN_INFO
 from kdtui.errors import KdtuiError, first_line
 
 
@@ -84,7 +85,7 @@ def adapter_info(adapter: str | None) -> dict[str, Any]:
     """What ``kdtui distill`` wrote beside an adapter (its run, preset, capture and strategy), or {}."""
     if not adapter:
         return {}
-    path = Path(adapter).expanduser() / "kdtui.json"
+    path = Path(adapter).expanduser() / RUN_INFO
     try:
         info = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):

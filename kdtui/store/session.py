@@ -35,10 +35,10 @@ from pathlib import Path
 
 import duckdb
 
+from kdtui.config.layout import DB_NAME, StoreLayout
 from kdtui.config.limits import SQL_TEMP_LIMIT, sql_memory_limit
 from kdtui.errors import KdtuiError, first_line
 
-DB_NAME = "kdtui.duckdb"
 # A new store is written in DuckDB's 1.0 storage format, so every DuckDB client people have (the duckdb CLI
 # 1.x on PyPI, DBeaver, R, older Python) can open it: "anyone can query it with SQL". A store created by an
 # earlier kdtui keeps the format it was made with (DuckDB >= 2.0 only; `kdtui store` says which).
@@ -191,9 +191,9 @@ class Sessions:
                  allow_files: bool = False) -> None:
         self.root = root
         self.read_config = READ_CONFIG_WITH_FILES if allow_files else READ_CONFIG
-        self.path = root / DB_NAME
-        self.lock_path = root / (DB_NAME + ".lock")
-        self.gate_path = root / (DB_NAME + ".gate")
+        self.path = StoreLayout(root).db
+        self.lock_path = self.path.with_name(DB_NAME + ".lock")
+        self.gate_path = self.path.with_name(DB_NAME + ".gate")
         self.busy_timeout = busy_timeout
         self.report = report or print_wait
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import duckdb
 
+from kdtui.config.layout import DB_NAME, StoreLayout
 from kdtui.errors import KdtuiError, first_line
 from kdtui.store.captures import CapturesRepo
 from kdtui.store.jobs import JobsRepo
@@ -24,7 +25,7 @@ from kdtui.store.metrics import TrainMetricsRepo
 from kdtui.store.predictions import PredictionsRepo
 from kdtui.store.runs import RunsRepo
 from kdtui.store.schema import MIGRATIONS
-from kdtui.store.session import DB_NAME, NotAStore, Sessions, WaitReporter
+from kdtui.store.session import NotAStore, Sessions, WaitReporter
 from kdtui.store.triage import TriageRepo
 
 
@@ -72,7 +73,7 @@ class Store:
         self.root = Path(root)
         if busy_timeout is None:
             busy_timeout = busy_timeout_from_env()
-        self.path = self.root / DB_NAME
+        self.path = StoreLayout(self.root).db
         self.create = create
         self.sessions = Sessions(self.root, busy_timeout, report_wait, allow_files)
         self._schema_ok = False

@@ -18,6 +18,7 @@ from textual.app import App, SystemCommand
 from textual.reactive import reactive
 from textual.screen import ModalScreen, Screen
 
+from kdtui.config.layout import StoreLayout
 from kdtui.config.limits import TUI_SQL_TIMEOUT_S
 from kdtui.config.paths import logs_dir
 from kdtui.errors import KdtuiError
@@ -190,7 +191,7 @@ class KdtuiApp(App[None]):
         "Screenshot" and ``action_screenshot`` both come here."""
         if self.is_web:
             return super().deliver_screenshot(filename, path, time_format)
-        folder = Path(path) if path else self.store.root / "screenshots"
+        folder = Path(path) if path else StoreLayout(self.store.root).screenshots
         try:
             folder.mkdir(parents=True, exist_ok=True)
             saved = self.save_screenshot(filename, str(folder), time_format)

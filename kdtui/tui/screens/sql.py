@@ -16,6 +16,7 @@ from textual.message import Message
 from textual.widgets import Footer, Header, Input, Static, TextArea, Tree
 from textual_fastdatatable import DataTable
 
+from kdtui.config.layout import StoreLayout
 from kdtui.errors import KdtuiError
 from kdtui.render import SHOWN_CHARS, as_text, visible
 from kdtui.store import UserQuery
@@ -28,7 +29,6 @@ from kdtui.tui.screens.dialogs import ConfirmScreen, DetailScreen, InputScreen, 
 from kdtui.tui.screens.grid import Grid
 
 MAX_ROWS = 10_000
-HISTORY_FILE = "sql_history.jsonl"
 STARTER = "SELECT name, n, accuracy, ci_low, ci_high, pending_review\nFROM leaderboard\nORDER BY accuracy DESC"
 
 
@@ -64,7 +64,7 @@ class SqlScreen(StoreScreen):
 
     @property
     def history_path(self) -> Path:
-        return self.kdtui.store.root / HISTORY_FILE
+        return StoreLayout(self.kdtui.store.root).sql_history
 
     def compose(self) -> ComposeResult:
         yield Header()

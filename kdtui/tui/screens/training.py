@@ -21,6 +21,7 @@ from textual.containers import Horizontal
 from textual.widgets import DataTable, Footer, Header, Input, Static
 from textual_plot import HiResMode, LegendLocation, PlotWidget
 
+from kdtui.config.layout import StoreLayout
 from kdtui.curves import (
     SMOOTHING_STEPS,
     X_AXES,
@@ -295,7 +296,7 @@ class TrainingScreen(StoreScreen):
         if self.drawn is None or not self.drawn.series:
             self.notify("nothing drawn to export", severity="warning")
             return
-        folder = self.kdtui.store.root / "exports"
+        folder = StoreLayout(self.kdtui.store.root).exports
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"training-{time.strftime('%Y%m%d-%H%M%S')}.{fmt}"
         rows = [(s.run, s.metric, s.kind, float(x), float(y)) for s in self.drawn.series
