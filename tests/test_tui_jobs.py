@@ -1,4 +1,4 @@
-"""The Jobs screen (F8) with Pilot: an experiment's jobs progress live under a real worker the TUI starts."""
+"""The Jobs screen (F8) with Pilot: an experiment's jobs progress live under a real worker started from it."""
 
 from __future__ import annotations
 
@@ -27,10 +27,16 @@ async def test_jobs_progress_live_and_cancel_works(tiny_model: Path, tmp_path: P
     app = KdtuiApp(store.root)
     try:
         async with app.run_test(size=(140, 36)) as pilot:
-            await until(pilot, lambda: holder(store.root) is not None, "the TUI to start a worker", timeout=60)
+            # opening starts nothing: the header and a notice say no worker runs, and `w` on Jobs starts one
+            await until(pilot, lambda: re.search(r"no worker · 0 running · \d+ queued", app.sub_title) is not None,
+                        "the queue's summary")
+            await until(pilot, lambda: any("press w on Jobs" in n.message for n in app._notifications), "the notice")
+            assert holder(store.root) is None
             await pilot.press("f8")
             screen = app.screen
             assert isinstance(screen, JobsScreen)
+            await pilot.press("w")
+            await until(pilot, lambda: holder(store.root) is not None, "the worker `w` starts", timeout=60)
             await until(pilot, lambda: any(j.state == "done" for j in screen.jobs), "a job to finish", timeout=120)
             assert "worker on" in app.sub_title
             # the no-distil evaluation never waits for anything: cancel whatever is still queued

@@ -88,30 +88,32 @@ class KdtuiApp(App[None]):
         self._stamp = self._file_stamp()
         self.set_interval(POLL_SECONDS, self._poll_store)
         self.set_interval(SUMMARY_SECONDS, self._summarise)
-        self._summarise(start_worker=True)
+        self._summarise(first=True)
 
-    def _summarise(self, start_worker: bool = False) -> None:
-        """Workers, running jobs and GPUs in use, in the header (read in a worker thread); on start, a
-        queue with work and no worker gets one, as `kdtui run` would start it."""
-        store, title = self.store, self.sub_title.split(" · worker")[0]
+    def _summarise(self, first: bool = False) -> None:
+        """Workers, running jobs and GPUs in use, in the header (read in a worker thread). Opening the TUI starts
+        nothing: queued work with no worker is said, once, with the key that starts one."""
+        store, title = self.store, self.sub_title.split(" · ")[0]
 
         def read() -> None:
-            from kdtui.jobs.daemon import holder, start_detached, worker_options
+            from kdtui.jobs.daemon import holder
 
             if not store.path.exists():
                 return
             pid = holder(store.root)
             jobs = store.jobs.all()
-            if start_worker and pid is None and any(j.state == "queued" for j in jobs):
-                pid = start_detached(store.root, self.logs, worker_options()).pid
             if not jobs and pid is None:
                 return  # no queue here: the header stays the store's path
             running = [j for j in jobs if j.state == "running"]
+            queued = sum(j.state == "queued" for j in jobs)
             cards = sorted({c for j in running for c in j.gpu_ids})
-            summary = (f"{title} · worker {'on' if pid else 'off'} · {len(running)} running"
-                       + (f" · GPUs {len(cards)}" if cards else ""))
+            summary = (f"{title} · {'worker on' if pid else 'no worker'} · {len(running)} running"
+                       + (f" · {queued} queued" if queued else "") + (f" · GPUs {len(cards)}" if cards else ""))
             with suppress(RuntimeError):
                 self.call_from_thread(setattr, self, "sub_title", summary)
+                if first and pid is None and queued:
+                    self.call_from_thread(self.notify, f"{queued} jobs are queued and no worker runs: "
+                                          "press w on Jobs (F8) to start one", timeout=10)
 
         def safe() -> None:
             with suppress(Exception):  # the header is decoration: a busy store just keeps the old one

@@ -70,6 +70,7 @@ class JobsScreen(StoreScreen):
         Binding("r", "retry", "Retry"),
         Binding("p", "pause", "Pause/resume"),
         Binding("a", "enqueue", "Enqueue"),
+        Binding("w", "start_worker", "Start worker"),
         Binding("enter", "log", "Log", show=False),
     ]
 
@@ -190,6 +191,19 @@ class JobsScreen(StoreScreen):
                 return f"{job.grp}: {'paused' if paused else 'resumed'}"
 
             self._act("pause", pause)
+
+    def action_start_worker(self) -> None:
+        """Start the store's worker with default options (an experiment's [executor] comes with `a`)."""
+        store, logs = self.kdtui.store, self.kdtui.logs
+
+        def start() -> str:
+            from kdtui.jobs.daemon import start_detached, worker_options
+
+            started = start_detached(store.root, logs, worker_options())
+            return (f"worker started, pid {started.pid}; its log: {logs / 'worker.log'}" if started.started
+                    else f"a worker already runs (pid {started.pid})")
+
+        self._act("worker", start)
 
     def action_enqueue(self) -> None:
         box = self.query_one("#jobs-file", Input)
