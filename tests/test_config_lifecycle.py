@@ -117,6 +117,18 @@ def test_a_killed_run_shows_as_lost(tmp_path: Path) -> None:
     assert store.runs.get("killed").state == "lost"  # type: ignore[union-attr]
 
 
+def test_a_reused_pid_is_not_taken_for_the_run(tmp_path: Path) -> None:
+    """The run's pid now belongs to another process (here: this one, with another start time): lost, although
+    its heartbeat is fresh and a process with that pid lives."""
+    store = Store(tmp_path / "store")
+    run_id = store.runs.start("reused", "eval", {})
+    record = store.runs.get("reused")
+    assert record is not None and record.state == "running"
+    with store.write() as con:
+        con.execute("UPDATE runs SET pid_start = pid_start - 1 WHERE id = ?", [run_id])
+    assert store.runs.get("reused").state == "lost"  # type: ignore[union-attr]
+
+
 def test_a_field_added_later_at_its_default_does_not_block_resume(tmp_path: Path) -> None:
     from kdtui.recipes.lifecycle import check_identity
 

@@ -17,11 +17,12 @@ import pytest
 
 from kdtui.config.layout import StoreLayout
 from kdtui.errors import KdtuiError
-from kdtui.jobs.daemon import Worker, holder, process_start
+from kdtui.jobs.daemon import Worker, holder
 from kdtui.jobs.experiment import load_experiment
 from kdtui.jobs.gpus import GpuInfo, assign, cuda_env
 from kdtui.jobs.graph import JobSpec, expand
 from kdtui.store import Store
+from kdtui.store.liveness import process_start
 from tests.helpers import ENV, REPO, experiment, kdtui, results, stop_worker, wait_for
 
 # ------------------------------------------------------------------ specs and hashing

@@ -35,6 +35,7 @@ from kdtui.errors import KdtuiError
 from kdtui.jobs.gpus import GpuInfo, assign, cuda_env, nvml_devices
 from kdtui.store import Store, StoreBusy
 from kdtui.store.jobs import FINAL, JobRow
+from kdtui.store.liveness import alive, process_start
 
 BEAT_S = 5.0
 GRACE_S = 60.0
@@ -49,27 +50,6 @@ def cpu_threads(slots: int, environ: Any) -> dict[str, str]:
         return {}
     threads = str(max(1, (os.cpu_count() or 1) // max(1, slots)))
     return {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
-
-
-def process_start(pid: int) -> float | None:
-    """The process's start time (clock ticks after boot, from /proc): with the pid, it names one process."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return float(stat[stat.rindex(")") + 2:].split()[19])
-
-
-def alive(pid: int | None, start: float | None) -> bool:
-    if pid is None:
-        return False
-    now = process_start(pid)
-    if now is None or (start is not None and now != start):
-        return False
-    try:  # a zombie (dead, not yet reaped) is not alive
-        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
-    except (OSError, IndexError):
-        return False
 
 
 def holder(root: Path) -> int | None:

@@ -41,7 +41,7 @@ def run_job(store: Store, job_id: str, attempt: int, logs: Path) -> int:
     if job is None:
         raise KdtuiError(f"no job {job_id!r} in the store; `kdtui jobs` lists them")
     report = _progress(store, job_id)
-    from kdtui.jobs.daemon import process_start
+    from kdtui.store.liveness import process_start
 
     # where this attempt really runs (on Ray, not the process the worker started): for liveness and kills
     store.jobs.started(job_id, attempt, os.getpid(), process_start(os.getpid()))

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from kdtui.errors import KdtuiError
-from kdtui.store.schema import LOST_AFTER_S
+from kdtui.store.liveness import live_state, process_start
 
 if TYPE_CHECKING:
     from kdtui.store.store import Store
@@ -36,34 +36,13 @@ class RunRecord:
     warnings: dict[str, int]
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def live_state(status: str, pid: int | None, host: str | None, heartbeat: float | None) -> str:
-    """A running run whose process is gone (same host) or silent for too long is "lost"."""
-    if status != "running":
-        return status
-    if pid is not None and host == socket.gethostname() and not _pid_alive(pid):
-        return "lost"
-    if heartbeat is None or time.time() - heartbeat > LOST_AFTER_S:
-        return "lost"
-    return status
-
-
-RUN_COLUMNS = "id, name, kind, status, config, identity, error, pid, host, heartbeat, warnings"
+RUN_COLUMNS = "id, name, kind, status, config, identity, error, pid, pid_start, host, heartbeat, warnings"
 
 
 def _record(row: dict[str, Any]) -> RunRecord:
     return RunRecord(
         id=int(row["id"]), name=row["name"], kind=row["kind"], status=row["status"],
-        state=live_state(row["status"], row["pid"], row["host"], row["heartbeat"]),
+        state=live_state(row["status"], row["pid"], row["pid_start"], row["host"], row["heartbeat"]),
         config=dict(json.loads(row["config"] or "{}")),
         identity=json.loads(row["identity"]) if row["identity"] else None,
         error=row["error"], pid=row["pid"], host=row["host"], heartbeat=row["heartbeat"],
@@ -91,7 +70,7 @@ class RunsRepo:
         """Mark run ``name`` running in this process (created if new); returns its id."""
         payload = json.dumps(config, sort_keys=True, default=str)
         ident = None if identity is None else json.dumps(identity, sort_keys=True, default=str)
-        who = [os.getpid(), socket.gethostname(), time.time()]
+        who = [os.getpid(), process_start(os.getpid()), socket.gethostname(), time.time()]
         with self.store.write() as con:
             row = con.execute("SELECT id, kind FROM runs WHERE name = ?", [name]).fetchone()
             if row is not None:
@@ -99,13 +78,13 @@ class RunsRepo:
                 if stored_kind != kind:
                     raise KdtuiError(f"run {name!r} exists as a {stored_kind} run; choose another --run name")
                 con.execute(
-                    "UPDATE runs SET status = 'running', error = NULL, pid = ?, host = ?, heartbeat = ?, "
-                    "identity = coalesce(?, identity), updated_at = current_timestamp WHERE id = ?",
+                    "UPDATE runs SET status = 'running', error = NULL, pid = ?, pid_start = ?, host = ?, "
+                    "heartbeat = ?, identity = coalesce(?, identity), updated_at = current_timestamp WHERE id = ?",
                     [*who, ident, run_id])
                 return run_id
             created = con.execute(
-                "INSERT INTO runs (kind, name, config, status, pid, host, heartbeat, identity) "
-                "VALUES (?, ?, ?, 'running', ?, ?, ?, ?) RETURNING id",
+                "INSERT INTO runs (kind, name, config, status, pid, pid_start, host, heartbeat, identity) "
+                "VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?) RETURNING id",
                 [kind, name, payload, *who, ident]).fetchone()
             assert created is not None
             return int(created[0])

@@ -7,6 +7,7 @@ Migration N is applied once, in one transaction, and recorded in
 from __future__ import annotations
 
 from kdtui.extract import sql_answers_match
+from kdtui.store.liveness import LOST_AFTER_S
 
 # z for a two-sided 95% interval.
 Z95 = 1.959963984540054
@@ -117,8 +118,6 @@ _V2_CAPTURES = [
     )""",
 ]
 
-# A run's seconds without a heartbeat before it shows as "lost" (workers beat every 10 s).
-LOST_AFTER_S = 60
 
 # v3: the run lifecycle.  Every recipe records who runs it and beats a heartbeat;
 # a run whose process died without saying so shows as "lost" in runs_live.
@@ -283,6 +282,9 @@ _V8_COMMITTED = [
 # stored temperature (1.0 for dense and hidden captures, which keep everything).
 _V9_KEPT_MASS = ["ALTER TABLE captures ADD COLUMN kept_mass DOUBLE[]"]
 
+# v10: a run's process named by pid and start time (liveness.py), so a reused pid is not taken for the run.
+_V10_PID_START = ["ALTER TABLE runs ADD COLUMN pid_start DOUBLE"]
+
 MIGRATIONS: list[list[str]] = [
     _V1_TABLES + _V1_VIEWS,
     _V2_CAPTURES,
@@ -293,4 +295,5 @@ MIGRATIONS: list[list[str]] = [
     _V7_JOBS,
     _V8_COMMITTED,
     _V9_KEPT_MASS,
+    _V10_PID_START,
 ]
