@@ -33,13 +33,13 @@ from typing import IO, Any, NamedTuple
 from kdtui.config.layout import StoreLayout
 from kdtui.errors import KdtuiError
 from kdtui.jobs.gpus import GpuInfo, assign, cuda_env, nvml_devices
+from kdtui.jobs.kinds import runs_inline
 from kdtui.store import Store, StoreBusy
 from kdtui.store.jobs import FINAL, JobRow
 from kdtui.store.liveness import alive, process_start
 
 BEAT_S = 5.0
 GRACE_S = 60.0
-INLINE = ("merge",)  # job kinds the worker runs itself
 REMOTE_POLL_S = 2.0  # a Ray status request per running job: every pass would cost a core's fifth on a small head
 
 
@@ -278,7 +278,7 @@ class Worker:
                 continue
             on_cards = sum(bool(r.cards) for r in self.running.values())
             full = on_cards >= self.slots if job.gpus else len(self.running) - on_cards >= self.cpu_slots
-            if full and job.kind not in INLINE:
+            if full and not runs_inline(job.kind):
                 continue  # its slot group is full (a merge takes no slot: it runs here, in a moment)
             states = {d: by_id[d].state if d in by_id else "missing" for d in job.depends}
             blocked = [d for d, s in states.items() if (s in FINAL and s != "done") or s == "missing"]
@@ -307,7 +307,7 @@ class Worker:
         attempt = self.store.jobs.claim(job.id, self.id, self.host, [c.uuid for c in cards], str(log_path))
         if attempt is None:
             return  # another worker took it
-        if job.kind in INLINE:
+        if runs_inline(job.kind):
             self.run_inline(job, attempt, log_path)
             return
         if self.executor is not None:

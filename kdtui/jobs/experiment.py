@@ -23,6 +23,15 @@ controls and evaluation; validated here and expanded into jobs by :mod:`kdtui.jo
     [eval]             # any `kdtui eval` field but model/adapter/run
     [executor]         # kind = "local" | "ray", address = "http://head:8265", store = "actor" | "shared"
 
+    [[job]]            # any registered job kind (kdtui.jobs.kinds), after the study's own jobs
+    kind = "capture"
+    name = "study-extra"
+    config = { teacher = "/models/...", strategy = "base", name = "study-extra" }
+    depends = []       # names of this experiment's jobs (a capture's name, a run's name) it waits for
+
+An experiment needs a teacher, students and strategies for distillation; controls need students only, and
+an experiment of ``[[job]]`` tables alone needs neither.
+
 Every table is checked against the recipe's own config, so a typo names the file, the table and the
 key; an unknown strategy names the ones there are.
 """
@@ -34,13 +43,13 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from kdtui.config.base import load_toml_table
 from kdtui.config.capture import CaptureConfig
 from kdtui.config.distill import DistillConfig
 from kdtui.config.eval import EvalConfig
-from kdtui.config.names import check_capture_name
+from kdtui.config.names import check_capture_name, check_run_name
 from kdtui.errors import KdtuiError
 
 CONTROLS = ("fine-tune", "no-distil")
@@ -80,15 +89,32 @@ class ExecutorSpec(BaseModel):
     cpus_per_job: int = Field(1, ge=1, description="CPUs Ray reserves for each job, and the threads it may use.")
 
 
+class JobEntrySpec(BaseModel):
+    """One ``[[job]]`` table: a job of any registered kind, with its config table."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: str = Field(description="A registered job kind (capture, distill, eval, merge, or a plugin's).")
+    name: str = Field(description="The run (or capture) it produces; names the job.")
+    config: dict[str, Any] = Field(default_factory=dict, description="The kind's config, as its recipe reads it.")
+    gpus: int = Field(0, ge=0, description="GPUs the job asks for (0: CPU).")
+    depends: list[str] = Field(default_factory=list, description="Names of this experiment's jobs it waits for.")
+
+    @field_validator("name")
+    @classmethod
+    def _run_name(cls, value: str) -> str:
+        return check_run_name(value)
+
+
 class ExperimentSpec(BaseModel):
     """The whole study: what runs, with which settings."""
 
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(description="Experiment name: prefixes every capture and run, groups its jobs.")
-    teacher: TeacherSpec
-    students: list[StudentSpec] = Field(min_length=1, alias="student")
-    strategies: list[str] = Field(min_length=1, description="Prompting strategies, one capture each.")
+    teacher: TeacherSpec | None = None
+    students: list[StudentSpec] = Field(default_factory=list, alias="student")
+    strategies: list[str] = Field(default_factory=list, description="Prompting strategies, one capture each.")
     controls: list[Literal["fine-tune", "no-distil"]] = Field(default_factory=list)
     capture: dict[str, Any] = Field(default_factory=dict)
     distill: dict[str, Any] = Field(default_factory=dict)
@@ -96,6 +122,18 @@ class ExperimentSpec(BaseModel):
     eval: dict[str, Any] = Field(default_factory=dict)
     max_attempts: int = Field(3, ge=1, description="Attempts per job before it fails for good.")
     executor: ExecutorSpec = Field(default_factory=ExecutorSpec)
+    jobs: list[JobEntrySpec] = Field(default_factory=list, alias="job")
+
+    @model_validator(mode="after")
+    def _something_to_run(self) -> ExperimentSpec:
+        if self.strategies and self.teacher is None:
+            raise ValueError("strategies need a [teacher] table to capture them (add it)")
+        if (self.strategies or self.controls) and not self.students:
+            raise ValueError("strategies and controls need at least one [[student]] (add it)")
+        if not (self.strategies or self.controls or self.jobs):
+            raise ValueError("nothing to run: add strategies (with a teacher and students), controls or [[job]] "
+                             "tables")
+        return self
 
     @field_validator("name")
     @classmethod
@@ -169,14 +207,24 @@ def _check_tables(path: Path, spec: ExperimentSpec) -> None:
                          "differ in letters, digits, '.', '_' or '-'")
     # Validate one resolved config of each kind now, so a bad value fails at `kdtui run`, not in a job.
     try:
-        CaptureConfig.model_validate(spec.capture | {"name": "check", "teacher": spec.teacher.model,
-                                                     "backend": spec.teacher.backend, "strategy": spec.strategies[0]})
-        for cell in spec.cells():
-            DistillConfig.from_sources(spec.distill | cell | {"run": "check", "student": spec.students[0].model,
-                                                              "capture": "check"})
-        EvalConfig.model_validate(spec.eval | {"model": spec.students[0].model})
+        if spec.strategies and spec.teacher is not None:
+            CaptureConfig.model_validate(spec.capture | {"name": "check", "teacher": spec.teacher.model,
+                                                         "backend": spec.teacher.backend,
+                                                         "strategy": spec.strategies[0]})
+        if spec.students:
+            for cell in spec.cells():
+                DistillConfig.from_sources(spec.distill | cell | {"run": "check", "student": spec.students[0].model,
+                                                                  "capture": "check"})
+            EvalConfig.model_validate(spec.eval | {"model": spec.students[0].model})
     except ValidationError as exc:
         first = exc.errors()[0]
         raise KdtuiError(f"{path}: {'.'.join(str(p) for p in first['loc'])}: {first['msg']}") from None
     except KdtuiError as exc:
         raise KdtuiError(f"{path}: {exc}") from None
+    from kdtui.jobs.kinds import job_kind
+
+    for entry in spec.jobs:
+        try:
+            job_kind(entry.kind).validate(entry.config)
+        except KdtuiError as exc:
+            raise KdtuiError(f"{path}: [[job]] {entry.name}: {exc}") from None

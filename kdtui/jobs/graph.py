@@ -18,6 +18,7 @@ from kdtui.config.capture import CaptureConfig
 from kdtui.config.distill import DistillConfig
 from kdtui.config.eval import EvalConfig
 from kdtui.config.layout import StoreLayout
+from kdtui.errors import KdtuiError
 from kdtui.jobs.experiment import ExperimentSpec, cell_suffix
 
 
@@ -27,7 +28,7 @@ class JobSpec:
 
     id: str
     name: str           # the run (or capture) it produces
-    kind: str           # capture, distill, eval
+    kind: str           # a registered job kind (kdtui.jobs.kinds): capture, merge, distill, eval, ...
     config: dict[str, Any]
     gpus: int
     group: str          # the experiment: paused and resumed together
@@ -49,19 +50,20 @@ def _local(path: str) -> str:
 def expand(spec: ExperimentSpec, store_root: Path) -> list[JobSpec]:
     """Every job of the experiment, dependencies first."""
     store_root = store_root.resolve()
-    spec = spec.model_copy(update={
-        "teacher": spec.teacher.model_copy(update={"model": _local(spec.teacher.model)}),
-        "students": [s.model_copy(update={"model": _local(s.model)}) for s in spec.students]})
+    teacher = None if spec.teacher is None else spec.teacher.model_copy(update={"model": _local(spec.teacher.model)})
+    students = [s.model_copy(update={"model": _local(s.model)}) for s in spec.students]
+    spec = spec.model_copy(update={"students": students})
 
     jobs: list[JobSpec] = []
     captures: dict[str, JobSpec] = {}
     for strategy in spec.strategies:
+        assert teacher is not None  # the spec's validator: strategies need a teacher
         name = f"{spec.name}-{strategy}"
-        capture = CaptureConfig.model_validate(spec.capture | {"name": name, "teacher": spec.teacher.model,
-                                                           "backend": spec.teacher.backend, "strategy": strategy})
+        capture = CaptureConfig.model_validate(spec.capture | {"name": name, "teacher": teacher.model,
+                                                           "backend": teacher.backend, "strategy": strategy})
         if capture.replicas == 1:
             job = JobSpec(job_id("capture", name, capture.identity()), name, "capture", capture.model_dump(),
-                          spec.teacher.gpus, spec.name, max_attempts=spec.max_attempts)
+                          teacher.gpus, spec.name, max_attempts=spec.max_attempts)
         else:  # one job per range, each with its own teacher replica, then one that joins them
             from kdtui.captures.replicas import replica_name
 
@@ -70,7 +72,7 @@ def expand(spec: ExperimentSpec, store_root: Path) -> list[JobSpec]:
                 part = capture.model_copy(update={"replica": replica})
                 part_name = replica_name(name, replica, capture.replicas)
                 parts.append(JobSpec(job_id("capture", part_name, part.identity() | {"replica": replica}), part_name,
-                                     "capture", part.model_dump(), spec.teacher.gpus, spec.name,
+                                     "capture", part.model_dump(), teacher.gpus, spec.name,
                                      max_attempts=spec.max_attempts))
             jobs.extend(parts)
             job = JobSpec(job_id("merge", name, capture.identity()), name, "merge",
@@ -118,7 +120,28 @@ def expand(spec: ExperimentSpec, store_root: Path) -> list[JobSpec]:
             jobs.append(JobSpec(job_id("eval", eval_run, evaluation.identity()), eval_run, "eval",
                                 evaluation.model_dump(), gpus, spec.name,
                                 [] if parent is None else [parent.id], spec.max_attempts))
-    return jobs
+    return jobs + _entries(spec, jobs)
+
+
+def _entries(spec: ExperimentSpec, planned: list[JobSpec]) -> list[JobSpec]:
+    """The experiment's ``[[job]]`` tables, each checked by its kind; ``depends`` names jobs planned before it."""
+    from kdtui.jobs.kinds import job_kind
+
+    ids = {job.name: job.id for job in planned}
+    out: list[JobSpec] = []
+    for entry in spec.jobs:
+        missing = [name for name in entry.depends if name not in ids]
+        if missing:
+            raise KdtuiError(f"[[job]] {entry.name}: depends on {missing[0]!r}, which is not a job of this "
+                             f"experiment before it; its jobs: {', '.join(ids) or 'none'}")
+        config = job_kind(entry.kind).validate(entry.config)
+        job = JobSpec(job_id(entry.kind, entry.name, config), entry.name, entry.kind, config, entry.gpus, spec.name,
+                      [ids[name] for name in entry.depends], spec.max_attempts)
+        if job.name in ids:
+            raise KdtuiError(f"[[job]] {entry.name}: another job of this experiment has that name; rename one")
+        ids[job.name] = job.id
+        out.append(job)
+    return out
 
 
 def _ranks(gpus: int, distill: dict[str, Any]) -> dict[str, Any]:

@@ -3,6 +3,7 @@ the attempt ended. The recipes resume by themselves (capture shards, distill che
 predictions), so a retried job continues where the last attempt stopped.
 
 Exit codes: 0 done; 3 interrupted (SIGTERM: it stopped at its next step and is queued again); 2 failed.
+What each kind runs is in :mod:`kdtui.jobs.kinds`.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from kdtui.config.layout import StoreLayout
 from kdtui.errors import KdtuiError, first_line
+from kdtui.jobs.kinds import job_kind
 from kdtui.store import Store
 
 EXIT_DONE, EXIT_FAILED, EXIT_INTERRUPTED = 0, 2, 3
@@ -49,7 +50,7 @@ def run_job(store: Store, job_id: str, attempt: int, logs: Path) -> int:
     print(f"job {job.id} ({job.kind} {job.name}), attempt {attempt}, pid {os.getpid()}, store {store.path} "
           f"(opened on {via})", flush=True)
     try:
-        stopped = _run_recipe(store, job.kind, job.config, logs, report)
+        result = job_kind(job.kind).run(store, job.config, logs, report)
     except KeyboardInterrupt:
         store.jobs.finish(job_id, attempt, "interrupted", EXIT_INTERRUPTED, "interrupted")
         return EXIT_INTERRUPTED
@@ -58,51 +59,10 @@ def run_job(store: Store, job_id: str, attempt: int, logs: Path) -> int:
         print(f"job failed: {message}", flush=True)
         store.jobs.finish(job_id, attempt, "failed", EXIT_FAILED, message)
         return EXIT_FAILED
-    if stopped:
-        store.jobs.finish(job_id, attempt, "interrupted", EXIT_INTERRUPTED, "stopped on request")
+    if result.state == "stopped":
+        print(f"job stopped: {result.reason}", flush=True)
+        store.jobs.finish(job_id, attempt, "interrupted", EXIT_INTERRUPTED, result.reason or "stopped on request")
         return EXIT_INTERRUPTED
     store.jobs.finish(job_id, attempt, "done", EXIT_DONE)
     print("job done", flush=True)
     return EXIT_DONE
-
-
-def _run_recipe(store: Store, kind: str, config: dict[str, Any], logs: Path, report: Any) -> bool:
-    """Run the recipe; True when it stopped early on request (SIGTERM)."""
-    if kind == "capture":
-        from kdtui.config.capture import CaptureConfig
-        from kdtui.recipes.capture import run_capture
-
-        capture = CaptureConfig.model_validate(config)
-        manifest = run_capture(capture, store, progress=lambda s: report(s["done"] / max(s["total"], 1)), logs=logs)
-        return bool(manifest.get("status") != "done")
-    if kind == "distill":
-        from kdtui.config.distill import DistillConfig
-        from kdtui.recipes.distill import run_distill
-
-        distill = DistillConfig.model_validate(config)
-        if distill.launcher != "none":  # several ranks (a job holding several GPUs): the launcher runs them
-            from kdtui.recipes.launch import run_launched
-
-            code = run_launched(distill, store.root, logs)
-            if code != 0:
-                raise KdtuiError(f"the {distill.launcher} ranks ended with exit {code}; see the job log")
-            # nothing left to evaluate: stopped early
-            return not StoreLayout(store.root).trained_output(distill.run, distill.lora).is_dir()
-        result = run_distill(distill, store, logs, progress=lambda r: report(r["step"] / max(r["total_steps"], 1)))
-        return result.adapter is None
-    if kind == "eval":
-        from kdtui.config.eval import EvalConfig
-        from kdtui.recipes.evaluate import run_eval
-
-        evaluation = EvalConfig.model_validate(config)
-        run_eval(evaluation, store, logs, progress=lambda p: report(p.done / max(p.total, 1)))
-        record = store.runs.get(evaluation.run or "")
-        return record is not None and record.status == "interrupted"
-    if kind == "merge":
-        from kdtui.captures.replicas import merge
-
-        manifest = merge(store.root, config["name"], int(config["replicas"]))
-        store.captures.register(config["name"], manifest, StoreLayout(store.root).capture(config["name"]))
-        report(1.0)
-        return False
-    raise KdtuiError(f"unknown job kind {kind!r}")
