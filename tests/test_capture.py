@@ -232,3 +232,24 @@ def test_two_replicas_merge_into_the_single_process_capture(tiny_model: Path, tm
     assert merge(store.root, "two", 2) == merged  # merging again (a retried job) changes nothing
     with pytest.raises(KdtuiError, match="replica 0 of capture 'three' is missing"):
         merge(store.root, "three", 2)
+
+
+def test_the_token_boundary_rule_is_one_for_teacher_and_student() -> None:
+    """A token straddling the boundary (before tokenises to [1, 2, 3], the whole to [1, 2, 9, ...]) is a
+    target; position 0 never is; at least one target remains. The capture and the student's examples both
+    cut with this function, so their positions align."""
+    from kdtui.data.strategies import target_start
+    from kdtui.kd.examples import split_ids
+
+    assert target_start([1, 2, 3], [1, 2, 9, 4, 5]) == 2
+    assert target_start([1, 2], [1, 2, 3, 4]) == 2
+    assert target_start(None, [1, 2, 3]) == 1
+    assert target_start([7], [1, 2, 3]) == 1  # nothing in common: still not position 0
+    assert target_start([1, 2, 3], [1, 2, 3]) == 2  # all in common: the last token stays a target
+
+    class Chars:  # a tokenizer with one id per character and a BOS of 0
+        def __call__(self, text: str, add_special_tokens: bool = True) -> dict[str, list[int]]:
+            return {"input_ids": [0, *map(ord, text)]}
+
+    ids, start = split_ids(Chars(), "Q: 2+2\n", "Q: 2+2\nA: 4")
+    assert start == target_start([0, *map(ord, "Q: 2+2\n")], ids) == 8

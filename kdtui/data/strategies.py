@@ -43,3 +43,22 @@ def load_strategies(extra: Path | None = None) -> dict[str, Strategy]:
 
 def get_strategy(name: str, extra: Path | None = None) -> Strategy:
     return get_named_preset(name, "strategies.toml", "strategy", Strategy, extra)
+
+
+def target_start(before_ids: list[int] | None, ids: list[int]) -> int:
+    """Where the targets begin in ``ids`` (the whole context, tokenised): after the longest common prefix with
+    ``before_ids`` (the part before the targets, tokenised alone; None: only the first token comes before).
+
+    The one token-boundary rule, for the teacher's capture and the student's examples alike, since aligning
+    their positions needs both to cut in the same place: a token straddling the boundary belongs to the
+    targets, and position 0, with nothing before it to predict it from, never does.
+    """
+    if before_ids is None:
+        start = 1
+    else:
+        start = 0
+        for a, b in zip(before_ids, ids, strict=False):
+            if a != b:
+                break
+            start += 1
+    return max(1, min(start, len(ids) - 1))

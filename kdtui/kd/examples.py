@@ -23,7 +23,7 @@ import torch
 from kdtui.captures.format import CapturedExample, log_tail_of, read_shard, tempered_topk
 from kdtui.captures.manifest import CaptureFolder
 from kdtui.data.gsm8k import Problem, load_problems
-from kdtui.data.strategies import Strategy
+from kdtui.data.strategies import Strategy, target_start
 from kdtui.errors import KdtuiError
 
 
@@ -68,13 +68,8 @@ class TrainItem:
 def split_ids(tokenizer: Any, before: str, full: str) -> tuple[list[int], int]:
     """Ids of ``full`` (with BOS) and where the part after ``before`` begins (boundary tokens go after)."""
     ids = list(tokenizer(full, add_special_tokens=True)["input_ids"])
-    head = list(tokenizer(before, add_special_tokens=True)["input_ids"]) if before else ids[:1]
-    start = 0
-    for a, b in zip(head, ids, strict=False):
-        if a != b:
-            break
-        start += 1
-    return ids, max(1, min(start, len(ids) - 1))
+    head = list(tokenizer(before, add_special_tokens=True)["input_ids"]) if before else None
+    return ids, target_start(head, ids)
 
 
 def student_context(strategy: Strategy, question: str, mode: str, tokenizer: Any) -> list[int]:

@@ -23,7 +23,7 @@ from kdtui.captures.format import CapturedExample, compress_topk, encode_shard, 
 from kdtui.captures.manifest import CaptureFolder
 from kdtui.config.capture import CaptureConfig
 from kdtui.data.gsm8k import Problem, load_problems
-from kdtui.data.strategies import Strategy, get_strategy
+from kdtui.data.strategies import Strategy, get_strategy, target_start
 from kdtui.errors import KdtuiError
 from kdtui.models.heads import HeadAgreement, head_agreement
 from kdtui.models.teachers import Teacher, load_teacher, vocab_identity
@@ -32,15 +32,6 @@ from kdtui.store import Store
 from kdtui.store.captures import ENTROPY_BINS, ENTROPY_MAX_NATS
 
 ProgressFn = Callable[[dict[str, Any]], None]
-
-
-def common_prefix(a: list[int], b: list[int]) -> int:
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return n
 
 
 def build_example(teacher: Teacher, strategy: Strategy, problem: Problem, mode: str, index: int,
@@ -56,10 +47,7 @@ def build_example(teacher: Teacher, strategy: Strategy, problem: Problem, mode: 
         context_text = context_text + "\n" + problem.solution
         before = context_text[: len(context_text) - len(problem.solution)]
     ids = teacher.encode(context_text, bos=bos)
-    # Tokens straddling the boundary belong to the targets: the student sees the same ids.
-    start = min(common_prefix(teacher.encode(before, bos=bos), ids), len(ids) - 1) if before else \
-        min(1, len(ids) - 1)
-    start = max(start, 1)  # position 0 has no predecessor to predict it
+    start = target_start(teacher.encode(before, bos=bos) if before else None, ids)
     if mode == "generate":
         return CapturedExample(index, ids, len(ids), [])
     if span == "all":
