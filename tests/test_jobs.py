@@ -165,7 +165,37 @@ def test_a_failure_marks_its_dependants_and_retry_requeues_them(tmp_path: Path) 
     assert states == {"a": "failed", "b": "dependency_failed", "c": "dependency_failed", "d": "queued"}
     store.jobs.retry("a")
     assert {j.id: j.state for j in store.jobs.all()} == {"a": "queued", "b": "queued", "c": "queued", "d": "queued"}
-    assert [a["outcome"] for a in store.jobs.attempts("a")] == ["failed (before retry)", "failed (before retry)"]
+    # the attempts keep their real outcomes; the retry gives fresh ones: two more failures before it fails for good
+    assert [a["outcome"] for a in store.jobs.attempts("a")] == ["failed", "failed"]
+    assert store.jobs.claim("a", "w", "h", [], "l") == 3
+    assert store.jobs.finish("a", 3, "failed", 2, "boom") == "queued"
+    assert store.jobs.claim("a", "w", "h", [], "l") == 4
+    assert store.jobs.finish("a", 4, "failed", 2, "boom") == "failed"
+    with pytest.raises(ValueError, match="unknown attempt outcome"):
+        store.jobs.finish("d", 1, "exploded", 1)  # type: ignore[arg-type]
+
+
+def test_retry_counts_from_a_store_written_before_counted_attempts(tmp_path: Path) -> None:
+    """A v10 store marked retried attempts by rewriting their outcome; migrating keeps them uncounted and
+    restores the outcome."""
+    from kdtui.store.schema import MIGRATIONS
+
+    store = Store(tmp_path / "store")
+    store.jobs.enqueue([JobSpec("a", "a", "capture", {}, 0, "g", max_attempts=2)])
+    for attempt in (1, 2):
+        assert store.jobs.claim("a", "w", "h", [], "l") == attempt
+        store.jobs.finish("a", attempt, "failed", 2, "boom")
+    with store.write() as con:  # as the v10 retry left it
+        con.execute("UPDATE jobs SET state = 'queued', counted_from = 0")
+        con.execute("UPDATE job_attempts SET outcome = outcome || ' (before retry)'")
+        con.execute("DELETE FROM schema_version WHERE version = ?", [len(MIGRATIONS)])
+        con.execute("ALTER TABLE jobs DROP COLUMN counted_from")
+    migrated = Store(store.root)
+    migrated.migrate()
+    assert [a["outcome"] for a in migrated.jobs.attempts("a")] == ["failed", "failed"]
+    assert migrated.jobs.get("a").counted_from == 2  # type: ignore[union-attr]
+    assert migrated.jobs.claim("a", "w", "h", [], "l") == 3
+    assert migrated.jobs.finish("a", 3, "failed", 2, "boom") == "queued"  # one of two fresh attempts used
 
 
 # ------------------------------------------------------------------ GPUs

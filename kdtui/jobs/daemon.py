@@ -35,7 +35,7 @@ from kdtui.errors import KdtuiError
 from kdtui.jobs.gpus import GpuInfo, assign, cuda_env, nvml_devices
 from kdtui.jobs.kinds import runs_inline
 from kdtui.store import Store, StoreBusy
-from kdtui.store.jobs import FINAL, JobRow
+from kdtui.store.jobs import FINAL, JobRow, Outcome
 from kdtui.store.liveness import alive, process_start
 
 BEAT_S = 5.0
@@ -219,7 +219,9 @@ class Worker:
                 continue
             # The job records its own end; this only covers a process that died without a word. Recorded
             # before it is forgotten: a busy store raises here and the next pass records it.
-            outcome = {0: "done", 3: "interrupted"}.get(code, "lost") if code is not None else "lost"
+            outcome: Outcome = "lost"
+            if code == 0 or code == 3:
+                outcome = "done" if code == 0 else "interrupted"
             state = self.store.jobs.finish(job_id, run.attempt, outcome, code, f"its process ended (exit {code})")
             del self.running[job_id]
             if run.log is not None:

@@ -25,8 +25,9 @@ from typing import Any
 
 from kdtui.errors import KdtuiError, first_line
 from kdtui.jobs.ray_store import ENV as STORE_ENV
+from kdtui.store.jobs import Outcome
 
-TERMINAL = {"SUCCEEDED": "done", "FAILED": "lost", "STOPPED": "interrupted"}
+TERMINAL: dict[str, Outcome] = {"SUCCEEDED": "done", "FAILED": "lost", "STOPPED": "interrupted"}
 
 
 class RayExecutor:
@@ -75,7 +76,7 @@ class RayExecutor:
                                runtime_env={"env_vars": env | {"PYTHONUNBUFFERED": "1"}})
         return submission
 
-    def outcome(self, submission: str) -> str | None:
+    def outcome(self, submission: str) -> Outcome | None:
         """None while the attempt runs; else done, lost (failed, e.g. killed) or interrupted (stopped)."""
         try:
             status = str(self.client.get_job_status(submission)).rsplit(".", 1)[-1]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, get_args
 
 if TYPE_CHECKING:
     from kdtui.store.store import Store
@@ -27,7 +27,14 @@ class NewJob(Protocol):
     gpus: int
     max_attempts: int
 
-FINAL = ("done", "failed", "cancelled", "dependency_failed")
+# A job's state, as pueue's task states: queued and running, or one of the final states.
+JobState = Literal["queued", "running", "done", "failed", "cancelled", "dependency_failed"]
+JOB_STATES: tuple[JobState, ...] = get_args(JobState)
+FINAL: tuple[JobState, ...] = ("done", "failed", "cancelled", "dependency_failed")
+# How one attempt ended: done; interrupted (stopped on request: queued again, not a failure); failed (the job
+# said so); lost (its process or submission vanished without a word). Failed and lost count toward max_attempts.
+Outcome = Literal["done", "interrupted", "failed", "lost"]
+OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)
 
 
 @dataclass
@@ -41,7 +48,7 @@ class JobRow:
     config: dict[str, Any]
     depends: list[str]
     gpus: int
-    state: str
+    state: JobState
     attempts: int
     max_attempts: int
     worker: str | None = None
@@ -56,6 +63,7 @@ class JobRow:
     started_at: Any = None  # a datetime: when the current (or last) attempt began
     finished_at: Any = None  # a datetime: when the job ended (None while it is queued or running)
     submission: str | None = None  # the executor's id of the current attempt (Ray submission id)
+    counted_from: int = 0  # failures of attempts up to this one no longer count (a retry gives fresh attempts)
 
 
 def _row(record: dict[str, Any]) -> JobRow:
@@ -132,20 +140,23 @@ class JobsRepo:
                 con.execute("UPDATE jobs SET submission = ? WHERE id = ? AND attempts = ?",
                             [submission, job_id, attempt])
 
-    def finish(self, job_id: str, attempt: int, outcome: str, exit_code: int | None, error: str | None = None) -> str:
+    def finish(self, job_id: str, attempt: int, outcome: Outcome, exit_code: int | None,
+               error: str | None = None) -> str:
         """Close attempt ``attempt`` of a running job, once (a second report of the same end is ignored):
         ``done``; ``interrupted`` (queued again, not counted as a failure); ``failed`` or ``lost`` (queued
         again while failures < max_attempts, else failed for good, and everything that needs it too)."""
+        if outcome not in OUTCOMES:
+            raise ValueError(f"unknown attempt outcome {outcome!r}; one of {OUTCOMES}")
         with self.store.write() as con:
-            row = con.execute("SELECT state, attempts, max_attempts, cancel_requested FROM jobs WHERE id = ?",
-                              [job_id]).fetchone()
+            row = con.execute("SELECT state, attempts, max_attempts, cancel_requested, counted_from FROM jobs "
+                              "WHERE id = ?", [job_id]).fetchone()
             if row is None or row[0] != "running" or row[1] != attempt:
                 return "gone" if row is None else str(row[0])
-            _, _, most, cancelled = row
+            _, _, most, cancelled, counted_from = row
             con.execute("UPDATE job_attempts SET finished_at = current_timestamp, exit_code = ?, outcome = ? "
                         "WHERE job_id = ? AND attempt = ?", [exit_code, outcome, job_id, attempt])
-            counted = con.execute("SELECT count(*) FROM job_attempts WHERE job_id = ? AND outcome IN "
-                                  "('failed', 'lost')", [job_id]).fetchone()
+            counted = con.execute("SELECT count(*) FROM job_attempts WHERE job_id = ? AND attempt > ? AND outcome "
+                                  "IN ('failed', 'lost')", [job_id, counted_from]).fetchone()
             failures = int(counted[0]) if counted else 0
             if cancelled and outcome != "done":
                 state = "cancelled"
@@ -211,11 +222,9 @@ class JobsRepo:
             before = str(row[0]) if row else "gone"
             if before not in retryable:
                 return before
+            # fresh attempts: earlier failures stay on record as they were, and no longer count
             con.execute("UPDATE jobs SET state = 'queued', cancel_requested = FALSE, error = NULL, "
-                        "updated_at = current_timestamp WHERE id = ?", [job_id])
-            # fresh attempts: earlier failures stay on record but no longer count
-            con.execute("UPDATE job_attempts SET outcome = outcome || ' (before retry)' WHERE job_id = ? AND "
-                        "outcome IN ('failed', 'lost')", [job_id])
+                        "counted_from = attempts, updated_at = current_timestamp WHERE id = ?", [job_id])
             self._move_dependants(con, job_id, "dependency_failed", "queued", failed=False)
         return before
 

@@ -285,6 +285,15 @@ _V9_KEPT_MASS = ["ALTER TABLE captures ADD COLUMN kept_mass DOUBLE[]"]
 # v10: a run's process named by pid and start time (liveness.py), so a reused pid is not taken for the run.
 _V10_PID_START = ["ALTER TABLE runs ADD COLUMN pid_start DOUBLE"]
 
+# v11: a retry gives a job fresh attempts by counting failures only after the attempt it was retried at, so every
+# attempt keeps its real outcome (they were rewritten as "failed (before retry)").
+_V11_COUNTED_FROM = [
+    "ALTER TABLE jobs ADD COLUMN counted_from INTEGER DEFAULT 0",
+    "UPDATE jobs SET counted_from = coalesce((SELECT max(a.attempt) FROM job_attempts a WHERE a.job_id = jobs.id "
+    "AND a.outcome LIKE '% (before retry)'), 0)",
+    "UPDATE job_attempts SET outcome = replace(outcome, ' (before retry)', '') WHERE outcome LIKE '% (before retry)'",
+]
+
 MIGRATIONS: list[list[str]] = [
     _V1_TABLES + _V1_VIEWS,
     _V2_CAPTURES,
@@ -296,4 +305,5 @@ MIGRATIONS: list[list[str]] = [
     _V8_COMMITTED,
     _V9_KEPT_MASS,
     _V10_PID_START,
+    _V11_COUNTED_FROM,
 ]
