@@ -219,19 +219,19 @@ class Recording(Worker):
     placed: list[tuple[str, list[str]]]
 
     def start(self, job: Any, cards: list[GpuInfo]) -> None:
-        from kdtui.jobs.daemon import Running
+        from kdtui.jobs.executors import LocalAttempt
 
         attempt = self.store.jobs.claim(job.id, self.id, self.host, [c.uuid for c in cards], "log")
         assert attempt is not None
         self.placed.append((job.id, [c.uuid for c in cards]))
-        self.running[job.id] = Running(job.id, attempt, os.getpid(), process_start(os.getpid()),
-                                       [c.uuid for c in cards])
+        self.running[job.id] = LocalAttempt(job.id, attempt, [c.uuid for c in cards], pid=os.getpid(),
+                                            start=process_start(os.getpid()))
 
 
 def test_a_busy_store_delays_the_worker_and_loses_no_job_end(tmp_path: Path) -> None:
     """An outside read-only client holds the store while a job's process ends: the pass that cannot record the
     end leaves the worker alive and the job tracked; once the client lets go, the next pass records it."""
-    from kdtui.jobs.daemon import Running
+    from kdtui.jobs.executors import LocalAttempt
 
     store = Store(tmp_path / "store", busy_timeout=1)
     store.jobs.enqueue([JobSpec("j1", "j1", "eval", {}, 0, "g")])
@@ -241,7 +241,8 @@ def test_a_busy_store_delays_the_worker_and_loses_no_job_end(tmp_path: Path) -> 
     assert [job for job, _ in worker.placed] == ["j1"]
     job_process = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
     attempt = worker.running["j1"].attempt
-    worker.running["j1"] = Running("j1", attempt, job_process.pid, process_start(job_process.pid), [], job_process)
+    worker.running["j1"] = LocalAttempt("j1", attempt, [], pid=job_process.pid, start=process_start(job_process.pid),
+                                        process=job_process)
     holder_code = ("import duckdb, sys\nc = duckdb.connect(sys.argv[1], read_only=True)\nprint('held', flush=True)\n"
                    "sys.stdin.read()")
     outside = subprocess.Popen([sys.executable, "-c", holder_code, str(store.path)], stdin=subprocess.PIPE,

@@ -170,7 +170,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
         store = open_store(args, create=True)
         # a missing Ray or cluster: one line, here
-        executor = make_executor(args.executor or "local", args.ray_address, store.root,
+        executor = make_executor(args.executor or "local", args.ray_address, store.root, logs(args),
                                  args.ray_store or "actor", args.ray_cpus_per_job or 1)
         Worker(store, logs(args), gpus, args.cpu, args.slots, cpu_slots=args.cpu_slots,
                executor=executor).run()

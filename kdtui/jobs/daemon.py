@@ -11,6 +11,9 @@ dead and queued again, up to its max attempts, resuming from its own checkpoints
 re-adopts jobs whose process is still alive (same pid *and* same process start time) instead of
 killing them. SIGTERM to the daemon forwards SIGTERM to every job (each stops at its next step, and is
 queued again), waits for them, then exits.
+
+The daemon schedules; where an attempt runs is an executor's business (:mod:`kdtui.jobs.executors`: local
+process groups, or a Ray cluster), and what it runs is its kind's (:mod:`kdtui.jobs.kinds`).
 """
 
 from __future__ import annotations
@@ -25,22 +28,21 @@ import subprocess
 import sys
 import time
 import traceback
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import IO, Any, NamedTuple
 
 from kdtui.config.layout import StoreLayout
 from kdtui.errors import KdtuiError
-from kdtui.jobs.gpus import GpuInfo, assign, cuda_env, nvml_devices
+from kdtui.jobs.executors import Attempt, Executor, LocalAttempt, LocalExecutor
+from kdtui.jobs.gpus import GpuInfo, assign, nvml_devices
 from kdtui.jobs.kinds import runs_inline
 from kdtui.store import Store, StoreBusy
-from kdtui.store.jobs import FINAL, JobRow, Outcome
-from kdtui.store.liveness import alive, process_start
+from kdtui.store.jobs import FINAL, JobRow
+from kdtui.store.liveness import process_start
 
 BEAT_S = 5.0
 GRACE_S = 60.0
-REMOTE_POLL_S = 2.0  # a Ray status request per running job: every pass would cost a core's fifth on a small head
 
 
 def cpu_threads(slots: int, environ: Any) -> dict[str, str]:
@@ -67,51 +69,27 @@ def holder(root: Path) -> int | None:
     return None
 
 
-def earlier_attempts(log_path: Path | str | None, attempt: int) -> bytes:
-    """A job log up to where ``attempt`` begins (the runner's first line names it): what a remote attempt's
-    copied log goes after."""
-    if log_path is None or not Path(log_path).is_file():
-        return b""
-    text = Path(log_path).read_bytes()
-    mark = text.find(f", attempt {attempt}, pid ".encode())
-    return text if mark < 0 else text[:text.rfind(b"\n", 0, mark) + 1]
-
-
-@dataclass
-class Running:
-    job_id: str
-    attempt: int
-    pid: int
-    start: float | None
-    cards: list[str]
-    process: subprocess.Popen[bytes] | None = None  # None: adopted from an earlier daemon
-    term_sent: float | None = None
-    log: IO[bytes] | None = field(default=None, repr=False)
-    submission: str | None = None  # on a remote executor (Ray): its submission id
-    log_path: str | None = None
-    log_copied: float = 0.0
-    polled: float = 0.0  # when the remote executor was last asked about it
-    log_before: bytes = b""  # earlier attempts' log: a remote attempt's log is copied after it, as local ones append
-
-
 class Worker:
     """The scheduling loop of one daemon."""
 
     def __init__(self, store: Store, logs: Path, gpus: list[int] | None, cpu: bool, slots: int,
                  poll: float = 0.5, devices: Any = nvml_devices, cpu_slots: int | None = None,
-                 executor: Any = None) -> None:
+                 executor: Executor | None = None) -> None:
         # Two slot groups: jobs holding cards (at most `slots` at once, and never more cards than free) and
         # jobs needing none (`cpu_slots`): a 4-GPU capture and CPU evaluations do not wait for each other.
         self.store, self.logs, self.slots, self.poll = store, logs, slots, poll
         self.cpu_slots = slots if cpu_slots is None else cpu_slots
-        self.executor = executor  # None: jobs are local processes; else e.g. a RayExecutor that places them
+        # jobs run as local processes unless another executor (Ray) is given; the local one also keeps any
+        # process an earlier worker started here
+        self.local = LocalExecutor(store.root, logs, cpu_threads(self.cpu_slots, os.environ))
+        self.executor: Executor = executor or self.local
         self.allowed = None if gpus is None else list(gpus)
         self.cpu = cpu
         self.devices = devices  # injected in tests: a function returning the GPU table
         self.host = socket.gethostname()
         self.pid = os.getpid()
         self.id = f"{self.host}:{self.pid}"
-        self.running: dict[str, Running] = {}
+        self.running: dict[str, Attempt] = {}
         self.stopping = False
         self._lock: IO[str] | None = None
 
@@ -189,86 +167,45 @@ class Worker:
             return  # an outside client holds the store: the rest of this pass waits for the next one
 
     def adopt(self) -> None:
-        """Take over running jobs of an earlier daemon whose processes live; the others are lost attempts."""
+        """Take over running jobs of an earlier daemon that still run; the others are lost attempts."""
         for job in self.store.jobs.all():
             if job.state != "running":
                 continue
-            if self.executor is not None and job.submission:
-                if self.executor.outcome(job.submission) is None:
-                    self.running[job.id] = Running(job.id, job.attempts, 0, None, [], submission=job.submission,
-                                                   log_path=job.log_path,
-                                                   log_before=earlier_attempts(job.log_path, job.attempts))
-                    self._say(f"re-adopted {job.id} ({job.name}), submission {job.submission}")
-                    continue
-            elif alive(job.pid, job.pid_start):
-                assert job.pid is not None
-                self.running[job.id] = Running(job.id, job.attempts, job.pid, job.pid_start, job.gpu_ids)
-                self._say(f"re-adopted {job.id} ({job.name}), pid {job.pid}")
+            run = self.executor.adopt(job) or (self.local.adopt(job) if self.executor is not self.local else None)
+            if run is not None:
+                self.running[job.id] = run
+                self._say(f"re-adopted {job.id} ({job.name}), {run.describe()}")
             else:
                 state = self.store.jobs.finish(job.id, job.attempts, "lost", None, "its process died with the worker")
                 self._say(f"{job.id} ({job.name}) was lost with its worker: {state}")
 
+    def _executor(self, run: Attempt) -> Executor:
+        return self.local if isinstance(run, LocalAttempt) else self.executor
+
     def reap(self, by_id: dict[str, JobRow]) -> None:
         for job_id, run in list(self.running.items()):
-            if run.submission is not None:
-                self._reap_remote(job_id, run, by_id)
+            executor = self._executor(run)
+            ended = executor.poll(run)
+            if ended is None:
                 continue
-            code = run.process.poll() if run.process is not None else None
-            ended = code is not None if run.process is not None else not alive(run.pid, run.start)
-            if not ended:
-                continue
-            # The job records its own end; this only covers a process that died without a word. Recorded
-            # before it is forgotten: a busy store raises here and the next pass records it.
-            outcome: Outcome = "lost"
-            if code == 0 or code == 3:
-                outcome = "done" if code == 0 else "interrupted"
-            state = self.store.jobs.finish(job_id, run.attempt, outcome, code, f"its process ended (exit {code})")
+            # The job records its own end; this only covers one that ended without a word. Recorded before it
+            # is forgotten: a busy store raises here and the next pass records it.
+            state = self.store.jobs.finish(job_id, run.attempt, ended.outcome, ended.exit_code, ended.note)
             del self.running[job_id]
-            if run.log is not None:
-                run.log.close()
+            executor.release(run)
             job = by_id.get(job_id)
-            self._say(f"{job_id} ({job.name if job else '?'}) ended, exit {code}: {state}")
-
-    def _reap_remote(self, job_id: str, run: Running, by_id: dict[str, JobRow]) -> None:
-        assert self.executor is not None and run.submission is not None
-        if time.monotonic() - run.polled < REMOTE_POLL_S:
-            return
-        run.polled = time.monotonic()
-        outcome = self.executor.outcome(run.submission)
-        if run.log_path and (outcome is not None or time.monotonic() - run.log_copied > 3.0):
-            # for `kdtui logs` and the Jobs screen
-            Path(run.log_path).write_bytes(run.log_before + self.executor.logs(run.submission).encode())
-            run.log_copied = time.monotonic()
-        if outcome is None:
-            return
-        state = self.store.jobs.finish(job_id, run.attempt, outcome, None, f"its Ray job ended: {outcome}")
-        del self.running[job_id]  # only once recorded (a busy store raises above: the next pass records it)
-        job = by_id.get(job_id)
-        self._say(f"{job_id} ({job.name if job else '?'}) ended on Ray ({outcome}): {state}")
+            self._say(f"{job_id} ({job.name if job else '?'}) ended ({ended.note}): {state}")
 
     def cancels(self, by_id: dict[str, JobRow]) -> None:
         for job_id, run in self.running.items():
             job = by_id.get(job_id)
             if job is None or not job.cancel_requested:
                 continue
-            if run.submission is not None:
-                if run.term_sent is None and self.executor is not None:
-                    self.executor.stop(run.submission)  # Ray sends SIGTERM, then kills after its own grace
-                    run.term_sent = time.monotonic()
-                continue
             if run.term_sent is None:
-                self._signal(run, signal.SIGTERM)
+                self._executor(run).stop(run, hard=False)
                 run.term_sent = time.monotonic()
             elif time.monotonic() - run.term_sent > GRACE_S:
-                self._signal(run, signal.SIGKILL)
-
-    def _signal(self, run: Running, sig: int) -> None:
-        if run.submission is not None:
-            if self.executor is not None and sig == signal.SIGTERM:
-                self.executor.stop(run.submission)
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(run.pid, sig)  # the whole group: dataloader children too
+                self._executor(run).stop(run, hard=True)
 
     def schedule(self, jobs: list[JobRow], by_id: dict[str, JobRow]) -> None:
         if self.stopping:
@@ -290,7 +227,7 @@ class Worker:
             if any(s != "done" for s in states.values()):
                 continue  # waits for its dependencies
             cards: list[GpuInfo] | None
-            if self.executor is not None:
+            if self.executor.places_gpus:
                 cards = []  # the cluster places the job's GPUs (entrypoint_num_gpus)
             elif job.gpus and self.cpu:
                 continue
@@ -312,30 +249,15 @@ class Worker:
         if runs_inline(job.kind):
             self.run_inline(job, attempt, log_path)
             return
-        if self.executor is not None:
-            try:
-                submission = self.executor.submit(job.id, attempt, job.gpus, job.grp, self.store.root, self.logs)
-            except Exception as exc:  # the cluster refused it: a lost attempt, retried like any other
-                self.store.jobs.finish(job.id, attempt, "lost", None, f"submission failed: {str(exc)[:300]}")
-                self._say(f"{job.id} ({job.name}): submission failed: {str(exc).splitlines()[0][:200]}")
-                return
-            self.store.jobs.started(job.id, attempt, None, None, submission)
-            self.running[job.id] = Running(job.id, attempt, 0, None, [], submission=submission,
-                                           log_path=str(log_path), log_before=earlier_attempts(log_path, attempt))
-            self._say(f"submitted {job.id} ({job.kind} {job.name}), attempt {attempt}, as {submission}")
+        try:
+            run = self.executor.launch(job, attempt, cards, log_path)
+        except Exception as exc:  # it never started (the cluster refused it): a lost attempt, retried like any
+            self.store.jobs.finish(job.id, attempt, "lost", None, f"it could not start: {str(exc)[:300]}")
+            self._say(f"{job.id} ({job.name}): could not start: {str(exc).splitlines()[0][:200]}")
             return
-        log = log_path.open("ab")
-        env = dict(os.environ) | cuda_env(cards) | {"PYTHONUNBUFFERED": "1"}
-        if not cards:
-            env |= cpu_threads(self.cpu_slots, os.environ)
-        process = subprocess.Popen(
-            [sys.executable, "-m", "kdtui.cli", "job", "exec", job.id, "--attempt", str(attempt),
-             "--store", str(self.store.root), "--logs", str(self.logs)],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        start = process_start(process.pid)
-        self.running[job.id] = Running(job.id, attempt, process.pid, start, [c.uuid for c in cards], process, log=log)
-        self.store.jobs.started(job.id, attempt, process.pid, start or 0.0)
-        self._say(f"started {job.id} ({job.kind} {job.name}), attempt {attempt}, pid {process.pid}, "
+        self.running[job.id] = run  # tracked before anything else can fail: its end is never missed
+        self.store.jobs.started(job.id, attempt, *run.placement())
+        self._say(f"started {job.id} ({job.kind} {job.name}), attempt {attempt}, {run.describe()}, "
                   f"cards {json.dumps([c.index for c in cards])}")
 
     def run_inline(self, job: JobRow, attempt: int, log_path: Path) -> None:
@@ -352,13 +274,13 @@ class Worker:
         """SIGTERM every job (each stops at its next step and is queued again), wait, then leave."""
         self._say(f"stopping: {len(self.running)} jobs asked to stop at their next step")
         for run in self.running.values():
-            self._signal(run, signal.SIGTERM)
+            self._executor(run).stop(run, hard=False)
         deadline = time.monotonic() + GRACE_S
         while self.running and time.monotonic() < deadline:
             self.reap({})
             time.sleep(0.2)
         for run in self.running.values():
-            self._signal(run, signal.SIGKILL)
+            self._executor(run).stop(run, hard=True)
         self._beat("stopped")
         self._say("worker stopped")
 
