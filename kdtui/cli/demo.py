@@ -51,8 +51,8 @@ DEMO_SLOTS = 2
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from kdtui.cli.console import console, out, print_comparison, print_leaderboard
-    from kdtui.jobs.daemon import holder, start_detached, worker_options
-    from kdtui.jobs.graph import expand
+    from kdtui.jobs.daemon import worker_options
+    from kdtui.jobs.submit import submit
     from kdtui.models.loading import check_model_path
     from kdtui.models.smollm import ensure_smollm2
     from kdtui.store.jobs import FINAL
@@ -69,13 +69,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     model = Path(args.model).resolve() if args.model else ensure_smollm2(store.root, say=console.print)
     model_seconds = time.monotonic() - started
     spec = demo_spec(model, args)
-    jobs = expand(spec, store.root)
-    added = store.jobs.enqueue(jobs)
-    console.print(f"model: {model}\n{len(jobs)} jobs ({len(added)} new): capture {', '.join(spec.strategies)} -> "
-                  f"distil -> fine-tune and no-distil controls -> evaluate {args.limit} problems of {args.data}",
-                  markup=False)
-    ours = holder(store.root) is None
-    pid = start_detached(store.root, logs(args), worker_options(slots=DEMO_SLOTS, cpu=True)).pid
+    submitted = submit(spec, store, logs(args), worker_options(slots=DEMO_SLOTS, cpu=True))
+    assert submitted.worker is not None
+    console.print(f"model: {model}\n{len(submitted.jobs)} jobs ({len(submitted.added)} new): capture "
+                  f"{', '.join(spec.strategies)} -> distil -> fine-tune and no-distil controls -> evaluate "
+                  f"{args.limit} problems of {args.data}", markup=False)
+    ours, pid = submitted.worker.started, submitted.worker.pid
     console.print(f"worker pid {pid} runs them (kdtui jobs, kdtui logs JOB -f)", markup=False)
     if not args.no_tui:
         from kdtui.tui.app import run_app

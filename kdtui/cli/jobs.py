@@ -26,17 +26,16 @@ def _worker_args(args: argparse.Namespace) -> list[str]:
     return worker_options(executor, args.slots, args.cpu_slots, args.cpu, args.gpus)
 
 
-def _say_ignored(start: Any) -> None:
+def _say_ignored(note: str | None) -> None:
     """Options a running worker does not have are said, never silently dropped."""
-    if start.ignored:
-        print(f"note: worker {start.pid} was already running without {', '.join(start.ignored)}; they apply to "
-              "a new worker: `kdtui worker stop`, then run this again", file=sys.stderr)
+    if note:
+        print(f"note: {note}", file=sys.stderr)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from kdtui.cli.console import print_table
     from kdtui.jobs.experiment import load_experiment
-    from kdtui.jobs.graph import expand
+    from kdtui.jobs.submit import plan, submit
 
     spec = load_experiment(args.experiment)
     # the experiment's [executor] table, unless the command line says otherwise
@@ -45,23 +44,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     args.ray_store = args.ray_store or spec.executor.store
     args.ray_cpus_per_job = args.ray_cpus_per_job or spec.executor.cpus_per_job
     store = open_store(args, create=True)
-    jobs = expand(spec, store.root)
     if args.dry_run:
+        jobs = plan(spec, store)
         known = {j.id for j in store.jobs.all()} if store.path.exists() else set()
         print_table(["job", "kind", "name", "after", "gpus", ""],
                     [(j.id, j.kind, j.name, ",".join(j.depends), j.gpus, "known" if j.id in known else "new")
                      for j in jobs])
         print(f"{len(jobs)} jobs, {sum(j.id not in known for j in jobs)} new (dry run: nothing enqueued)")
         return 0
-    added = store.jobs.enqueue(jobs)
-    print(f"experiment {spec.name!r}: {len(jobs)} jobs, {len(added)} new in the queue", file=sys.stderr)
-    if not args.no_worker:
-        from kdtui.jobs.daemon import start_detached
-
-        start = start_detached(store.root, logs(args), _worker_args(args))
-        print(f"worker pid {start.pid} (detached; `kdtui worker status`, `kdtui jobs`, `kdtui logs JOB -f`)",
-              file=sys.stderr)
-        _say_ignored(start)
+    submitted = submit(spec, store, logs(args), None if args.no_worker else _worker_args(args))
+    print(f"experiment {spec.name!r}: {len(submitted.jobs)} jobs, {len(submitted.added)} new in the queue",
+          file=sys.stderr)
+    if submitted.worker is not None:
+        print(f"worker pid {submitted.worker.pid} (detached; `kdtui worker status`, `kdtui jobs`, "
+              "`kdtui logs JOB -f`)", file=sys.stderr)
+        _say_ignored(submitted.ignored_note())
     if args.wait:
         return _wait(store, spec.name)
     return 0
@@ -180,7 +177,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         start = start_detached(store.root, logs(args), _worker_args(args))
         how = "started" if start.started else "already running, with the options it was started with"
         print(f"worker running, pid {start.pid} ({how}; log: {logs(args) / 'worker.log'})")
-        _say_ignored(start)
+        _say_ignored(start.ignored_note())
         return 0
     pid = holder(store.root)
     if args.action == "stop":

@@ -308,6 +308,13 @@ class WorkerStart(NamedTuple):
     started: bool  # False: a worker was already running (possibly started by someone else at the same moment)
     ignored: list[str] = []  # options asked for that the running worker lacks (a NamedTuple default: never mutated)
 
+    def ignored_note(self) -> str | None:
+        """One line naming the options the running worker lacks and how to apply them; None when it has them."""
+        if not self.ignored:
+            return None
+        return (f"worker {self.pid} was already running without {', '.join(self.ignored)}; they apply to a new "
+                "worker: `kdtui worker stop`, then run this again")
+
 
 def running_options(pid: int) -> list[str] | None:
     """The options a running worker was started with (``--slots 1 --cpu``, no --store/--logs), from its command

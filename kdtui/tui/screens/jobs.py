@@ -217,16 +217,15 @@ class JobsScreen(StoreScreen):
         store, path, logs = self.kdtui.store, event.value.strip(), self.kdtui.logs
 
         def enqueue() -> str:
-            from kdtui.jobs.daemon import start_detached, worker_options
+            from kdtui.jobs.daemon import worker_options
             from kdtui.jobs.experiment import load_experiment
-            from kdtui.jobs.graph import expand
+            from kdtui.jobs.submit import submit
 
             spec = load_experiment(path)
-            added = store.jobs.enqueue(expand(spec, store.root))
             # the experiment's [executor] table, as `kdtui run` reads it; the app's --logs
-            start = start_detached(store.root, logs, worker_options(spec.executor))
-            ignored = f" (it runs without {', '.join(start.ignored)}: stop it to apply them)" if start.ignored else ""
-            return f"{spec.name}: {len(added)} new jobs; worker pid {start.pid}{ignored}"
+            submitted = submit(spec, store, logs, worker_options(spec.executor))
+            note = submitted.ignored_note()
+            return submitted.summary(spec.name) + (f". {note}" if note else "")
 
         self._act("enqueue", enqueue)
 
