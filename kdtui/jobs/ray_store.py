@@ -84,7 +84,7 @@ class RemoteStore:
 
         self.root = Path(root)
         self.path = StoreLayout(self.root).db
-        self.remote = True
+        self.opened_on = "the worker's node, through its Ray actor"
         for repo in REPOS:
             setattr(self, repo, _RemoteRepo(actor, repo))
 

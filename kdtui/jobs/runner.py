@@ -46,9 +46,8 @@ def run_job(store: Store, job_id: str, attempt: int, logs: Path) -> int:
 
     # where this attempt really runs (on Ray, not the process the worker started): for liveness and kills
     store.jobs.started(job_id, attempt, os.getpid(), process_start(os.getpid()))
-    via = "the worker's node, through its Ray actor" if getattr(store, "remote", False) else "this machine"
     print(f"job {job.id} ({job.kind} {job.name}), attempt {attempt}, pid {os.getpid()}, store {store.path} "
-          f"(opened on {via})", flush=True)
+          f"(opened on {store.opened_on})", flush=True)
     try:
         result = job_kind(job.kind).run(store, job.config, logs, report)
     except KeyboardInterrupt:

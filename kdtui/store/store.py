@@ -74,6 +74,7 @@ class Store:
         if busy_timeout is None:
             busy_timeout = busy_timeout_from_env()
         self.path = StoreLayout(self.root).db
+        self.opened_on = "this machine"  # where the DuckDB file is opened (a Ray job's RemoteStore says otherwise)
         self.create = create
         self.sessions = Sessions(self.root, busy_timeout, report_wait, allow_files)
         self._schema_ok = False
