@@ -59,6 +59,13 @@ def test_a_grid_sweep_plans_one_valid_run_per_cell(tiny_model: Path, tmp_path: P
                             "tiny/tiny/base/alpha-0.7+lr-0.0005", "tiny/tiny/base/alpha-0.7+lr-0.001"]
     assert runs["tiny/tiny/base/alpha-0.7+lr-0.0005"]["alpha"] == 0.7
     assert runs["tiny/tiny/base/alpha-0.7+lr-0.0005"]["lr"] == 5e-4
+    # four folders, one per run, and the evaluations read each run's own adapter
+    layout = StoreLayout((tmp_path / "store").resolve())
+    folders = {layout.run_folder(run) for run in runs}
+    assert len(folders) == 4 and all(f.parent == layout.distill_runs for f in folders)
+    adapters = {j.config["adapter"] for j in expand(spec, tmp_path / "store") if j.kind == "eval"
+                and "/base/" in j.name}
+    assert adapters == {str(f / "adapter") for f in folders}
 
 
 def test_two_students_of_one_name_are_refused_in_one_line(tiny_model: Path, tmp_path: Path) -> None:
