@@ -253,3 +253,20 @@ def test_the_token_boundary_rule_is_one_for_teacher_and_student() -> None:
 
     ids, start = split_ids(Chars(), "Q: 2+2\n", "Q: 2+2\nA: 4")
     assert start == target_start([0, *map(ord, "Q: 2+2\n")], ids) == 8
+
+
+def test_a_capture_resumes_by_the_rule_runs_resume_by(tiny_model: Path, store_dir: Path) -> None:
+    """Resuming a capture with other settings is refused naming each change; a field a later kdtui added, at its
+    default, is no change (the manifest of an older capture lacks it): the same rule as a run's resume."""
+    store = Store(store_dir)
+    cfg = _config(tiny_model)
+    manifest = run_capture(cfg, store)
+    with pytest.raises(KdtuiError, match=r"capture 'c' exists with different settings \(k: 8 -> 16\)"):
+        run_capture(_config(tiny_model, k=16), store)
+    fields = CaptureConfig.model_fields
+    added_later = next(k for k, v in manifest["config"].items() if k in fields and v == fields[k].default)
+    path = store.root / "captures" / "c" / "manifest.json"
+    older = json.loads(path.read_text())
+    del older["config"][added_later]
+    path.write_text(json.dumps(older))
+    assert run_capture(cfg, store)["n_examples"] == manifest["n_examples"]

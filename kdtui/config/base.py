@@ -152,6 +152,16 @@ def identity_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
             if old.get(key) != new.get(key)]
 
 
+def resume_changes(recorded: dict[str, Any], cfg: RecipeConfig) -> list[str]:
+    """What would make resuming a run (or capture) recorded with identity ``recorded`` measure something else
+    under ``cfg``: the one rule for every resume. A field a later kdtui added, left at its default, measures
+    what the run measured before the field existed, so it is no change."""
+    new = cfg.identity()
+    fields = type(cfg).model_fields
+    new = {k: v for k, v in new.items() if k in recorded or k not in fields or v != fields[k].default}
+    return identity_changes(recorded, new)
+
+
 def load_toml_table(path: Path, table: str | None) -> dict[str, Any]:
     """One table of a TOML file (the whole file when ``table`` is None), as a dict."""
     if not path.is_file():

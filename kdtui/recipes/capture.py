@@ -21,6 +21,7 @@ import torch
 from kdtui import __version__
 from kdtui.captures.format import CapturedExample, compress_topk, encode_shard, head_logits, write_head, write_shard
 from kdtui.captures.manifest import CaptureFolder
+from kdtui.config.base import resume_changes
 from kdtui.config.capture import CaptureConfig
 from kdtui.data.gsm8k import Problem, load_problems
 from kdtui.data.strategies import Strategy, get_strategy, target_start
@@ -56,10 +57,6 @@ def build_example(teacher: Teacher, strategy: Strategy, problem: Problem, mode: 
 
 
 def _resume_point(run: CaptureFolder, manifest: dict[str, Any], cfg: CaptureConfig, identity: dict[str, Any]) -> int:
-    if manifest["config"] != cfg.identity():
-        changed = [k for k, v in cfg.identity().items() if manifest["config"].get(k) != v]
-        raise KdtuiError(f"capture {cfg.name!r} exists with different settings ({', '.join(changed)}); "
-                         "use another --name")
     if manifest["tokenizer"] != identity:
         raise KdtuiError(f"tokenizer mismatch for capture {cfg.name!r}: stored vocab {manifest['tokenizer']}, "
                          f"teacher has {identity}; use the same teacher or another --name")
@@ -92,6 +89,11 @@ def run_capture(cfg: CaptureConfig, store: Store, progress: ProgressFn | None = 
     problems = load_problems(cfg.data, cfg.limit, cfg.offset, cfg.split)
     folder = CaptureFolder(store.root, cfg.name)
     manifest = folder.load_manifest()
+    # checked before a finished capture is handed back: the same name with other settings is another capture
+    changed = resume_changes(manifest["config"], cfg) if manifest is not None else []
+    if changed:
+        raise KdtuiError(f"capture {cfg.name!r} exists with different settings ({', '.join(changed)}); "
+                         "use another --name")
     if manifest is not None and manifest.get("status") == "done" and manifest["n_examples"] >= len(problems):
         problems_found = folder.verify(manifest, checksums=True)  # a finished capture must still be whole
         if problems_found:

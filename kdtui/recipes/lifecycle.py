@@ -22,7 +22,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from kdtui.config.base import RecipeConfig, identity_changes
+from kdtui.config.base import RecipeConfig, resume_changes
 from kdtui.errors import KdtuiError, first_line
 from kdtui.store import Store
 from kdtui.store.writer import SPILL_PENDING, PredictionWriter, append_spill, spill_path
@@ -64,14 +64,10 @@ def check_identity(store: Store, name: str, kind: str, cfg: RecipeConfig) -> Non
         return
     if previous.kind != kind:
         raise KdtuiError(f"run {name!r} exists as a {previous.kind} run; choose another --run name")
-    new = cfg.identity()
     old = previous.identity
     if old is None:  # a run from before identities: compare the fields its config has
-        old = {k: previous.config.get(k) for k in new if k in previous.config}
-    # A field a later kdtui added, left at its default, measures what the run measured before it existed.
-    fields = type(cfg).model_fields
-    new = {k: v for k, v in new.items() if k in old or k not in fields or v != fields[k].default}
-    changes = identity_changes(old, new)
+        old = {k: previous.config.get(k) for k in cfg.identity() if k in previous.config}
+    changes = resume_changes(old, cfg)
     if changes:
         raise KdtuiError(f"run {name!r} exists with a different setup ({', '.join(changes)}); "
                          "choose another --run name to compare")
