@@ -381,3 +381,47 @@ async def test_the_leaderboard_gives_run_names_the_width_it_has(tmp_path: Path, 
         shown = str(app.screen.query_one("#board", DataTable).get_row_at(0)[0])
         assert (shown == name) is whole, shown
         assert shown.startswith("an-experim") and shown.endswith("/ai-to-ai"), shown
+
+
+async def test_triage_history_lists_reopens_and_changes_a_decision(tui_store: Store) -> None:
+    """h lists every decision and undo, newest first; Enter reopens a decided item (from an earlier session
+    too), where a key changes the decision and u undoes it; each change is a new row of the log."""
+    app = KdtuiApp(tui_store.root)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_triage(pilot)
+        first, second = screen.items[0], screen.items[1]
+        await pilot.press("1")  # q02: candidate 1
+        await settle(pilot)
+        await pilot.press("n")  # the next: no answer
+        await settle(pilot)
+    app = KdtuiApp(tui_store.root)  # a later session: `u` alone had nothing to undo here
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_triage(pilot)
+        await pilot.press("h")
+        await until(pilot, lambda: app.screen.__class__.__name__ == "TriageHistoryScreen", "the history")
+        table = app.screen.query_one("#history", DataTable)
+        assert table.row_count == 2
+        assert [str(table.get_row_at(i)[3]) for i in range(2)] == [second.item_id, first.item_id]  # newest first
+        assert str(table.get_row_at(0)[4]).startswith("no answer") and str(table.get_row_at(0)[5]) == "*"
+        await pilot.press("j", "enter")  # the older one: q02
+        await until(pilot, lambda: screen.current is not None and screen.current.item_id == first.item_id
+                    and app.screen is screen, "the reopened item")
+        assert "decided: " in str(screen.query_one("#candidates", Static).render())
+        await pilot.press("e")
+        await pilot.press("4", "2", "enter")  # changed: a new decision
+        await settle(pilot)
+        assert final_state(tui_store, first.run_name, first.item_id) == [(42.0, True)]
+        await pilot.press("h")
+        await until(pilot, lambda: app.screen.__class__.__name__ == "TriageHistoryScreen", "the history again")
+        table = app.screen.query_one("#history", DataTable)
+        assert table.row_count == 3 and str(table.get_row_at(0)[4]) == f"42 (was {first.candidates[0]:g})"
+        assert str(table.get_row_at(2)[5]) == ""  # the first decision on q02 is no longer in force
+        await pilot.press("enter")
+        await until(pilot, lambda: app.screen is screen and screen.current is not None
+                    and screen.current.item_id == first.item_id, "q02 again")
+        await pilot.press("u")  # undoes the decision in force (42): the one before it is in force again
+        await settle(pilot)
+        assert final_state(tui_store, first.run_name, first.item_id) == [(first.candidates[0], True)]
+    log = tui_store.query("SELECT item_id, value, undone FROM triage ORDER BY id").rows
+    assert [row[0] for row in log] == [first.item_id, second.item_id, first.item_id, first.item_id]
+    assert log[-1][2] is True  # append-only: the undo is a row, nothing was rewritten

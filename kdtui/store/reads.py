@@ -140,6 +140,33 @@ def triage_item(store: Store, run_id: int, item_id: str) -> TriageItem | None:
     return items[0] if items else None
 
 
+@dataclass
+class TriageEntry:
+    """One row of the append-only triage log: a decision, or the undo of one."""
+
+    decision_id: int
+    decided_at: Any  # a datetime
+    run_id: int
+    run_name: str
+    item_id: str
+    value: float | None  # the decision's answer (None: no answer); for an undo, None
+    previous_value: float | None  # what was in force before this row
+    is_undo: bool
+    undoes: int | None
+    in_force: bool  # this decision is the one in force for its item now
+
+
+def triage_history(store: Store, run: str | None = None, limit: int = 1000) -> list[TriageEntry]:
+    """The triage log, newest first: every decision and undo, and which decision is in force per item."""
+    where, params = ("WHERE r.name = ?", [run]) if run else ("", [])
+    return _build(TriageEntry, store.query(
+        "SELECT t.id AS decision_id, t.decided_at, t.run_id, r.name AS run_name, t.item_id, t.value, "
+        "t.previous_value, t.undone AS is_undo, t.undoes, e.decision_id IS NOT NULL AS in_force "
+        "FROM triage t JOIN runs r ON r.id = t.run_id "
+        "LEFT JOIN triage_effective e ON e.decision_id = t.id "
+        f"{where} ORDER BY t.id DESC LIMIT ?", [*params, limit]))
+
+
 # ------------------------------------------------------------------------ predictions
 
 @dataclass

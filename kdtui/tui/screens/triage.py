@@ -19,9 +19,10 @@ from textual.widgets import Footer, Header, Static
 
 from kdtui.extract import answers_match, scan_numbers
 from kdtui.render import SHOWN_CHARS, as_text, format_value, visible
-from kdtui.store.reads import TriageItem, run_names, triage_item, triage_queue
+from kdtui.store.reads import TriageEntry, TriageItem, run_names, triage_history, triage_item, triage_queue
 from kdtui.tui.screens.base import StoreScreen
 from kdtui.tui.screens.dialogs import InputScreen
+from kdtui.tui.screens.triage_history import TriageHistoryScreen
 from kdtui.tui.screens.triage_writer import Decision, Op, SerialWriter
 
 TYPING_CHARS = set("0123456789.-")
@@ -38,6 +39,7 @@ class TriageScreen(StoreScreen):
         Binding("k", "previous", "Prev"),
         Binding("g", "gold", "Gold"),
         Binding("slash", "filter", "Filter run"),
+        Binding("h", "history", "History"),
         Binding("e", "edit", "Type value"),
         Binding("escape", "clear_typing", "Clear", show=False),
     ]
@@ -329,6 +331,20 @@ class TriageScreen(StoreScreen):
         self.index = position
         self.notify(f"undone: {item_id} is back to {format_value(value)}", markup=False)
         self.show_item()
+
+    def action_history(self) -> None:
+        """Every decision and undo so far (of the filtered run), newest first; Enter reopens one to change it."""
+        store, run = self.kdtui.store, self.run_filter
+
+        def shown(entries: list[TriageEntry]) -> None:
+            scope = f"run {run}" if run else "all runs"
+            self.app.push_screen(TriageHistoryScreen(entries, scope), self._reopen)
+
+        self.fetch(lambda: triage_history(store, run), shown, group="triage-history")
+
+    def _reopen(self, chosen: tuple[int, str] | None) -> None:
+        if chosen is not None:
+            self.focus_item(*chosen)  # decided items open too: a key changes it, u undoes it
 
     def action_filter(self) -> None:
         store = self.kdtui.store
