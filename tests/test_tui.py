@@ -278,7 +278,7 @@ async def test_each_triage_item_opens_at_its_top_with_the_gold_hidden(tui_store:
         assert screen.show_gold and "gold: hidden" not in str(screen.query_one("#candidates").render())
         scroll = screen.query_one("#response-scroll")
         scroll.scroll_to(y=scroll.max_scroll_y, animate=False)
-        await pilot.press("s")  # the next item
+        await pilot.press("j")  # the next item
         await settle(pilot)
         assert screen.current is not None and screen.current.item_id != first.item_id
         assert not screen.show_gold and "gold: hidden (g)" in str(screen.query_one("#candidates").render())

@@ -90,7 +90,7 @@ async def test_the_cursor_follows_its_job_enter_shows_the_log_and_cancel_asks(tm
         table.move_cursor(row=[j.id for j in screen.jobs].index("b"))  # type: ignore[attr-defined]
         await settle(pilot)
         before = [j.id for j in screen.jobs].index("b")
-        await pilot.press("r")
+        await pilot.press("R")
         await until(pilot, lambda: any(j.id == "b" and j.state == "queued" for j in screen.jobs), "the retry")
         after = [j.id for j in screen.jobs].index("b")
         assert after != before  # the row moved ...

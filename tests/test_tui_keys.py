@@ -15,9 +15,19 @@ from tests.pilot_helpers import open_triage, settle, until
 
 def _screen_classes() -> list[type[Screen[Any]]]:
     import kdtui.tui.screens as package
-    from kdtui.tui.screens import captures, dialogs, jobs, leaderboard, predictions, sql, training, triage
+    from kdtui.tui.screens import (
+        captures,
+        dialogs,
+        jobs,
+        leaderboard,
+        predictions,
+        sql,
+        training,
+        triage,
+        triage_history,
+    )
 
-    modules = [captures, dialogs, jobs, leaderboard, predictions, sql, training, triage]
+    modules = [captures, dialogs, jobs, leaderboard, predictions, sql, training, triage, triage_history]
     assert {m.__name__.rsplit(".", 1)[1] for m in modules} >= {p.stem for p in _screen_files(package)}
     return [cls for module in modules for _, cls in inspect.getmembers(module, inspect.isclass)
             if issubclass(cls, Screen) and cls.__module__ == module.__name__]
@@ -39,6 +49,21 @@ def test_no_screen_gives_a_global_key_another_meaning() -> None:
     assert key_conflicts([Binding("q", "refresh", "Refresh"), ("question_mark", "gold")]) == \
         ["q: refresh", "question_mark: gold"]
     assert key_conflicts([Binding("escape,q", "close", "Close")]) == []
+
+
+def test_a_letter_means_one_thing_on_every_screen() -> None:
+    """Screen keys, too: `r` refreshes wherever it is bound (retry is R), `s`, `p`, `e` and `m` have one meaning
+    each. A key bound on several screens runs the same action on all of them."""
+    meanings: dict[str, dict[str, str]] = {}
+    for cls in [c for c in _screen_classes() if c.__module__ != "kdtui.tui.screens.dialogs"]:
+        for binding in cls.BINDINGS:
+            assert isinstance(binding, Binding), (cls.__name__, binding)
+            for key in (k.strip() for k in binding.key.split(",")):
+                meanings.setdefault(key, {})[cls.__name__] = binding.action.split("(")[0]
+    mixed = {key: where for key, where in meanings.items() if len(set(where.values())) > 1}
+    # escape closes or cancels whatever is in front; enter opens what the cursor is on: one meaning, many verbs
+    assert set(mixed) <= {"escape", "enter"}, mixed
+    assert {"r"} <= {key for key, where in meanings.items() if len(where) > 1}  # the check sees shared keys
 
 
 def test_the_global_keys_are_bound_on_the_app() -> None:

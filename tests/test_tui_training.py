@@ -66,7 +66,7 @@ async def test_keys_change_what_is_drawn(tmp_path: Path) -> None:
         assert {s.run for s in screen.drawn.series} == {"study/ai", "study/teacher"}  # type: ignore[union-attr]
         before = smooth_line(screen, "study/ai").y.copy()
         assert any(s.kind == "raw" for s in screen.drawn.series)  # type: ignore[union-attr]  # faint, behind
-        await pilot.press("s")  # 0.6 -> 0.9: smoother
+        await pilot.press("m")  # 0.6 -> 0.9: smoother
         after = smooth_line(screen, "study/ai").y
         assert screen.view.smoothing == 0.9 and np.std(np.diff(after)) < np.std(np.diff(before))
         await pilot.press("l")

@@ -67,7 +67,7 @@ class JobsScreen(StoreScreen):
 
     BINDINGS = [
         Binding("c", "cancel", "Cancel"),
-        Binding("r", "retry", "Retry"),
+        Binding("R", "retry", "Retry"),
         Binding("p", "pause", "Pause/resume"),
         Binding("a", "enqueue", "Enqueue"),
         Binding("w", "start_worker", "Start worker"),

@@ -48,8 +48,8 @@ class TrainingScreen(StoreScreen):
 
     BINDINGS = [
         Binding("space", "toggle_run", "Overlay"),
-        Binding("p", "pin", "Pin"),
-        Binding("s", "smoothing", "Smoothing"),
+        Binding("P", "pin", "Pin on top"),
+        Binding("m", "smoothing", "Smoothing"),
         Binding("l", "log_y", "Log-y"),
         Binding("x", "x_axis", "X axis"),
         Binding("slash", "filter", "Metrics"),
@@ -59,7 +59,7 @@ class TrainingScreen(StoreScreen):
         Binding("left_square_bracket", "pan(1)", "Pan back", show=False),
         Binding("right_square_bracket", "pan(-1)", "Pan on", show=False),
         Binding("0", "reset_zoom", "All", show=False),
-        Binding("e", "export('csv')", "Export"),
+        Binding("ctrl+s", "export('csv')", "Export"),
         Binding("E", "export('parquet')", "Export parquet", show=False),
     ]
 
@@ -232,6 +232,7 @@ class TrainingScreen(StoreScreen):
         self.load()  # a newly overlaid run needs its rows
 
     def action_pin(self) -> None:
+        """Draw the run under the cursor on top of the others (P again unpins)."""
         run = self._cursor_run()
         if run is not None:
             self._user_chose = True

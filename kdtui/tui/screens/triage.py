@@ -33,14 +33,15 @@ class TriageScreen(StoreScreen):
 
     BINDINGS = [
         Binding("n", "no_answer", "No answer"),
-        Binding("space,s", "skip", "Skip"),
         Binding("backspace,u", "undo", "Undo"),
         Binding("j", "next", "Next"),
-        Binding("k", "previous", "Prev"),
-        Binding("g", "gold", "Gold"),
-        Binding("slash", "filter", "Filter run"),
+        # k and g are named where they act (`?` lists every key; the answer panel says "gold: hidden (g)"),
+        # so the footer keeps the rest, and `?`, at 80 columns
+        Binding("k", "previous", "Prev", show=False),
+        Binding("g", "gold", "Gold", show=False),
+        Binding("slash", "filter", "Filter"),
         Binding("h", "history", "History"),
-        Binding("e", "edit", "Type value"),
+        Binding("e", "edit", "Type"),
         Binding("escape", "clear_typing", "Clear", show=False),
     ]
 
@@ -282,13 +283,11 @@ class TriageScreen(StoreScreen):
     def action_no_answer(self) -> None:
         self.decide(None)
 
-    def action_skip(self) -> None:
+    def action_next(self) -> None:
+        """The next item, decided or not (skipping this one)."""
         if self.items:
             self.index = (self.index + 1) % len(self.items)
             self.show_item()
-
-    def action_next(self) -> None:
-        self.action_skip()
 
     def action_previous(self) -> None:
         if self.items:
