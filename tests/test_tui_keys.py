@@ -170,3 +170,42 @@ async def test_every_list_takes_j_k_g_and_shift_g(tui_store: Any) -> None:
         grouped = screen.grouped
         await pilot.press("v")
         await until(pilot, lambda: screen.grouped != grouped, "v to group by strategy")
+
+
+async def test_slash_filters_every_list_and_says_so(tui_store: Any) -> None:
+    """`/` on the leaderboard and on Jobs keeps the rows containing the text, through refreshes, and the status
+    line names the filter; an empty filter shows everything again. On F3 it moves to the filters."""
+    from textual.widgets import DataTable, Select, Static
+
+    from kdtui.jobs.graph import JobSpec
+    from kdtui.tui.app import KdtuiApp
+
+    tui_store.jobs.enqueue([JobSpec(name, name, "eval", {}, 0, "g") for name in ("alpha", "beta", "alphabet")])
+    app = KdtuiApp(tui_store.root)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        board = app.screen.query_one("#board", DataTable)
+        assert board.row_count == 3
+        await pilot.press("slash")
+        await pilot.press(*"teach", "enter")
+        await until(pilot, lambda: board.row_count == 1, "the leaderboard filtered")
+        status = app.screen.query_one("#lb-status", Static)
+        assert "/ 'teach': 1 of 3" in str(status.render())
+        await pilot.press("r")  # a refresh keeps the filter
+        await settle(pilot)
+        assert board.row_count == 1
+        await pilot.press("slash", "ctrl+u", "enter")  # emptied: every row again
+        await until(pilot, lambda: board.row_count == 3, "every run again")
+        assert "of 3" not in str(status.render())
+        await pilot.press("f8")
+        await settle(pilot)
+        jobs = app.screen.query_one("#jobs", DataTable)
+        await until(pilot, lambda: jobs.row_count == 3, "the jobs")
+        await pilot.press("slash")
+        await pilot.press(*"alpha", "enter")
+        await until(pilot, lambda: jobs.row_count == 2, "the jobs filtered")
+        assert [j.name for j in app.screen.jobs] == ["alpha", "alphabet"]  # type: ignore[attr-defined]
+        await pilot.press("f3")
+        await settle(pilot)
+        await pilot.press("slash")
+        await until(pilot, lambda: app.focused is app.screen.query_one("#f-run", Select), "the run filter")

@@ -100,3 +100,34 @@ class StoreScreen(Screen[None]):
     @on(Failed)
     def _failed(self, message: Failed) -> None:
         self.show_error(message.error)
+
+
+class RowFilter:
+    """`/` on a list screen: keep the rows whose text contains what was typed (any case); empty shows all.
+
+    The screen keeps its rows as read and calls :meth:`shown` when it draws them, so the filter holds through
+    every refresh; :meth:`filter_note` is the status line's word on it, so a filter is never on unseen.
+    """
+
+    row_filter: str = ""
+
+    def action_filter(self) -> None:
+        from kdtui.tui.screens.dialogs import InputScreen
+
+        def chosen(value: str | None) -> None:
+            if value is not None:
+                self.row_filter = value.strip()
+                self.refilter()
+
+        self.app.push_screen(  # type: ignore[attr-defined]
+            InputScreen("Show rows containing (empty: all rows)", value=self.row_filter), chosen)
+
+    def shown(self, rows: list[T], text: Callable[[T], str]) -> list[T]:
+        needle = self.row_filter.lower()
+        return [r for r in rows if needle in text(r).lower()] if needle else rows
+
+    def filter_note(self, shown: int, total: int) -> str:
+        return f" · / {self.row_filter!r}: {shown} of {total}" if self.row_filter else ""
+
+    def refilter(self) -> None:
+        """Draw the rows again with the filter (the screen's own)."""

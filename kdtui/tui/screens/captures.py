@@ -12,7 +12,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 from kdtui.config.distill import KEPT_MASS_FLOOR
 from kdtui.render import as_text
 from kdtui.store.reads import CaptureRow, captures
-from kdtui.tui.screens.base import StoreScreen
+from kdtui.tui.screens.base import RowFilter, StoreScreen
 from kdtui.tui.screens.grid import ListTable
 
 SPARK = " ▁▂▃▄▅▆▇█"
@@ -47,10 +47,14 @@ def human_bytes(size: float) -> str:
     return f"{size:.1f} PB"
 
 
-class CapturesScreen(StoreScreen):
+class CapturesScreen(RowFilter, StoreScreen):
     """One row per capture, with an entropy histogram to compare strategies at a glance."""
 
-    BINDINGS = [Binding("r", "refresh", "Refresh")]
+    BINDINGS = [Binding("r", "refresh", "Refresh"), Binding("slash", "filter", "Filter")]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[CaptureRow] = []
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -69,6 +73,11 @@ class CapturesScreen(StoreScreen):
         self.fetch(lambda: captures(store), self._loaded, group="captures")
 
     def _loaded(self, rows: list[CaptureRow]) -> None:
+        self.rows = rows
+        self.refilter()
+
+    def refilter(self) -> None:
+        rows = self.shown(self.rows, lambda r: f"{r.name} {r.teacher} {r.strategy} {r.mode} {r.status}")
         table = self.query_one("#captures", DataTable)
         table.clear()
         for row in rows:
@@ -81,7 +90,8 @@ class CapturesScreen(StoreScreen):
                 Text(sparkline(list(row.entropy_hist or [])), style="cyan"), as_text(row.status),
             )
         self.query_one("#cap-status", Static).update(
-            f"{len(rows)} captures · kdtui capture --teacher PATH --strategy NAME --name NAME adds one")
+            f"{len(self.rows)} captures{self.filter_note(len(rows), len(self.rows))} · kdtui capture --teacher PATH "
+            "--strategy NAME --name NAME adds one")
 
     def reload(self) -> None:
         self.load()

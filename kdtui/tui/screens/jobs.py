@@ -18,7 +18,7 @@ from textual.widgets import DataTable, Footer, Header, Input, Static
 
 from kdtui.render import as_text, duration, visible
 from kdtui.store.jobs import JobRow
-from kdtui.tui.screens.base import StoreScreen
+from kdtui.tui.screens.base import RowFilter, StoreScreen
 from kdtui.tui.screens.dialogs import ConfirmScreen, DetailScreen
 from kdtui.tui.screens.grid import ListTable
 
@@ -62,7 +62,7 @@ def tail(path: str | None, lines: int = TAIL_LINES) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-class JobsScreen(StoreScreen):
+class JobsScreen(RowFilter, StoreScreen):
     """The job queue and its worker."""
 
     BINDINGS = [
@@ -71,12 +71,14 @@ class JobsScreen(StoreScreen):
         Binding("p", "pause", "Pause/resume"),
         Binding("a", "enqueue", "Enqueue"),
         Binding("w", "start_worker", "Start worker"),
+        Binding("slash", "filter", "Filter"),
         Binding("enter", "log", "Log", show=False),
     ]
 
     def __init__(self) -> None:
         super().__init__()
-        self.jobs: list[JobRow] = []
+        self.jobs: list[JobRow] = []  # as shown (filtered, sorted): the table's rows, in order
+        self.loaded: tuple[list[JobRow], set[str], int | None] = ([], set(), None)
         self.paused: set[str] = set()
 
     def compose(self) -> ComposeResult:
@@ -110,8 +112,13 @@ class JobsScreen(StoreScreen):
         self.load()
 
     def _loaded(self, loaded: tuple[list[JobRow], set[str], int | None]) -> None:
+        self.loaded = loaded
+        self.refilter()
+
+    def refilter(self) -> None:
         chosen = self._selected()  # the cursor follows this job, wherever its row moves (never its index)
-        jobs, self.paused, worker = loaded
+        jobs, self.paused, worker = self.loaded
+        jobs = self.shown(jobs, lambda j: f"{j.grp} {j.id} {j.kind} {j.name} {j.state}")
         self.jobs = sorted(jobs, key=lambda j: (j.grp, ["running", "queued"].index(j.state)
                                                 if j.state in ("running", "queued") else 2))
         table = self.query_one("#jobs", DataTable)
@@ -130,9 +137,10 @@ class JobsScreen(StoreScreen):
         running = [j for j in self.jobs if j.state == "running"]
         cards = sorted({c for j in running for c in j.gpu_ids})
         self.query_one("#jobs-status", Static).update(as_text(
-            f"worker {'pid ' + str(worker) if worker else 'not running'} · {len(running)} running · "
+            f"worker {'pid ' + str(worker) if worker else 'not running'}"
+            f"{self.filter_note(len(self.jobs), len(self.loaded[0]))} · {len(running)} running · "
             f"{sum(j.state == 'queued' for j in self.jobs)} queued · GPUs in use: {', '.join(cards) or 'none'}"
-            " · c cancel · r retry · p pause · a enqueue · enter log"))
+            " · c cancel · R retry · p pause · a enqueue · w worker · enter log"))
         self._show_tail()
 
     def _selected(self) -> JobRow | None:

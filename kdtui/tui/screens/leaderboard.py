@@ -11,7 +11,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 
 from kdtui.render import as_text, elide_middle, histogram_bar, interval_bar, visible
 from kdtui.store.reads import LeaderRow, leaderboard
-from kdtui.tui.screens.base import StoreScreen
+from kdtui.tui.screens.base import RowFilter, StoreScreen
 from kdtui.tui.screens.grid import ListTable
 
 COLUMNS = ["run", "acc", "95% CI", "interval", "Δ base", "p", "n", "no ans", "pending", "strategy", "prompt", "kind"]
@@ -25,17 +25,18 @@ SORT_KEYS = {
 }
 
 
-class LeaderboardScreen(StoreScreen):
+class LeaderboardScreen(RowFilter, StoreScreen):
     """Runs ranked by accuracy, with Wilson intervals and McNemar tests against a baseline."""
 
     BINDINGS = [
         Binding("enter", "drill", "Predictions"),
-        Binding("b", "baseline", "Set baseline"),
+        Binding("b", "baseline", "Baseline"),
         Binding("o", "sort_next", "Sort"),
         Binding("O", "sort_reverse", "Reverse", show=False),
-        Binding("v", "group", "Group by strategy"),
-        Binding("s", "settled", "Settled only"),
+        Binding("v", "group", "Group"),
+        Binding("s", "settled", "Settled"),
         Binding("r", "refresh", "Refresh"),
+        Binding("slash", "filter", "Filter"),
     ]
 
     def __init__(self) -> None:
@@ -71,7 +72,8 @@ class LeaderboardScreen(StoreScreen):
         self.render_rows()
 
     def _ordered(self) -> list[LeaderRow]:
-        rows = sorted(self.rows, key=SORT_KEYS[self.sort_column], reverse=self.sort_descending)
+        rows = sorted(self.shown(self.rows, lambda r: f"{r.name} {r.strategy or ''} {r.kind}"),
+                      key=SORT_KEYS[self.sort_column], reverse=self.sort_descending)
         if self.grouped:
             rows.sort(key=lambda r: r.strategy or "~")  # stable: keeps the sort inside groups
         return rows
@@ -116,7 +118,8 @@ class LeaderboardScreen(StoreScreen):
             view = ""
         paired = " · McNemar on settled pairs" if self.baseline is not None else ""
         self.query_one("#lb-status", Static).update(as_text(
-            f"{len(self.rows)} runs · sorted by {self.sort_column} {order}"
+            f"{len(self.rows)} runs{self.filter_note(len(ordered), len(self.rows))} · sorted by {self.sort_column} "
+            f"{order}"
             f"{' · grouped by strategy' if self.grouped else ''} · baseline: {baseline}{paired}{view}"))
         self.query_one("#chart", Static).update(self._chart(ordered))
 
@@ -130,6 +133,9 @@ class LeaderboardScreen(StoreScreen):
             text.append(histogram_bar(row.accuracy, 30), style="green")
             text.append(f" {row.accuracy:.1%}\n")
         return text
+
+    def refilter(self) -> None:
+        self.render_rows()
 
     def selected_row(self) -> LeaderRow | None:
         table = self.query_one("#board", DataTable)

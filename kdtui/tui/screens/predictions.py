@@ -43,6 +43,7 @@ class PredictionsScreen(StoreScreen):
         Binding("enter", "view", "View"),
         Binding("t", "triage", "Triage it"),
         Binding("r", "refresh", "Refresh"),
+        Binding("slash", "filter", "Filter"),
     ]
 
     def __init__(self) -> None:
@@ -173,6 +174,10 @@ class PredictionsScreen(StoreScreen):
 
     def reload(self) -> None:
         self.load()
+
+    def action_filter(self) -> None:
+        """`/` as on every list: the filters, from the run's (Tab moves on to the others)."""
+        self.query_one("#f-run", Select).focus()
 
     def action_refresh(self) -> None:
         self.load()
