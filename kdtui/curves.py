@@ -30,6 +30,22 @@ def run_colour(name: str) -> str:
     return PALETTE[int(hashlib.sha256(name.encode()).hexdigest(), 16) % len(PALETTE)]
 
 
+def distinct_colours(names: list[str]) -> dict[str, str]:
+    """A colour per run drawn together, never two alike: each run keeps its own (``run_colour``) unless an
+    earlier one took it, then the next free one. With more runs than colours, colours repeat in order."""
+    taken: dict[str, str] = {}
+    for name in dict.fromkeys(names):
+        own = run_colour(name)
+        free = [c for c in PALETTE if c not in taken.values()]
+        taken[name] = own if own in free or not free else free[(PALETTE.index(own)) % len(free)]
+    return taken
+
+
+# How a metric's line is drawn, so two metrics of one run (one colour) stay apart: braille dots for the first,
+# half blocks for the second, quadrants for the third. Eval losses are ◆ points; clamped points ▲ above, ▼ below.
+METRIC_GLYPHS = ("⠒", "▀", "▚")
+
+
 def ema(values: FloatArray, beta: float, block: int | None = None) -> FloatArray:
     """Debiased EMA: s_t = sum_i beta^(t-i) (1-beta) y_i / sum_i beta^(t-i) (1-beta) [y_i observed].
 
@@ -221,7 +237,7 @@ class Drawn:
 
     run: str
     metric: str
-    kind: str  # raw (faint, behind), smooth, points (eval), clamped (marks at the edge)
+    kind: str  # raw (faint, behind), smooth, points (eval), above / below (clamped to the top / bottom edge)
     colour: str
     x: FloatArray
     y: FloatArray
@@ -247,10 +263,11 @@ def chart(runs: list[RunSeries], view: View, metrics: list[str], columns: int = 
     lo = x_min if view.window is None else max(x_min, hi - view.window)
     series: list[Drawn] = []
     diverged: list[tuple[str, float]] = []
+    colours = distinct_colours([r.name for r in runs])
     for run in runs:
         axis = run.axis(view.x_axis)
         steps_all = run.train["step"]
-        colour = run_colour(run.name)
+        colour = colours[run.name]
         for metric in metrics:
             steps, raw = run.column(metric)
             if raw.size == 0 or (not np.isfinite(raw).any() and metric != "loss"):
@@ -279,7 +296,10 @@ def chart(runs: list[RunSeries], view: View, metrics: list[str], columns: int = 
         for s in series:
             s.y, outside = clamp(s.y, bounds)
             if outside.any() and s.kind != "raw":
-                marks.append(Drawn(s.run, s.metric, "clamped", s.colour, s.x[outside], s.y[outside]))
+                high = outside & (s.y >= bounds.high)
+                for kind, mask in (("above", high), ("below", outside & ~high)):
+                    if mask.any():
+                        marks.append(Drawn(s.run, s.metric, kind, s.colour, s.x[mask], s.y[mask]))
         series += marks
     return Chart(series, (lo, hi), bounds, diverged, metrics)
 

@@ -109,3 +109,29 @@ def test_colours_are_stable_and_metric_filter_forgives_bad_regex() -> None:
     assert run_colour("study/ai-to-ai") == run_colour("study/ai-to-ai")
     assert pick_metrics("loss") == ["loss", "eval_loss"]
     assert pick_metrics("(") == []
+
+
+def test_runs_drawn_together_never_share_a_colour() -> None:
+    from kdtui.curves import PALETTE, distinct_colours
+
+    names = [f"run-{i}" for i in range(40)]
+    clash = next((a, b) for a in names for b in names if a < b and run_colour(a) == run_colour(b))
+    colours = distinct_colours(list(clash))
+    assert len(set(colours.values())) == 2 and colours[clash[0]] == run_colour(clash[0])
+    assert len(set(distinct_colours(names[: len(PALETTE)]).values())) == len(PALETTE)
+
+
+def test_points_clamped_above_and_below_are_marked_apart() -> None:
+    from kdtui.curves import RunSeries, View, chart
+
+    run = RunSeries("spiky")
+    steps = np.arange(1, 201, dtype=np.float64)
+    loss = np.full(200, 2.0) + np.sin(steps) * 0.01
+    loss[50], loss[120] = 400.0, -300.0  # one spike up, one down
+    run.extend({"step": steps, "loss": loss, "tokens": steps, "elapsed_s": steps}, {})
+    drawn = chart([run], View(smoothing=0.0), ["loss"], columns=400)
+    kinds = {s.kind: s for s in drawn.series}
+    assert drawn.y_range is not None
+    assert kinds["above"].x.tolist() == [51.0] and kinds["above"].y.tolist() == [drawn.y_range.high]
+    assert kinds["below"].x.tolist() == [121.0] and kinds["below"].y.tolist() == [drawn.y_range.low]
+

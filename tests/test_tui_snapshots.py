@@ -1,4 +1,5 @@
-"""Snapshots of each screen at 100x30 on a seeded store (pytest-textual-snapshot).
+"""Snapshots of every screen at 80x24 (tmux over SSH, the size it is designed for) and 120x40, on a seeded store
+(pytest-textual-snapshot).
 
 Update after an intended change of look: pytest tests/test_tui_snapshots.py --snapshot-update
 """
@@ -11,16 +12,31 @@ from typing import Any
 import pytest
 from textual.widgets import Static
 
+from kdtui.jobs.graph import JobSpec
 from kdtui.tui.app import KdtuiApp
-from tests.pilot_helpers import settle
-from tests.tui_store import build_store
+from tests.pilot_helpers import settle, until
+from tests.tui_store import build_store, seed_run
 
-SIZE = (100, 30)
+SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((120, 40), id="120x40")]
 
 
 @pytest.fixture
 def app(tmp_path: Path) -> KdtuiApp:
-    app = KdtuiApp(build_store(tmp_path / "store").root)
+    """The three-run store, two distill runs with curves, a capture and a queue of three jobs."""
+    store = build_store(tmp_path / "store")
+    seed_run(store, "study/ai-to-ai", 600)
+    seed_run(store, "study/teacher", 450)
+    store.captures.register("study-base", {
+        "teacher": "Llama-3.1-405B-Instruct", "backend": "exllamav2", "strategy": {"name": "base"},
+        "mode": "answer", "format": "topk", "k": 64, "temperatures": [1.0, 5.94], "n_examples": 7473,
+        "n_tokens": 1_500_000, "status": "done",
+        "shards": [{"bytes": 400_000_000, "entropy_hist": [0, 5, 20, 40, 20, 10, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+                    "entropy_sum": 1_200_000.0, "kept_mass_sum": [1_450_000.0, 12_000.0]}]},
+        store.root / "captures" / "study-base")
+    store.jobs.enqueue([JobSpec(f"job-{name}", f"study/{name}", kind, {}, gpus, "study", max_attempts=3)
+                        for name, kind, gpus in (("base", "capture", 4), ("tiny/base", "distill", 1),
+                                                 ("eval/tiny/base", "eval", 1))])
+    app = KdtuiApp(store.root)
     app.sub_title = "store/kdtui.duckdb"  # the real title holds the temporary folder's absolute path
     return app
 
@@ -28,6 +44,9 @@ def app(tmp_path: Path) -> KdtuiApp:
 def _keys(*keys: str) -> Any:
     async def run_before(pilot: Any) -> None:
         await settle(pilot)
+        await until(pilot, lambda: "3 queued" in pilot.app.sub_title, "the header's queue summary")
+        pilot.app.clear_notifications()  # the no-worker notice times out after 10 s: not part of a screen's look
+        await pilot.pause(0.05)
         for key in keys:
             await pilot.press(key)
             await settle(pilot)
@@ -35,19 +54,23 @@ def _keys(*keys: str) -> Any:
     return run_before
 
 
-def test_leaderboard(snap_compare: Any, app: KdtuiApp) -> None:
-    assert snap_compare(app, terminal_size=SIZE, run_before=_keys("b"))
+@pytest.mark.parametrize("size", SIZES)
+def test_leaderboard(snap_compare: Any, app: KdtuiApp, size: tuple[int, int]) -> None:
+    assert snap_compare(app, terminal_size=size, run_before=_keys("b"))
 
 
-def test_triage(snap_compare: Any, app: KdtuiApp) -> None:
-    assert snap_compare(app, terminal_size=SIZE, run_before=_keys("f2"))
+@pytest.mark.parametrize("size", SIZES)
+def test_triage(snap_compare: Any, app: KdtuiApp, size: tuple[int, int]) -> None:
+    assert snap_compare(app, terminal_size=size, run_before=_keys("f2"))
 
 
-def test_predictions(snap_compare: Any, app: KdtuiApp) -> None:
-    assert snap_compare(app, terminal_size=SIZE, run_before=_keys("f3"))
+@pytest.mark.parametrize("size", SIZES)
+def test_predictions(snap_compare: Any, app: KdtuiApp, size: tuple[int, int]) -> None:
+    assert snap_compare(app, terminal_size=size, run_before=_keys("f3"))
 
 
-def test_sql(snap_compare: Any, app: KdtuiApp) -> None:
+@pytest.mark.parametrize("size", SIZES)
+def test_sql(snap_compare: Any, app: KdtuiApp, size: tuple[int, int]) -> None:
     async def run_before(pilot: Any) -> None:
         await _keys("f4", "f5")(pilot)
         # The editor's blinking cursor would make pixels differ run to run: look at the results instead.
@@ -57,16 +80,20 @@ def test_sql(snap_compare: Any, app: KdtuiApp) -> None:
         status.update("3 rows in (seconds vary)")  # the only non-deterministic text on screen
         await pilot.pause(0.05)
 
-    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
 
 
-def test_training(snap_compare: Any, tmp_path: Path) -> None:
-    """The Training screen: two distill runs overlaid, smoothed, an eval point every 100 steps."""
-    from tests.test_tui_training import seed_run
+@pytest.mark.parametrize("size", SIZES)
+def test_captures(snap_compare: Any, app: KdtuiApp, size: tuple[int, int]) -> None:
+    assert snap_compare(app, terminal_size=size, run_before=_keys("f6"))
 
-    store = build_store(tmp_path / "store")
-    seed_run(store, "study/ai-to-ai", 600)
-    seed_run(store, "study/teacher", 450)
-    app = KdtuiApp(store.root)
-    app.sub_title = "store/kdtui.duckdb"
-    assert snap_compare(app, terminal_size=(120, 36), run_before=_keys("f7"))
+
+@pytest.mark.parametrize("size", SIZES)
+def test_training(snap_compare: Any, app: KdtuiApp, size: tuple[int, int]) -> None:
+    """Two distill runs overlaid, smoothed, an eval point every 100 steps; at 80x24 one plot, legend under it."""
+    assert snap_compare(app, terminal_size=size, run_before=_keys("f7"))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_jobs(snap_compare: Any, app: KdtuiApp, size: tuple[int, int]) -> None:
+    assert snap_compare(app, terminal_size=size, run_before=_keys("f8"))

@@ -3,13 +3,13 @@ the divergence marker, and cursors that survive reloads."""
 
 from __future__ import annotations
 
-import math
 import threading
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from rich.text import Text
 
 from kdtui.config.capture import CaptureConfig
 from kdtui.config.distill import DistillConfig
@@ -20,27 +20,9 @@ from kdtui.tui.app import KdtuiApp
 from kdtui.tui.screens.training import TrainingScreen
 from tests.helpers import prediction_rows
 from tests.pilot_helpers import settle, until
+from tests.tui_store import seed_run
 
 SIZE = (120, 40)
-
-
-def seed_run(store: Store, name: str, steps: int, nan_at: int | None = None) -> int:
-    """A distill run with a decaying, noisy loss curve (and eval points every 100 steps)."""
-    run_id = store.runs.start(name, "distill", {"preset": "study", "capture": "c"})
-    rng = np.random.default_rng(len(name))
-    rows: list[dict[str, Any]] = []
-    for step in range(1, steps + 1):
-        loss = 4 * math.exp(-step / 200) + 0.5 + float(rng.normal(0, 0.3))
-        if nan_at is not None and step >= nan_at:
-            loss = math.nan
-        rows.append({"split": "train", "step": step, "total_steps": steps, "loss": loss, "ce": loss * 1.2,
-                     "divergence": loss * 0.1, "lr": 1e-3 * (1 - step / steps), "grad_norm": 1.0 + step % 7,
-                     "tokens": step * 100, "tokens_per_s": 1000.0, "elapsed_s": step * 0.1})
-        if step % 100 == 0:
-            rows.append({"split": "eval", "step": step, "loss": loss + 0.2})
-    store.train_metrics.upsert(run_id, rows)
-    store.runs.finish(run_id, "done")
-    return run_id
 
 
 async def open_training(pilot: Any) -> TrainingScreen:
@@ -82,7 +64,36 @@ async def test_keys_change_what_is_drawn(tmp_path: Path) -> None:
         await pilot.press("slash")
         await pilot.press(*"ce", "enter")
         assert {s.metric for s in screen.drawn.series} == {"ce", "divergence"}  # type: ignore[union-attr]
-        assert "metrics /ce/" in str(screen.query_one("#train-status").render())
+        assert "/ce/" in str(screen.query_one("#train-status").render())
+
+
+async def test_at_80x24_one_plot_takes_the_height_with_its_legend_under_it(tmp_path: Path) -> None:
+    """Over SSH at 80x24: the lr / grad-norm row goes, the status line stays, the loss plot keeps the height,
+    and the legend is a line under it naming each run in its own colour and each metric's glyph (a box over
+    the plot hid half the curves)."""
+    from textual.widgets import Static
+
+    store = Store(tmp_path / "store")
+    seed_run(store, "study/ai", 600)
+    seed_run(store, "study/teacher", 400)
+    app = KdtuiApp(store.root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_training(pilot)
+        await until(pilot, lambda: "-short" in screen.classes, "the short layout")
+        await settle(pilot)
+        assert not screen.query_one("#train-small").display
+        assert screen.query_one("#train-status").region.height == 1
+        assert screen.query_one("#train-chart").region.height >= 12
+        legend = screen.query_one("#train-legend", Static).content
+        assert isinstance(legend, Text)
+        assert "study/ai" in legend.plain and "study/teacher" in legend.plain and "⠒⠒ loss" in legend.plain
+        colours = {str(span.style) for span in legend.spans if str(span.style).startswith("#")}
+        assert len(colours) == 2  # two runs, two colours, whatever their names hash to
+    app = KdtuiApp(store.root)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_training(pilot)
+        await until(pilot, lambda: "-tall" in screen.classes, "the tall layout")
+        assert screen.query_one("#train-small").display
 
 
 async def test_a_nan_step_shows_the_divergence(tmp_path: Path) -> None:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from kdtui.extract import answers_match, extract_answer
 from kdtui.store import Store
@@ -41,3 +45,22 @@ def build_store(root: Path) -> Store:
         store.predictions.add(run_id, rows)
         store.runs.finish(run_id, "done")
     return store
+
+
+def seed_run(store: Store, name: str, steps: int, nan_at: int | None = None) -> int:
+    """A distill run with a decaying, noisy loss curve (and eval points every 100 steps)."""
+    run_id = store.runs.start(name, "distill", {"preset": "study", "capture": "c"})
+    rng = np.random.default_rng(len(name))
+    rows: list[dict[str, Any]] = []
+    for step in range(1, steps + 1):
+        loss = 4 * math.exp(-step / 200) + 0.5 + float(rng.normal(0, 0.3))
+        if nan_at is not None and step >= nan_at:
+            loss = math.nan
+        rows.append({"split": "train", "step": step, "total_steps": steps, "loss": loss, "ce": loss * 1.2,
+                     "divergence": loss * 0.1, "lr": 1e-3 * (1 - step / steps), "grad_norm": 1.0 + step % 7,
+                     "tokens": step * 100, "tokens_per_s": 1000.0, "elapsed_s": step * 0.1})
+        if step % 100 == 0:
+            rows.append({"split": "eval", "step": step, "loss": loss + 0.2})
+    store.train_metrics.upsert(run_id, rows)
+    store.runs.finish(run_id, "done")
+    return run_id

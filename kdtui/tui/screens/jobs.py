@@ -68,9 +68,9 @@ class JobsScreen(RowFilter, StoreScreen):
     BINDINGS = [
         Binding("c", "cancel", "Cancel"),
         Binding("R", "retry", "Retry"),
-        Binding("p", "pause", "Pause/resume"),
-        Binding("a", "enqueue", "Enqueue"),
-        Binding("w", "start_worker", "Start worker"),
+        Binding("p", "pause", "Pause"),
+        Binding("a", "enqueue", "Add"),
+        Binding("w", "start_worker", "Worker"),
         Binding("slash", "filter", "Filter"),
         Binding("enter", "log", "Log", show=False),
     ]
@@ -140,7 +140,7 @@ class JobsScreen(RowFilter, StoreScreen):
             f"worker {'pid ' + str(worker) if worker else 'not running'}"
             f"{self.filter_note(len(self.jobs), len(self.loaded[0]))} · {len(running)} running · "
             f"{sum(j.state == 'queued' for j in self.jobs)} queued · GPUs in use: {', '.join(cards) or 'none'}"
-            " · c cancel · R retry · p pause · a enqueue · w worker · enter log"))
+            " · enter: log"))
         self._show_tail()
 
     def _selected(self) -> JobRow | None:

@@ -38,7 +38,7 @@ class SqlScreen(StoreScreen):
     AUTO_FOCUS = "#editor"
     BINDINGS = [
         Binding("ctrl+enter,f5,ctrl+r", "run", "Run", priority=True),
-        Binding("escape", "cancel", "Cancel query", priority=True),
+        Binding("escape", "cancel", "Cancel", priority=True),
         Binding("ctrl+s", "export", "Export", priority=True),
         Binding("ctrl+up", "history(-1)", "Older", priority=True),
         Binding("ctrl+down", "history(1)", "Newer", priority=True),
@@ -111,6 +111,13 @@ class SqlScreen(StoreScreen):
         editor = self.query_one("#editor", TextArea)
         editor.focus()
         editor.move_cursor(editor.document.end)
+        # moved before the editor had its width, the view scrolled sideways (the query's start out of sight):
+        # once laid out, the cursor's own column decides
+        def from_the_left() -> None:
+            editor.scroll_to(x=0, animate=False, immediate=True)
+            editor.scroll_cursor_visible(animate=False)
+
+        self.call_after_refresh(from_the_left)
 
     def _load_history(self) -> None:
         try:

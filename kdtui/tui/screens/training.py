@@ -14,46 +14,65 @@ import time
 from typing import Any
 
 from rich.text import Text
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
+from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, Input, Static
-from textual_plot import HiResMode, LegendLocation, PlotWidget
+from textual_plot import HiResMode, PlotWidget
 
 from kdtui.config.layout import StoreLayout
 from kdtui.curves import (
+    METRIC_GLYPHS,
     SMOOTHING_STEPS,
     X_AXES,
     Chart,
     RunSeries,
     View,
     chart,
+    distinct_colours,
     minmax_downsample,
     pick_metrics,
     run_colour,
     sparkline,
 )
-from kdtui.render import as_text, duration
+from kdtui.render import as_text, duration, visible
 from kdtui.store.reads import TrainingRun, training_curves, training_runs
 from kdtui.tui.screens.base import StoreScreen
 from kdtui.tui.screens.grid import ListTable
 
 MAX_OVERLAID = 4
+HIRES = (HiResMode.BRAILLE, HiResMode.HALFBLOCK, HiResMode.QUADRANT)  # one per metric, as METRIC_GLYPHS draws them
 COLUMNS = ["", "run", "state", "step", "loss", "tok/s", "ETA", "loss trend"]
+
+
+class CurvePlot(PlotWidget):
+    """The main plot, saying when its size changed: curves are downsampled to its width, so a plot laid out
+    again (a terminal resized, the short-terminal layout applied after the first draw) is drawn again."""
+
+    class Resized(Message):
+        pass
+
+    def on_resize(self, _event: events.Resize) -> None:
+        self.post_message(self.Resized())
 
 
 class TrainingScreen(StoreScreen):
     """Live training curves of distill runs."""
 
+    # Under 34 rows (80x24 over SSH): the run table shrinks and the lr / grad-norm row goes, so the main plot
+    # keeps the height; the legend is always a line under the plot, never a box over the curves.
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (34, "-tall")]
+
     BINDINGS = [
         Binding("space", "toggle_run", "Overlay"),
-        Binding("P", "pin", "Pin on top"),
-        Binding("m", "smoothing", "Smoothing"),
-        Binding("l", "log_y", "Log-y"),
-        Binding("x", "x_axis", "X axis"),
+        Binding("P", "pin", "Pin"),
+        Binding("m", "smoothing", "Smooth"),
+        Binding("l", "log_y", "Log-y", show=False),  # l, x, f and the zoom keys: in `?` and the status line
+        Binding("x", "x_axis", "X axis", show=False),
         Binding("slash", "filter", "Metrics"),
-        Binding("f", "follow", "Follow"),
+        Binding("f", "follow", "Follow", show=False),
         Binding("plus,equals_sign", "zoom(0.5)", "Zoom in", show=False),
         Binding("minus", "zoom(2)", "Zoom out", show=False),
         Binding("left_square_bracket", "pan(1)", "Pan back", show=False),
@@ -73,6 +92,7 @@ class TrainingScreen(StoreScreen):
         self.drawn: Chart | None = None  # what the last redraw plotted (tests read it)
         self.redraws = 0
         self.label_cells = 0  # the widest y label drawn so far (see redraw)
+        self.drawn_width = 0  # the plot's width at the last redraw
         self._user_chose = False  # until a key says otherwise, the newest runs are overlaid as they appear
 
     def compose(self) -> ComposeResult:
@@ -81,7 +101,8 @@ class TrainingScreen(StoreScreen):
         table: DataTable[Any] = ListTable(id="train-runs", cursor_type="row", zebra_stripes=True)
         yield table
         yield Input(placeholder="metrics regex, e.g. loss|ce|divergence|eval (enter applies)", id="train-filter")
-        yield PlotWidget(id="train-chart")
+        yield CurvePlot(id="train-chart")
+        yield Static(id="train-legend")
         with Horizontal(id="train-small"):
             yield PlotWidget(id="train-lr")
             yield PlotWidget(id="train-grad")
@@ -92,7 +113,6 @@ class TrainingScreen(StoreScreen):
         self.query_one("#train-filter", Input).display = False
         for plot_id, label in (("#train-chart", "loss"), ("#train-lr", "lr"), ("#train-grad", "grad norm")):
             self.query_one(plot_id, PlotWidget).set_ylabel(label)
-        self.query_one("#train-chart", PlotWidget).show_legend(LegendLocation.TOPRIGHT)
         self.watch_store()
         self.load()
 
@@ -139,39 +159,51 @@ class TrainingScreen(StoreScreen):
         table = self.query_one("#train-runs", DataTable)
         keep = table.cursor_row
         table.clear()
+        names = {r.run_id: r.name for r in self.runs}
+        drawn = distinct_colours([names[i] for i in self._draw_order() if i in names])  # as the chart colours them
         for run in self.runs:
             mark = "◆" if run.run_id == self.pinned else ("●" if run.run_id in self.selected else "○")
+            colour = drawn.get(run.name, run_colour(run.name))
             series = self.series.get(run.run_id)
             trend = sparkline(series.train["loss"]) if series is not None else ""
             step = f"{run.step or 0}/{run.total_steps or '?'}"
-            table.add_row(Text(mark, style=run_colour(run.name)), as_text(run.name), as_text(run.state), step,
+            table.add_row(Text(mark, style=colour), as_text(run.name), as_text(run.state), step,
                           "" if run.loss is None else f"{run.loss:.4f}",
                           "" if run.tokens_per_s is None else f"{run.tokens_per_s:,.0f}", duration(run.eta_s),
-                          Text(trend, style=run_colour(run.name)), key=str(run.run_id))
+                          Text(trend, style=colour), key=str(run.run_id))
         if self.runs:
             table.move_cursor(row=min(keep, len(self.runs) - 1))  # the cursor stays where it was
 
+    def _draw_order(self) -> list[int]:
+        """Overlaid runs in drawing order: the pinned one last, on top."""
+        return [i for i in self.selected if i != self.pinned] + ([self.pinned] if self.pinned is not None else [])
+
+    @on(CurvePlot.Resized)
+    def _resized(self) -> None:
+        if self.drawn is not None and self.drawn_width != self.query_one("#train-chart", CurvePlot).size.width:
+            self.redraw()
+
     def redraw(self) -> None:
         """Rebuild the charts from the series in memory (no store access)."""
-        order = [i for i in self.selected if i != self.pinned] + ([self.pinned] if self.pinned is not None else [])
-        runs = [self.series[i] for i in order if i in self.series]
+        runs = [self.series[i] for i in self._draw_order() if i in self.series]
         main = self.query_one("#train-chart", PlotWidget)
+        self.drawn_width = main.size.width
         width = max(main.size.width, 40)
         self.drawn = drawn = chart(runs, self.view, pick_metrics(self.view.metric_filter), columns=width)
         self.redraws += 1
         main.clear()
+        lines = [m for m in drawn.metrics if m != "eval_loss"]
         for s in drawn.series:
             pinned = self.pinned is not None and s.run == self.series[self.pinned].name
-            label = f"{s.run} · {s.metric}" if s.kind == "smooth" else None
+            mode = HIRES[lines.index(s.metric) % len(HIRES)] if s.metric in lines else HiResMode.BRAILLE
             if s.kind == "raw":
-                main.plot(s.x, s.y, line_style=f"dim {s.colour}", hires_mode=HiResMode.BRAILLE)
+                main.plot(s.x, s.y, line_style=f"dim {s.colour}", hires_mode=mode)
             elif s.kind == "smooth":
-                main.plot(s.x, s.y, line_style=f"{'bold ' if pinned else ''}{s.colour}",
-                          hires_mode=HiResMode.BRAILLE, label=label)
+                main.plot(s.x, s.y, line_style=f"{'bold ' if pinned else ''}{s.colour}", hires_mode=mode)
             elif s.kind == "points":
-                main.scatter(s.x, s.y, marker="◆", marker_style=s.colour, label=f"{s.run} · eval")
-            else:  # clamped to the edge: marked, never dropped
-                main.scatter(s.x, s.y, marker="▲", marker_style=f"bold {s.colour}")
+                main.scatter(s.x, s.y, marker="◆", marker_style=s.colour)
+            else:  # clamped to the top or bottom edge: marked, never dropped
+                main.scatter(s.x, s.y, marker="▲" if s.kind == "above" else "▼", marker_style=f"bold {s.colour}")
         for run, where in drawn.diverged:
             main.add_v_line(where, line_style="bold red", label=f"{run} diverged")
         if drawn.x_range is not None:
@@ -184,8 +216,25 @@ class TrainingScreen(StoreScreen):
         label = ("log10 " if self.view.log_y else "") + ", ".join(drawn.metrics)
         self.label_cells = max(self.label_cells, len(label))
         main.set_ylabel(label.center(self.label_cells))
+        self.query_one("#train-legend", Static).update(self._legend(drawn, lines))
         self._draw_small(runs[-1] if runs else None)
         self._status(drawn)
+
+    @staticmethod
+    def _legend(drawn: Chart, lines: list[str]) -> Text:
+        """One line under the plot: each run's colour, each metric's glyph, the eval and clamp marks."""
+        text = Text(" ")
+        runs = list(dict.fromkeys((s.run, s.colour) for s in drawn.series))
+        for name, colour in runs:
+            text.append("● ", style=colour)
+            text.append(visible(name) + "  ")
+        for index, metric in enumerate(lines):
+            text.append(f"{METRIC_GLYPHS[index % len(METRIC_GLYPHS)] * 2} {metric}  ", style="bold")
+        if any(s.kind == "points" for s in drawn.series):
+            text.append("◆ eval_loss  ", style="bold")
+        if any(s.kind in ("above", "below") for s in drawn.series):
+            text.append("▲▼ clamped to the edge", style="bold")
+        return text
 
     def _draw_small(self, run: RunSeries | None) -> None:
         for plot_id, column in (("#train-lr", "lr"), ("#train-grad", "grad_norm")):
@@ -200,13 +249,13 @@ class TrainingScreen(StoreScreen):
 
     def _status(self, drawn: Chart) -> None:
         view = self.view
-        parts = [f"{len(self.runs)} distill runs", f"smoothing {view.smoothing:g}", f"x: {view.x_axis}",
-                 f"log-y {'on' if view.log_y else 'off'}", f"metrics /{view.metric_filter}/",
-                 "follow" if view.follow else "paused"]
+        parts = [f"{len(self.runs)} runs", f"smooth {view.smoothing:g} (m)", f"x {view.x_axis} (x)",
+                 f"log-y {'on' if view.log_y else 'off'} (l)", f"/{view.metric_filter}/",
+                 "follow (f)" if view.follow else "paused (f)"]
         if view.window is not None:
             parts.append(f"window {view.window:g}")
         if drawn.y_range is not None and (drawn.y_range.clamped_low or drawn.y_range.clamped_high):
-            parts.append(f"▲ {drawn.y_range.clamped_low + drawn.y_range.clamped_high} points clamped to the edge")
+            parts.append(f"▲▼ {drawn.y_range.clamped_low + drawn.y_range.clamped_high} points clamped to the edge")
         parts += [f"{run} diverged at {view.x_axis} {where:g}" for run, where in drawn.diverged]
         if not self.runs:
             parts = ["no distill runs yet · kdtui distill --student PATH --capture NAME --run NAME starts one"]
