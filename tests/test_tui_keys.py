@@ -209,3 +209,25 @@ async def test_slash_filters_every_list_and_says_so(tui_store: Any) -> None:
         await settle(pilot)
         await pilot.press("slash")
         await until(pilot, lambda: app.focused is app.screen.query_one("#f-run", Select), "the run filter")
+
+
+async def test_every_focusable_control_is_reached_by_keyboard(tui_store: Any) -> None:
+    """On every screen, shift+Tab (which leaves the SQL editor, where Tab indents) cycles through every
+    focusable control: nothing needs a mouse."""
+    from kdtui.tui.app import KdtuiApp
+
+    app = KdtuiApp(tui_store.root)
+    async with app.run_test(size=(120, 40)) as pilot:
+        for key, mode in SCREEN_KEYS.items():
+            await pilot.press(key)
+            await settle(pilot)
+            screen = app.screen
+            chain = [w for w in screen.focus_chain if w.display]
+            assert chain, mode
+            reached = []
+            for _ in range(len(chain) + 1):
+                await pilot.press("shift+tab")
+                await pilot.pause(0.02)
+                reached.append(app.focused)
+            missing = [w.id or type(w).__name__ for w in chain if w not in reached]
+            assert not missing, (mode, missing)
