@@ -8,6 +8,7 @@ terminal or reorder what is shown.
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 from functools import lru_cache
@@ -87,6 +88,17 @@ def interval_bar(low: float, high: float, point: float, width: int = 20,
         cells[i] = "─"
     cells[cell(point)] = "●"
     return "▕" + "".join(cells) + "▏"
+
+
+def interval_scale(lows: list[float], highs: list[float], step: float = 0.1) -> tuple[float, float]:
+    """The shared scale of a column of interval bars: the intervals' span widened to whole ``step``s (10 points
+    of accuracy), so it reads as a round range, named in the column's header, and stays put while runs that fit
+    it come and go."""
+    if not lows:
+        return 0.0, 1.0
+    low = max(0.0, math.floor(min(lows) / step + 1e-9) * step)
+    high = min(1.0, math.ceil(max(highs) / step - 1e-9) * step)
+    return (low, high) if high > low else (max(0.0, low - step), min(1.0, high + step))
 
 
 def histogram_bar(fraction: float, width: int = 30) -> str:

@@ -425,3 +425,24 @@ async def test_triage_history_lists_reopens_and_changes_a_decision(tui_store: St
     log = tui_store.query("SELECT item_id, value, undone FROM triage ORDER BY id").rows
     assert [row[0] for row in log] == [first.item_id, second.item_id, first.item_id, first.item_id]
     assert log[-1][2] is True  # append-only: the undo is a row, nothing was rewritten
+
+
+async def test_the_interval_bars_name_their_scale_and_keep_it(tui_store: Store) -> None:
+    """The bars share one scale, widened to whole tens and named in the column's header; a run whose interval
+    fits inside does not rescale them (a filter neither: the scale is every run's)."""
+    from textual.widgets.data_table import ColumnKey
+
+    from kdtui.render import interval_scale
+
+    assert interval_scale([0.237, 0.168, 0.0], [0.763, 0.687, 0.278]) == (0.0, 0.8)
+    assert interval_scale([0.30, 0.45], [0.40, 0.52]) == pytest.approx((0.3, 0.6))
+    assert interval_scale([], []) == (0.0, 1.0)
+    app = KdtuiApp(tui_store.root)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        board = app.screen.query_one("#board", DataTable)
+        header = str(board.columns[ColumnKey("interval")].label)
+        assert header == "0% ─ 80%"
+        await pilot.press("slash", *"teach", "enter")
+        await until(pilot, lambda: board.row_count == 1, "the filtered leaderboard")
+        assert str(board.columns[ColumnKey("interval")].label) == header

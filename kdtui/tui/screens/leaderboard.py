@@ -8,8 +8,9 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets.data_table import ColumnKey
 
-from kdtui.render import as_text, elide_middle, histogram_bar, interval_bar, visible
+from kdtui.render import as_text, elide_middle, histogram_bar, interval_bar, interval_scale, visible
 from kdtui.store.reads import LeaderRow, leaderboard
 from kdtui.tui.screens.base import RowFilter, StoreScreen
 from kdtui.tui.screens.grid import ListTable
@@ -83,7 +84,9 @@ class LeaderboardScreen(RowFilter, StoreScreen):
         selected = self.selected_row()
         table.clear()
         ordered = self._ordered()
-        scale = (min((r.ci_low for r in ordered), default=0.0), max((r.ci_high for r in ordered), default=1.0))
+        scale = interval_scale([r.ci_low for r in self.rows], [r.ci_high for r in self.rows])
+        # the bars' scale in their header, as a forest plot labels its axis (all runs, not only those shown)
+        table.columns[ColumnKey("interval")].label = Text(f"{scale[0] * 100:.0f}% ─ {scale[1] * 100:.0f}%")
         for row in ordered:
             base = "★ " if row.run_id == self.baseline else ""
             # the other columns take ~90 cells: the name gets the rest, 20 at 80 columns and whole at 150
