@@ -270,6 +270,25 @@ def test_a_busy_store_delays_the_worker_and_loses_no_job_end(tmp_path: Path) -> 
     assert {j.id: j.state for j in store.jobs.all()}["j1"] == "done"
 
 
+def test_an_idle_worker_reads_the_store_only_when_it_changed(tmp_path: Path) -> None:
+    """Live without polling DuckDB: while nothing changes, a pass opens no store session; a job enqueued by
+    another process moves the store's files and the next step reads and starts it."""
+    store = Store(tmp_path / "store")
+    store.migrate()
+    worker = Recording(store, tmp_path / "logs", None, True, slots=1, cpu_slots=1, idle_pass_s=1e9)
+    worker.placed = []
+    worker.step()
+    worker.step()  # the first pass's own writes (none here) would be looked at once more
+    settled = worker.passes
+    for _ in range(50):
+        worker.step()
+    assert worker.passes == settled  # fifty steps, no store session
+    outside = Store(store.root)  # another process's view of the same store
+    outside.jobs.enqueue([JobSpec("j1", "j1", "eval", {}, 0, "g")])
+    worker.step()
+    assert worker.passes == settled + 1 and [job for job, _ in worker.placed] == ["j1"]
+
+
 def test_gpu_and_cpu_jobs_have_their_own_slots(tmp_path: Path) -> None:
     store = Store(tmp_path / "store")
     store.jobs.enqueue([JobSpec("cpu1", "cpu1", "eval", {}, 0, "g"), JobSpec("cpu2", "cpu2", "eval", {}, 0, "g"),

@@ -34,7 +34,7 @@ from typing import IO, Any, NamedTuple
 
 from kdtui.config.layout import StoreLayout
 from kdtui.errors import KdtuiError
-from kdtui.jobs.executors import Attempt, Executor, LocalAttempt, LocalExecutor
+from kdtui.jobs.executors import Attempt, Ended, Executor, LocalAttempt, LocalExecutor
 from kdtui.jobs.gpus import GpuInfo, assign, nvml_devices
 from kdtui.jobs.kinds import runs_inline
 from kdtui.store import Store, StoreBusy
@@ -42,6 +42,9 @@ from kdtui.store.jobs import FINAL, JobRow
 from kdtui.store.liveness import process_start
 
 BEAT_S = 5.0
+# A scheduling pass reads the store when its files changed or an attempt ended, and at least this often
+# (cards freed by processes outside kdtui are no store change).
+IDLE_PASS_S = 5.0
 GRACE_S = 60.0
 
 
@@ -74,7 +77,7 @@ class Worker:
 
     def __init__(self, store: Store, logs: Path, gpus: list[int] | None, cpu: bool, slots: int,
                  poll: float = 0.5, devices: Any = nvml_devices, cpu_slots: int | None = None,
-                 executor: Executor | None = None) -> None:
+                 executor: Executor | None = None, idle_pass_s: float = IDLE_PASS_S) -> None:
         # Two slot groups: jobs holding cards (at most `slots` at once, and never more cards than free) and
         # jobs needing none (`cpu_slots`): a 4-GPU capture and CPU evaluations do not wait for each other.
         self.store, self.logs, self.slots, self.poll = store, logs, slots, poll
@@ -90,6 +93,11 @@ class Worker:
         self.pid = os.getpid()
         self.id = f"{self.host}:{self.pid}"
         self.running: dict[str, Attempt] = {}
+        self.ended: dict[str, Ended] = {}  # attempts seen ending whose end is not recorded yet
+        self.passes = 0  # scheduling passes that read the store (tests read it)
+        self.idle_pass_s = idle_pass_s
+        self._seen: tuple[int, ...] | None = None  # the store's change stamp the last pass began at
+        self._passed = 0.0
         self.stopping = False
         self._lock: IO[str] | None = None
 
@@ -156,7 +164,16 @@ class Worker:
     # --------------------------------------------------------------- the loop
 
     def step(self) -> None:
-        """One pass: reap ended jobs, act on cancels, start what can start."""
+        """One pass: reap ended jobs, act on cancels, start what can start. Nothing changed (the store's files,
+        an attempt's end) and the last pass recent: no store session at all."""
+        self._poll_running()
+        stamp = self.store.change_stamp()
+        if not self.ended and stamp == self._seen and time.monotonic() - self._passed < self.idle_pass_s:
+            return
+        # the stamp from before the pass: this pass's own writes make the next step look once more, and a
+        # write by another process during the pass is never taken as seen
+        self._seen, self._passed = stamp, time.monotonic()
+        self.passes += 1
         try:
             jobs = self.store.jobs.all()
             by_id = {j.id: j for j in jobs}
@@ -182,17 +199,24 @@ class Worker:
     def _executor(self, run: Attempt) -> Executor:
         return self.local if isinstance(run, LocalAttempt) else self.executor
 
+    def _poll_running(self) -> None:
+        """Ask the executors which attempts ended (no store access); kept until their end is recorded."""
+        for job_id, run in self.running.items():
+            if job_id not in self.ended and (ended := self._executor(run).poll(run)) is not None:
+                self.ended[job_id] = ended
+
     def reap(self, by_id: dict[str, JobRow]) -> None:
-        for job_id, run in list(self.running.items()):
-            executor = self._executor(run)
-            ended = executor.poll(run)
-            if ended is None:
+        self._poll_running()
+        for job_id, ended in list(self.ended.items()):
+            run = self.running.get(job_id)
+            if run is None:  # no longer tracked (dropped by a test's hand): nothing to record
+                del self.ended[job_id]
                 continue
             # The job records its own end; this only covers one that ended without a word. Recorded before it
             # is forgotten: a busy store raises here and the next pass records it.
             state = self.store.jobs.finish(job_id, run.attempt, ended.outcome, ended.exit_code, ended.note)
-            del self.running[job_id]
-            executor.release(run)
+            del self.running[job_id], self.ended[job_id]
+            self._executor(run).release(run)
             job = by_id.get(job_id)
             self._say(f"{job_id} ({job.name if job else '?'}) ended ({ended.note}): {state}")
 

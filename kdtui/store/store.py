@@ -169,6 +169,20 @@ class Store:
         self._schema_ok = True
         return len(MIGRATIONS)
 
+    def change_stamp(self) -> tuple[int, ...]:
+        """What the store's files look like now (size and modification time of the database and its WAL), read
+        without opening DuckDB: a commit by any process changes it. Pollers (the worker, the TUI) open a
+        session only when it moved."""
+        stamp: list[int] = []
+        for path in (self.path, self.path.with_name(self.path.name + ".wal")):
+            try:
+                info = path.stat()
+            except OSError:
+                stamp += [-1, -1]
+                continue
+            stamp += [info.st_size, info.st_mtime_ns]
+        return tuple(stamp)
+
     def schema_version(self) -> int:
         with self.read() as con:
             return self._version(con)

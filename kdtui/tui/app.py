@@ -77,7 +77,7 @@ class KdtuiApp(App[None]):
         # create=False: the TUI reads; it never makes a store where a path was mistyped.
         self.store = Store(store_root, create=False, report_wait=self._report_wait)
         self.sub_title = visible(self.store.path.resolve())
-        self._stamp: tuple[float, ...] = ()
+        self._stamp: tuple[int, ...] = ()
 
     def _report_wait(self, message: str) -> None:
         """Called from worker threads while they wait for a busy store."""
@@ -85,7 +85,7 @@ class KdtuiApp(App[None]):
             self.call_from_thread(self.notify, message, severity="warning", timeout=6, markup=False)
 
     def on_mount(self) -> None:
-        self._stamp = self._file_stamp()
+        self._stamp = self.store.change_stamp()
         self.set_interval(POLL_SECONDS, self._poll_store)
         self.set_interval(SUMMARY_SECONDS, self._summarise)
         self._summarise(first=True)
@@ -121,17 +121,8 @@ class KdtuiApp(App[None]):
 
         self.run_worker(safe, thread=True, group="summary", exclusive=True, exit_on_error=False)
 
-    def _file_stamp(self) -> tuple[float, ...]:
-        stamps = []
-        for path in (self.store.path, self.store.path.with_name(self.store.path.name + ".wal")):
-            try:
-                stamps.append(path.stat().st_mtime)
-            except OSError:
-                stamps.append(0.0)
-        return tuple(stamps)
-
     def _poll_store(self) -> None:
-        stamp = self._file_stamp()
+        stamp = self.store.change_stamp()  # no DuckDB session unless the files moved
         if stamp != self._stamp:
             self._stamp = stamp
             self.store_version += 1

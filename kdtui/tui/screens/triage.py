@@ -62,8 +62,10 @@ class TriageScreen(StoreScreen):
         self.typing = ""
         self.session: list[Decision] = []  # this session's decisions in force, newest last, for undo
         self.generation = 0  # a load superseded by a newer one is dropped
+        self.read_began: tuple[int, int] = (0, 0)  # (decisions submitted, pending) when the last load began
         self.focus_request: tuple[int, str] | None = None  # kept until a load has shown it
         self.writer: SerialWriter | None = None
+        self.reload_deferred = False  # a load arrived older than this screen's decisions: redone once written
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -98,6 +100,8 @@ class TriageScreen(StoreScreen):
     def load(self) -> None:
         self.generation += 1
         store, run, focus, generation = self.kdtui.store, self.run_filter, self.focus_request, self.generation
+        # what the store could show this read: nothing pending, and no decision submitted after it began
+        self.read_began = (self.writer.submitted if self.writer else 0, self.pending_writes)
 
         def read() -> tuple[list[TriageItem], tuple[int, str] | None, int]:
             items = triage_queue(store, run)
@@ -117,6 +121,12 @@ class TriageScreen(StoreScreen):
     def _loaded(self, loaded: tuple[list[TriageItem], tuple[int, str] | None, int]) -> None:
         items, focus, generation = loaded
         if generation != self.generation:
+            return
+        submitted, pending = self.read_began
+        if pending or (self.writer is not None and self.writer.submitted != submitted):
+            # read while decisions were on their way: it would show an undone item as still decided (and move
+            # past it). Read again once they are written.
+            self.reload_deferred = True
             return
         if focus == self.focus_request:
             self.focus_request = None
@@ -210,6 +220,9 @@ class TriageScreen(StoreScreen):
     @on(Written)
     def _written(self, message: Written) -> None:
         op, error = message.op, message.error
+        if self.reload_deferred and self.pending_writes == 0:
+            self.reload_deferred = False
+            self.load()
         if error is None:
             if op.kind == "undo" and op.decision is None:  # an earlier session's decision: re-read the item
                 store, run_id, item_id = self.kdtui.store, op.run_id, op.item_id

@@ -51,6 +51,7 @@ class SerialWriter:
         self.store, self.done = store, done
         self.ops: queue.Queue[Op | None] = queue.Queue()
         self._pending = 0
+        self.submitted = 0  # operations ever submitted: a read begun before the last one may not show it
         self._lock = threading.Lock()
         # Not a daemon: a decision made just before quitting is still written.
         self.thread = threading.Thread(target=self._loop, name="triage-writer", daemon=False)
@@ -64,6 +65,7 @@ class SerialWriter:
     def submit(self, op: Op) -> None:
         with self._lock:
             self._pending += 1
+            self.submitted += 1
         self.ops.put(op)
 
     def close(self, timeout: float = 30.0) -> None:
