@@ -40,3 +40,13 @@ async def open_triage(pilot: Any) -> Any:
     screen = pilot.app.screen
     assert isinstance(screen, TriageScreen)
     return screen
+
+
+async def every_screen(pilot: Any) -> Any:
+    """Visit each screen by its F-key (kdtui/tui/keys.py), yielding (mode, screen) once it has loaded."""
+    from kdtui.tui.keys import SCREEN_KEYS
+
+    for key, mode in SCREEN_KEYS.items():
+        await pilot.press(key)
+        await settle(pilot)
+        yield mode, pilot.app.screen

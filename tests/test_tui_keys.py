@@ -10,7 +10,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 
 from kdtui.tui.keys import GLOBAL_ACTIONS, SCREEN_KEYS, key_conflicts
-from tests.pilot_helpers import open_triage, settle, until
+from tests.pilot_helpers import every_screen, open_triage, settle, until
 
 
 def _screen_classes() -> list[type[Screen[Any]]]:
@@ -81,10 +81,7 @@ async def test_question_mark_lists_the_keys_of_every_screen(tui_store: Any) -> N
 
     app = KdtuiApp(tui_store.root)
     async with app.run_test(size=(120, 40)) as pilot:
-        for key, mode in SCREEN_KEYS.items():
-            await pilot.press(key)
-            await settle(pilot)
-            screen = app.screen
+        async for mode, screen in every_screen(pilot):
             if mode == "sql":
                 screen.query_one("#results").focus()  # in the editor, `?` is text
                 await pilot.pause()
@@ -218,10 +215,7 @@ async def test_every_focusable_control_is_reached_by_keyboard(tui_store: Any) ->
 
     app = KdtuiApp(tui_store.root)
     async with app.run_test(size=(120, 40)) as pilot:
-        for key, mode in SCREEN_KEYS.items():
-            await pilot.press(key)
-            await settle(pilot)
-            screen = app.screen
+        async for mode, screen in every_screen(pilot):
             chain = [w for w in screen.focus_chain if w.display]
             assert chain, mode
             reached = []

@@ -54,19 +54,17 @@ def _keys(*keys: str) -> Any:
     return run_before
 
 
-@pytest.mark.parametrize("size", SIZES)
-def test_leaderboard(snap_compare: Any, app: KdtuiApp, size: tuple[int, int]) -> None:
-    assert snap_compare(app, terminal_size=size, run_before=_keys("b"))
+# each screen by its key (the leaderboard with a baseline set); Training: two runs overlaid, smoothed, an eval
+# point every 100 steps, and at 80x24 one plot with its legend under it
+SCREENS = [pytest.param(("b",), id="leaderboard"), pytest.param(("f2",), id="triage"),
+           pytest.param(("f3",), id="predictions"), pytest.param(("f6",), id="captures"),
+           pytest.param(("f7",), id="training"), pytest.param(("f8",), id="jobs")]
 
 
 @pytest.mark.parametrize("size", SIZES)
-def test_triage(snap_compare: Any, app: KdtuiApp, size: tuple[int, int]) -> None:
-    assert snap_compare(app, terminal_size=size, run_before=_keys("f2"))
-
-
-@pytest.mark.parametrize("size", SIZES)
-def test_predictions(snap_compare: Any, app: KdtuiApp, size: tuple[int, int]) -> None:
-    assert snap_compare(app, terminal_size=size, run_before=_keys("f3"))
+@pytest.mark.parametrize("keys", SCREENS)
+def test_screen(snap_compare: Any, app: KdtuiApp, keys: tuple[str, ...], size: tuple[int, int]) -> None:
+    assert snap_compare(app, terminal_size=size, run_before=_keys(*keys))
 
 
 @pytest.mark.parametrize("size", SIZES)
@@ -81,19 +79,3 @@ def test_sql(snap_compare: Any, app: KdtuiApp, size: tuple[int, int]) -> None:
         await pilot.pause(0.05)
 
     assert snap_compare(app, terminal_size=size, run_before=run_before)
-
-
-@pytest.mark.parametrize("size", SIZES)
-def test_captures(snap_compare: Any, app: KdtuiApp, size: tuple[int, int]) -> None:
-    assert snap_compare(app, terminal_size=size, run_before=_keys("f6"))
-
-
-@pytest.mark.parametrize("size", SIZES)
-def test_training(snap_compare: Any, app: KdtuiApp, size: tuple[int, int]) -> None:
-    """Two distill runs overlaid, smoothed, an eval point every 100 steps; at 80x24 one plot, legend under it."""
-    assert snap_compare(app, terminal_size=size, run_before=_keys("f7"))
-
-
-@pytest.mark.parametrize("size", SIZES)
-def test_jobs(snap_compare: Any, app: KdtuiApp, size: tuple[int, int]) -> None:
-    assert snap_compare(app, terminal_size=size, run_before=_keys("f8"))
