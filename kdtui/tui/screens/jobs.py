@@ -25,7 +25,7 @@ from kdtui.tui.screens.grid import ListTable
 COLUMNS = ["experiment", "job", "kind", "run", "state", "tries", "progress", "time", "ETA", "error"]
 STATE_STYLE = {"done": "green", "running": "bold cyan", "queued": "dim", "failed": "bold red",
                "dependency_failed": "red", "cancelled": "yellow"}
-TAIL_LINES = 12
+TAIL_LINES = 4  # at least; as many as the log panel holds
 
 
 def bar(fraction: float | None, width: int = 12) -> Text:
@@ -156,7 +156,9 @@ class JobsScreen(RowFilter, StoreScreen):
             self.query_one("#jobs-log", Static).update("")
             return
         path = job.log_path
-        self.fetch(lambda: tail(path), lambda text: self.query_one("#jobs-log", Static).update(
+        panel = self.query_one("#jobs-log", Static)
+        lines = max(TAIL_LINES, panel.size.height - 1)  # the log's end fills the panel (a title line above it)
+        self.fetch(lambda: tail(path, lines), lambda text: panel.update(
             as_text(f"{job.name} · {job.state}\n{text}")), group="jobs-tail")
 
     def _act(self, what: str, call: Any) -> None:
