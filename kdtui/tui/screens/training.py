@@ -48,8 +48,8 @@ COLUMNS = ["", "run", "state", "step", "loss", "tok/s", "ETA", "loss trend"]
 
 
 class CurvePlot(PlotWidget):
-    """The main plot, saying when its size changed: curves are downsampled to its width, so a plot laid out
-    again (a terminal resized, the short-terminal layout applied after the first draw) is drawn again."""
+    """A plot saying when its size changed: curves are downsampled to its width, so a plot laid out again (a
+    terminal resized, the short-terminal layout applied after the first draw) is drawn again."""
 
     class Resized(Message):
         pass
@@ -92,7 +92,7 @@ class TrainingScreen(StoreScreen):
         self.drawn: Chart | None = None  # what the last redraw plotted (tests read it)
         self.redraws = 0
         self.label_cells = 0  # the widest y label drawn so far (see redraw)
-        self.drawn_width = 0  # the plot's width at the last redraw
+        self.drawn_sizes: tuple[tuple[int, int], ...] = ()  # the plots' sizes at the last redraw
         self._user_chose = False  # until a key says otherwise, the newest runs are overlaid as they appear
 
     def compose(self) -> ComposeResult:
@@ -104,8 +104,8 @@ class TrainingScreen(StoreScreen):
         yield CurvePlot(id="train-chart")
         yield Static(id="train-legend")
         with Horizontal(id="train-small"):
-            yield PlotWidget(id="train-lr")
-            yield PlotWidget(id="train-grad")
+            yield CurvePlot(id="train-lr")
+            yield CurvePlot(id="train-grad")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -178,16 +178,19 @@ class TrainingScreen(StoreScreen):
         """Overlaid runs in drawing order: the pinned one last, on top."""
         return [i for i in self.selected if i != self.pinned] + ([self.pinned] if self.pinned is not None else [])
 
+    def _plot_sizes(self) -> tuple[tuple[int, int], ...]:
+        return tuple((p.size.width, p.size.height) for p in self.query(CurvePlot))
+
     @on(CurvePlot.Resized)
     def _resized(self) -> None:
-        if self.drawn is not None and self.drawn_width != self.query_one("#train-chart", CurvePlot).size.width:
+        if self.drawn is not None and self.drawn_sizes != self._plot_sizes():
             self.redraw()
 
     def redraw(self) -> None:
         """Rebuild the charts from the series in memory (no store access)."""
         runs = [self.series[i] for i in self._draw_order() if i in self.series]
         main = self.query_one("#train-chart", PlotWidget)
-        self.drawn_width = main.size.width
+        self.drawn_sizes = self._plot_sizes()
         width = max(main.size.width, 40)
         self.drawn = drawn = chart(runs, self.view, pick_metrics(self.view.metric_filter), columns=width)
         self.redraws += 1
