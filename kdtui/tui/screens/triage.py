@@ -139,7 +139,9 @@ class TriageScreen(StoreScreen):
         self.items = sorted([*fresh, *decided.values()], key=lambda i: (i.run_id, i.item_id))
         target = focus or ((current.run_id, current.item_id) if current else None)
         self.index = next((i for i, it in enumerate(self.items) if (it.run_id, it.item_id) == target), 0)
-        if focus is None and self.items and self.items[self.index].triaged:
+        # only a first load moves past a decided item: a background reload never moves the person off the item
+        # they look at (one reopened from the history is decided)
+        if focus is None and current is None and self.items and self.items[self.index].triaged:
             self._advance()
         self.show_item()
 
