@@ -206,7 +206,7 @@ class Worker:
                 self.ended[job_id] = ended
 
     def reap(self, by_id: dict[str, JobRow]) -> None:
-        self._poll_running()
+        """Record the ends ``_poll_running`` found."""
         for job_id, ended in list(self.ended.items()):
             run = self.running.get(job_id)
             if run is None:  # no longer tracked (dropped by a test's hand): nothing to record
@@ -301,6 +301,7 @@ class Worker:
             self._executor(run).stop(run, hard=False)
         deadline = time.monotonic() + GRACE_S
         while self.running and time.monotonic() < deadline:
+            self._poll_running()
             self.reap({})
             time.sleep(0.2)
         for run in self.running.values():
