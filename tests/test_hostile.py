@@ -90,9 +90,9 @@ def test_the_read_session_itself_refuses_without_any_statement_check(sandbox: Pa
 def test_friendly_refusals_say_what_is_allowed(sandbox: Path) -> None:
     store = Store(sandbox / "store", create=False)
     with pytest.raises(ReadOnlyViolation, match="EXPLAIN of anything but a SELECT"):
-        UserQuery(store, "EXPLAIN ANALYZE COPY (SELECT 1) TO 'x.csv'")
+        UserQuery(store, "EXPLAIN ANALYZE COPY (SELECT 1) TO 'x.csv'").rows()
     with pytest.raises(ReadOnlyViolation, match="PRAGMA import_database"):
-        UserQuery(store, "PRAGMA import_database('d')")
+        UserQuery(store, "PRAGMA import_database('d')").rows()
     with pytest.raises(ReadOnlyViolation, match=r"cannot read or write files .*--allow-files"):
         UserQuery(store, "SELECT * FROM read_text('/etc/hostname')").rows()
     assert UserQuery(store, "EXPLAIN ANALYZE SELECT count(*) FROM runs").rows().rows

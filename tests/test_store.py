@@ -136,7 +136,7 @@ def test_reads_are_allowed(store_dir: Path) -> None:
 def test_bad_sql_is_a_clear_error(store_dir: Path) -> None:
     Store(store_dir).migrate()
     with pytest.raises(KdtuiError, match=r"SQL does not parse: Parser Error"):
-        UserQuery(Store(store_dir), "SELEC nonsense")
+        UserQuery(Store(store_dir), "SELEC nonsense").rows()
     with pytest.raises(KdtuiError, match="query failed: Catalog Error"):
         UserQuery(Store(store_dir), "SELECT * FROM no_such_table").rows()
 

@@ -9,26 +9,44 @@
 right; ``extract_answer`` handles one response.
 """
 
+from __future__ import annotations
+
+import importlib
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
-from kdtui.extract.cascade import (
-    ABS_TOLERANCE,
-    KINDS,
-    MAX_CANDIDATES,
-    REL_TOLERANCE,
-    SINGLE_PROTOCOLS,
-    Extraction,
-    Number,
-    answers_match,
-    extract_answer,
-    gold_answer,
-    scan_numbers,
-    sql_answers_match,
-)
-from kdtui.extract.study import StudyCascade, extract_study
+# The tolerance rule is all the store's schema needs: the cascade (regexes compiled at import, ~15 ms) loads
+# on first use of anything else, so `kdtui sql` and `kdtui --help` never pay for it.
+from kdtui.extract.match import ABS_TOLERANCE, REL_TOLERANCE, answers_match, sql_answers_match
 
-# Every protocol a user can name; "seed" is the old name of "study-rules".
-PROTOCOLS: tuple[str, ...] = SINGLE_PROTOCOLS
+if TYPE_CHECKING:
+    from kdtui.extract.cascade import (
+        KINDS,
+        MAX_CANDIDATES,
+        SINGLE_PROTOCOLS,
+        Extraction,
+        Number,
+        extract_answer,
+        gold_answer,
+        scan_numbers,
+    )
+    from kdtui.extract.study import StudyCascade
+
+    PROTOCOLS: tuple[str, ...]
+
+_LAZY = {"KINDS": "cascade", "MAX_CANDIDATES": "cascade", "SINGLE_PROTOCOLS": "cascade", "Extraction": "cascade",
+         "Number": "cascade", "extract_answer": "cascade", "gold_answer": "cascade", "scan_numbers": "cascade",
+         "StudyCascade": "study"}
+
+
+def __getattr__(name: str) -> Any:
+    if name == "PROTOCOLS":  # every protocol a user can name; "seed" is the old name of "study-rules"
+        return __getattr__("SINGLE_PROTOCOLS")
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f"kdtui.extract.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'kdtui.extract' has no attribute {name!r}")
 
 
 def extract_answers(responses: Iterable[str], protocol: str = "default",
@@ -38,6 +56,9 @@ def extract_answers(responses: Iterable[str], protocol: str = "default",
 
     ``questions`` and ``finish_reasons`` (one per response, when known) sharpen ``default``'s reading.
     """
+    from kdtui.extract.cascade import extract_answer
+    from kdtui.extract.study import extract_study
+
     if protocol == "study":
         return extract_study(responses)
     texts = list(responses)
@@ -48,6 +69,19 @@ def extract_answers(responses: Iterable[str], protocol: str = "default",
 
 
 __all__ = [
-    "ABS_TOLERANCE", "KINDS", "MAX_CANDIDATES", "PROTOCOLS", "REL_TOLERANCE", "Extraction", "Number", "StudyCascade",
-    "answers_match", "extract_answer", "extract_answers", "gold_answer", "scan_numbers", "sql_answers_match",
+    "ABS_TOLERANCE",
+    "KINDS",
+    "MAX_CANDIDATES",
+    "PROTOCOLS",
+    "REL_TOLERANCE",
+    "SINGLE_PROTOCOLS",
+    "Extraction",
+    "Number",
+    "StudyCascade",
+    "answers_match",
+    "extract_answer",
+    "extract_answers",
+    "gold_answer",
+    "scan_numbers",
+    "sql_answers_match",
 ]

@@ -1,7 +1,8 @@
 """The one entry point for SQL typed by a person: ``kdtui sql`` and the TUI console.
 
-The statement check refuses anything but reads before a connection is opened;
-the session itself is read-only, so a write that slipped past the check still fails.
+The statement check refuses anything but reads before any statement runs, parsed by the session's own
+connection (a parse by DuckDB's default connection would open a second database, ~20 ms of every
+``kdtui sql``); the session itself is read-only, so a write that slipped past the check still fails.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def _refuse(word: str) -> ReadOnlyViolation:
     return ReadOnlyViolation(f"refused: {word} changes the store or reaches outside it; {_REFUSED}")
 
 
-def _check_statement(statement: Any) -> None:
+def _check_statement(statement: Any, parser: Any) -> None:
     kind = statement.type.name
     text = statement.query.strip().rstrip(";").strip()
     first_word = text.split(None, 1)[0].upper() if text else kind
@@ -63,7 +64,7 @@ def _check_statement(statement: Any) -> None:
         # Only a plan of a read: EXPLAIN ANALYZE runs what it explains (COPY, SET log_query_path, ...).
         inner = re.sub(r"(?is)^explain\s+(analyze\s+)?", "", text)
         try:
-            explained = duckdb.extract_statements(inner)
+            explained = parser.extract_statements(inner)
         except duckdb.Error:
             explained = []
         if len(explained) == 1 and explained[0].type.name == "SELECT":
@@ -72,20 +73,21 @@ def _check_statement(statement: Any) -> None:
     raise _refuse(first_word)
 
 
-def check_read_only(sql: str) -> list[str]:
-    """The statements of ``sql``; raises :class:`ReadOnlyViolation` for anything but a read.
+def check_read_only(sql: str, con: duckdb.DuckDBPyConnection | None = None) -> list[str]:
+    """The statements of ``sql`` (parsed by ``con``, else DuckDB's default connection); raises
+    :class:`ReadOnlyViolation` for anything but a read.
 
     A friendly first line of defence: the session itself is read-only and locked (see
     ``session.READ_CONFIG``), so what slips past this check still cannot write or reach files.
     """
     try:
-        statements = duckdb.extract_statements(sql)
+        statements = (con or duckdb).extract_statements(sql)
     except duckdb.Error as exc:
         raise KdtuiError(f"SQL does not parse: {first_line(exc)}") from None
     if not statements:
         raise KdtuiError("no SQL statement given")
     for statement in statements:
-        _check_statement(statement)
+        _check_statement(statement, con or duckdb)
     return [s.query for s in statements]
 
 
@@ -154,7 +156,7 @@ class UserQuery:
         if timeout is not None and timeout <= 0:
             raise KdtuiError(f"--timeout {timeout:g}: give a number of seconds above 0")
         self.store = store
-        self.statements = check_read_only(sql)
+        self.sql = sql
         self.timeout = timeout
         self._live: duckdb.DuckDBPyConnection | None = None
         self._cancelled: str | None = None
@@ -198,9 +200,10 @@ class UserQuery:
             try:
                 if self._cancelled:
                     raise KdtuiError(self._cancelled)
-                for statement in self.statements[:-1]:
+                statements = check_read_only(self.sql, con)
+                for statement in statements[:-1]:
                     con.execute(statement)
-                yield con, self.statements[-1]
+                yield con, statements[-1]
             except duckdb.InterruptException:
                 raise KdtuiError(self._cancelled or "query cancelled") from None
             except duckdb.Error as exc:
