@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from kdtui.jobs.kinds import JobKind, JobResult, Report, register
-from kdtui.store import Store
+from kdtui.store import StoreAccess
 
 
 class ToyConfig(BaseModel):
@@ -27,7 +27,7 @@ def _file(root: Path, name: str) -> Path:
     return root / "toy" / f"{name.replace('/', '_')}.txt"
 
 
-def _run(store: Store, config: dict[str, Any], _logs: Path, report: Report) -> JobResult:
+def _run(store: StoreAccess, config: dict[str, Any], _logs: Path, report: Report) -> JobResult:
     toy = NamedToyConfig.model_validate(config)
     before = _file(store.root, toy.after).read_text() if toy.after else ""
     report(0.5)

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from kdtui.cli.common import Parents, add_command, logs, open_store
+from kdtui.cli.common import Parents, add_command, logs, open_recipe_store, open_store
 from kdtui.config.capture import CaptureConfig
 from kdtui.config.layout import StoreLayout
 from kdtui.errors import KdtuiError
@@ -31,7 +31,7 @@ def cmd_capture(args: argparse.Namespace) -> int:
         print(f"capture {cfg.name}: {state['done']}/{state['total']} examples, {state['examples_per_s']:.2f} ex/s, "
               f"{state['tokens_per_s']:.0f} tok/s, ETA {eta}", file=sys.stderr, flush=True)
 
-    manifest = run_capture(cfg, open_store(args, create=True), progress=show, logs=logs(args))
+    manifest = run_capture(cfg, open_recipe_store(args), progress=show, logs=logs(args))
     size = sum(s["bytes"] for s in manifest["shards"])
     console.print(f"capture {cfg.name!r}: {manifest['n_examples']} examples, {manifest['n_tokens']} tokens, "
                   f"{size / 1e6:.2f} MB ({size / max(manifest['n_tokens'], 1):.1f} bytes/token)", markup=False)

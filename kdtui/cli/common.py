@@ -12,7 +12,7 @@ from kdtui.config.paths import logs_dir, store_dir
 from kdtui.errors import KdtuiError
 
 if TYPE_CHECKING:  # duckdb loads when a command opens the store, not for parsing or --help
-    from kdtui.store import Store
+    from kdtui.store import Store, StoreAccess
 
 Handler = Callable[[argparse.Namespace], int]
 Parents = list[argparse.ArgumentParser]
@@ -53,14 +53,20 @@ def add_command(sub: Any, name: str, handler: Handler, parents: Parents,
 
 
 def open_store(args: argparse.Namespace, create: bool = False, allow_files: bool = False) -> Store:
-    """The store named by --store (or the environment); read-only commands pass ``create=False``. Inside a Ray
-    job of kdtui's Ray executor, the worker's store through its Ray actor (every rank of a launched
-    distillation too)."""
-    from kdtui.jobs.ray_store import remote_store
+    """The store named by --store (or the environment), on this machine; read-only commands pass
+    ``create=False``."""
     from kdtui.store import Store
 
+    return Store(store_dir(getattr(args, "store", None)), create=create, allow_files=allow_files)
+
+
+def open_recipe_store(args: argparse.Namespace) -> StoreAccess:
+    """The store a recipe writes to: inside a Ray job of kdtui's Ray executor (every rank of a launched
+    distillation too), the worker's store through its Ray actor; elsewhere the store on this machine."""
+    from kdtui.jobs.ray_store import remote_store
+
     root = store_dir(getattr(args, "store", None))
-    return remote_store(root) or Store(root, create=create, allow_files=allow_files)
+    return remote_store(root) or open_store(args, create=True)
 
 
 def logs(args: argparse.Namespace) -> Path:

@@ -7,7 +7,7 @@ import os
 import sys
 from typing import Any
 
-from kdtui.cli.common import Parents, add_command, logs, open_store
+from kdtui.cli.common import Parents, add_command, logs, open_recipe_store
 from kdtui.config.distill import DistillConfig
 from kdtui.render import duration
 
@@ -17,7 +17,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
     from kdtui.recipes.distill import run_distill
 
     cfg = DistillConfig.from_sources(vars(args), args.config)
-    store = open_store(args, create=True)
+    store = open_recipe_store(args)
     if cfg.launcher != "none" and "LOCAL_RANK" not in os.environ:
         from kdtui.recipes.launch import run_launched
 

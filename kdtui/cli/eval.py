@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from kdtui.cli.common import Parents, add_command, logs, open_store
+from kdtui.cli.common import Parents, add_command, logs, open_recipe_store
 from kdtui.config.eval import EvalConfig
 
 
@@ -14,7 +14,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from kdtui.recipes.evaluate import run_eval
 
     cfg = EvalConfig.from_sources(vars(args), args.config)
-    store = open_store(args, create=True)
+    store = open_recipe_store(args)
     with eval_progress(cfg.run or cfg.prompt) as update:
         result = run_eval(cfg, store, logs(args), progress=update)
     console.print(f"run {result.run!r}: {result.generated} new of {result.n} items, "

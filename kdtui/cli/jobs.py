@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from kdtui.cli.common import Parents, add_command, logs, open_store
+from kdtui.cli.common import Parents, add_command, logs, open_recipe_store, open_store
 from kdtui.errors import KdtuiError
 
 
@@ -198,8 +198,8 @@ def cmd_job(args: argparse.Namespace) -> int:
 
     if args.action != "exec":
         raise KdtuiError("usage: kdtui job exec JOB --attempt N (the worker runs this)")
-    # inside a Ray job the store is the worker's, through its actor (open_store); else the folder's DuckDB file
-    return run_job(open_store(args), args.job, args.attempt, logs(args))
+    # inside a Ray job the store is the worker's, through its actor; else the folder's DuckDB file
+    return run_job(open_recipe_store(args), args.job, args.attempt, logs(args))
 
 
 def _at_least_one(text: str) -> int:

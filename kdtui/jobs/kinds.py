@@ -25,7 +25,7 @@ from kdtui.config.layout import StoreLayout
 from kdtui.errors import KdtuiError
 
 if TYPE_CHECKING:
-    from kdtui.store import Store
+    from kdtui.store import StoreAccess
 
 PLUGINS_ENV = "KDTUI_JOB_KINDS"
 Report = Callable[[float], None]  # the fraction done, 0..1
@@ -53,7 +53,7 @@ class JobKind:
 
     name: str
     description: str
-    run: Callable[[Store, dict[str, Any], Path, Report], JobResult]
+    run: Callable[[StoreAccess, dict[str, Any], Path, Report], JobResult]
     # the config's pydantic class, imported when first needed (None: the config is a plain table)
     config: Callable[[], type[BaseModel]] | None = None
     # quick bookkeeping the worker runs itself, in its own process and without a slot (merging capture parts)
@@ -138,7 +138,7 @@ def _eval_config() -> type[BaseModel]:
     return EvalConfig
 
 
-def _run_capture(store: Store, config: dict[str, Any], logs: Path, report: Report) -> JobResult:
+def _run_capture(store: StoreAccess, config: dict[str, Any], logs: Path, report: Report) -> JobResult:
     from kdtui.config.capture import CaptureConfig
     from kdtui.recipes.capture import run_capture
 
@@ -148,7 +148,7 @@ def _run_capture(store: Store, config: dict[str, Any], logs: Path, report: Repor
     return JobResult.done() if status == "done" else JobResult.stopped(f"the capture is {status}")
 
 
-def _run_distill(store: Store, config: dict[str, Any], logs: Path, report: Report) -> JobResult:
+def _run_distill(store: StoreAccess, config: dict[str, Any], logs: Path, report: Report) -> JobResult:
     from kdtui.config.distill import DistillConfig
     from kdtui.recipes.distill import run_distill
 
@@ -166,7 +166,7 @@ def _run_distill(store: Store, config: dict[str, Any], logs: Path, report: Repor
     return JobResult.stopped("stopped at a checkpoint") if result.adapter is None else JobResult.done()
 
 
-def _run_eval(store: Store, config: dict[str, Any], logs: Path, report: Report) -> JobResult:
+def _run_eval(store: StoreAccess, config: dict[str, Any], logs: Path, report: Report) -> JobResult:
     from kdtui.config.eval import EvalConfig
     from kdtui.recipes.evaluate import run_eval
 
@@ -178,7 +178,7 @@ def _run_eval(store: Store, config: dict[str, Any], logs: Path, report: Report) 
     return JobResult.done()
 
 
-def _run_merge(store: Store, config: dict[str, Any], _logs: Path, report: Report) -> JobResult:
+def _run_merge(store: StoreAccess, config: dict[str, Any], _logs: Path, report: Report) -> JobResult:
     from kdtui.captures.replicas import merge
 
     manifest = merge(store.root, config["name"], int(config["replicas"]))

@@ -18,16 +18,21 @@ import hashlib
 import logging
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
 from kdtui.config.layout import StoreLayout
 from kdtui.errors import KdtuiError, first_line
-
-if TYPE_CHECKING:
-    from kdtui.store import Store
+from kdtui.store.access import StoreAccess
+from kdtui.store.captures import CapturesRepo
+from kdtui.store.jobs import JobsRepo
+from kdtui.store.metrics import TrainMetricsRepo
+from kdtui.store.predictions import PredictionsRepo
+from kdtui.store.runs import RunsRepo
+from kdtui.store.triage import TriageRepo
 
 NAMESPACE = "kdtui"
 ENV = "KDTUI_STORE_ACTOR"
+# The repositories a job reaches through the actor: every one StoreAccess names.
 REPOS = ("runs", "predictions", "triage", "captures", "train_metrics", "jobs")
 
 
@@ -54,19 +59,31 @@ class StoreService:
         return self.root
 
 
-class _RemoteRepo:
+class _Forwarded:
+    """Mixed in before a repository class: every public method of the repository runs in the store's actor.
+
+    ``RemoteRuns(actor, "runs")`` is a :class:`RunsRepo` (typed and ``isinstance`` as one) whose methods go
+    through the actor; its own ``__init__`` never opens a local session, so no method can reach DuckDB here.
+    """
+
     def __init__(self, actor: Any, repo: str) -> None:
         self._actor, self._repo = actor, repo
 
-    def __getattr__(self, method: str) -> Any:
-        if method.startswith("_"):
-            raise AttributeError(method)
+    def __getattribute__(self, name: str) -> Any:
+        if name.startswith("_"):
+            return object.__getattribute__(self, name)
+        if not callable(getattr(type(self), name, None)):
+            raise AttributeError(f"{type(self).__name__} forwards the repository's methods, not {name!r}")
+        return self._forward(name)
+
+    def _forward(self, method: str) -> Any:
+        actor, repo = self._actor, self._repo
 
         def forward(*args: Any, **kwargs: Any) -> Any:
             import ray
 
             try:
-                return ray.get(self._actor.call.remote(self._repo, method, args, kwargs))
+                return ray.get(actor.call.remote(repo, method, args, kwargs))
             except ray.exceptions.RayTaskError as exc:
                 # the store's own error (busy, refused identity, ...) with its one line, not Ray's traceback
                 cause = getattr(exc, "cause", None)
@@ -77,19 +94,44 @@ class _RemoteRepo:
         return forward
 
 
+class RemoteRuns(_Forwarded, RunsRepo):
+    pass
+
+
+class RemotePredictions(_Forwarded, PredictionsRepo):
+    pass
+
+
+class RemoteTriage(_Forwarded, TriageRepo):
+    pass
+
+
+class RemoteCaptures(_Forwarded, CapturesRepo):
+    pass
+
+
+class RemoteTrainMetrics(_Forwarded, TrainMetricsRepo):
+    pass
+
+
+class RemoteJobs(_Forwarded, JobsRepo):
+    pass
+
+
 class RemoteStore:
-    """What a recipe sees of the store inside a Ray job: the repositories, forwarded; the folder, shared."""
+    """What a recipe sees of the store inside a Ray job (a :class:`StoreAccess`): the repositories, forwarded
+    to the actor; the folder, shared."""
 
     def __init__(self, root: Path, actor: Any) -> None:
-
         self.root = Path(root)
         self.path = StoreLayout(self.root).db
         self.opened_on = "the worker's node, through its Ray actor"
-        for repo in REPOS:
-            setattr(self, repo, _RemoteRepo(actor, repo))
-
-    def ensure_schema(self, purpose: str = "read") -> None:
-        """The actor's store keeps its own schema current."""
+        self.runs = RemoteRuns(actor, "runs")
+        self.predictions = RemotePredictions(actor, "predictions")
+        self.triage = RemoteTriage(actor, "triage")
+        self.captures = RemoteCaptures(actor, "captures")
+        self.train_metrics = RemoteTrainMetrics(actor, "train_metrics")
+        self.jobs = RemoteJobs(actor, "jobs")
 
 
 def _connect() -> Any:
@@ -132,7 +174,7 @@ def start_service(root: Path) -> str:
     return name
 
 
-def remote_store(root: Path) -> Store | None:
+def remote_store(root: Path) -> StoreAccess | None:
     """The store as a Ray job should see it: through the actor named in $KDTUI_STORE_ACTOR (None: not set)."""
     name = os.environ.get(ENV)
     if not name:
@@ -143,5 +185,4 @@ def remote_store(root: Path) -> Store | None:
     except ValueError:
         raise KdtuiError(f"no Ray actor {name!r}: the worker that serves the store is gone; restart it with "
                          "`kdtui worker start --executor ray`") from None
-    # duck-typed: the recipes use the repositories and the folder, which is all a RemoteStore has
-    return cast("Store", RemoteStore(root, actor))
+    return RemoteStore(root, actor)

@@ -16,13 +16,13 @@ from typing import Any
 
 from kdtui.errors import KdtuiError, first_line
 from kdtui.jobs.kinds import job_kind
-from kdtui.store import Store
+from kdtui.store import StoreAccess
 
 EXIT_DONE, EXIT_FAILED, EXIT_INTERRUPTED = 0, 2, 3
 PROGRESS_EVERY_S = 2.0
 
 
-def _progress(store: Store, job_id: str) -> Any:
+def _progress(store: StoreAccess, job_id: str) -> Any:
     last = [0.0]
 
     def report(fraction: float) -> None:
@@ -36,7 +36,7 @@ def _progress(store: Store, job_id: str) -> Any:
     return report
 
 
-def run_job(store: Store, job_id: str, attempt: int, logs: Path) -> int:
+def run_job(store: StoreAccess, job_id: str, attempt: int, logs: Path) -> int:
     """Run a claimed job's recipe; returns the process exit code after recording the attempt's end."""
     job = store.jobs.get(job_id)
     if job is None:

@@ -16,7 +16,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from kdtui.store import Store
+from kdtui.store import StoreAccess
 
 INGEST_INTERVAL_S = 2.0
 INGEST_TIMEOUT_S = 1.0
@@ -62,7 +62,7 @@ def read_new_lines(path: Path, offset: int) -> tuple[list[dict[str, Any]], int]:
 class MetricsIngester:
     """Moves a metrics file into ``train_metrics`` from a background thread."""
 
-    def __init__(self, store: Store, run_id: int, path: Path, interval: float = INGEST_INTERVAL_S) -> None:
+    def __init__(self, store: StoreAccess, run_id: int, path: Path, interval: float = INGEST_INTERVAL_S) -> None:
         self.store, self.run_id, self.path, self.interval = store, run_id, path, interval
         self.offset = 0  # from the start: re-ingesting a step replaces it
         self.ingested = 0

@@ -29,7 +29,7 @@ from kdtui.errors import KdtuiError
 from kdtui.models.heads import HeadAgreement, head_agreement
 from kdtui.models.teachers import Teacher, load_teacher, vocab_identity
 from kdtui.recipes.lifecycle import run_lifecycle
-from kdtui.store import Store
+from kdtui.store import StoreAccess
 from kdtui.store.captures import ENTROPY_BINS, ENTROPY_MAX_NATS
 
 ProgressFn = Callable[[dict[str, Any]], None]
@@ -70,7 +70,7 @@ def run_name(capture: str) -> str:
     return f"capture:{capture}"
 
 
-def run_capture(cfg: CaptureConfig, store: Store, progress: ProgressFn | None = None,
+def run_capture(cfg: CaptureConfig, store: StoreAccess, progress: ProgressFn | None = None,
                 logs: Path | None = None, should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:
     """Capture ``cfg`` under ``store``; returns the final manifest."""
     if cfg.replica is not None:  # one range of a data-parallel capture, as capture NAME.rI-of-N

@@ -43,7 +43,7 @@ from kdtui.kd.step import (
 from kdtui.models.loading import check_model_path, resolve_device, resolve_dtype
 from kdtui.models.teachers import hf_vocabulary, identity_of
 from kdtui.recipes.lifecycle import run_lifecycle
-from kdtui.store import Store
+from kdtui.store import StoreAccess
 
 ProgressFn = Callable[[dict[str, Any]], None]
 FINAL_INGEST_TIMEOUT_S = 30.0
@@ -161,7 +161,7 @@ class _Follower:
         self.warnings[key] = self.warnings.get(key, 0) + count
 
 
-def run_distill(cfg: DistillConfig, store: Store, logs: Path, progress: ProgressFn | None = None,
+def run_distill(cfg: DistillConfig, store: StoreAccess, logs: Path, progress: ProgressFn | None = None,
                 should_stop: Callable[[], bool] | None = None) -> DistillResult:
     """Train ``cfg``'s student; resumable with ``cfg.resume``."""
     from accelerate import Accelerator

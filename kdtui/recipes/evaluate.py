@@ -30,7 +30,7 @@ from kdtui.models.loading import (
     load_model,
 )
 from kdtui.recipes.lifecycle import run_lifecycle
-from kdtui.store import Store
+from kdtui.store import StoreAccess
 
 
 @dataclass
@@ -164,7 +164,7 @@ def _engine(cfg: EvalConfig, max_new_tokens: int, add_special_tokens: bool) -> t
             loaded.tokenizer, getattr(loaded.model.config, "max_position_embeddings", None))
 
 
-def run_eval(cfg: EvalConfig, store: Store, logs: Path, progress: ProgressFn | None = None,
+def run_eval(cfg: EvalConfig, store: StoreAccess, logs: Path, progress: ProgressFn | None = None,
              should_stop: Callable[[], bool] | None = None) -> EvalResult:
     """Evaluate ``cfg`` into ``store``; resumable by run name."""
     # -- setup: everything that can fail on bad input fails before the run is registered (the lifecycle

@@ -23,7 +23,7 @@ from kdtui.errors import KdtuiError
 from kdtui.extract import StudyCascade, answers_match, extract_answer, gold_answer
 from kdtui.jsonl import Repairs, jsonl_objects
 from kdtui.recipes.lifecycle import run_lifecycle
-from kdtui.store import Store
+from kdtui.store import StoreAccess
 
 # Records are extracted and written a block at a time: at most this many, and at most this much text
 # (DuckDB's insert of a block takes several times its size; long responses make a few rows a lot of text).
@@ -132,7 +132,7 @@ def check_file(path: Path) -> None:
         raise KdtuiError(f"{path} is not a regular file (a folder, device or pipe); import a file")
 
 
-def run_import(cfg: ImportConfig, store: Store, logs: Path) -> ImportSummary:
+def run_import(cfg: ImportConfig, store: StoreAccess, logs: Path) -> ImportSummary:
     """Import ``cfg.file`` as run ``cfg.run``."""
     # -- setup: validate every record before the run exists, keeping none in memory
     path = Path(cfg.file).expanduser()

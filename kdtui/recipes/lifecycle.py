@@ -24,7 +24,7 @@ from typing import Any
 
 from kdtui.config.base import RecipeConfig, resume_changes
 from kdtui.errors import KdtuiError, first_line
-from kdtui.store import Store
+from kdtui.store import StoreAccess
 from kdtui.store.writer import SPILL_PENDING, PredictionWriter, append_spill, spill_path
 
 HEARTBEAT_S = 10.0
@@ -34,7 +34,7 @@ FINISH_TIMEOUT_S = 30.0
 class RunContext:
     """What a recipe's loop sees of its run."""
 
-    def __init__(self, store: Store, run_id: int, name: str, logs: Path,
+    def __init__(self, store: StoreAccess, run_id: int, name: str, logs: Path,
                  external_stop: Callable[[], bool] | None) -> None:
         self.store, self.run_id, self.name, self.logs = store, run_id, name, logs
         self.predictions = PredictionWriter(store, run_id, name, logs)
@@ -57,7 +57,7 @@ class RunContext:
         return self.stopped
 
 
-def check_identity(store: Store, name: str, kind: str, cfg: RecipeConfig) -> None:
+def check_identity(store: StoreAccess, name: str, kind: str, cfg: RecipeConfig) -> None:
     """Refuse to resume run ``name`` with a setup that measures something else."""
     previous = store.runs.get(name)
     if previous is None:
@@ -113,7 +113,7 @@ def _stop_signals(ctx: RunContext) -> Iterator[None]:
 
 
 @contextmanager
-def run_lifecycle(store: Store, cfg: RecipeConfig, *, name: str, kind: str, logs: Path,
+def run_lifecycle(store: StoreAccess, cfg: RecipeConfig, *, name: str, kind: str, logs: Path,
                   should_stop: Callable[[], bool] | None = None) -> Iterator[RunContext]:
     """Run a recipe's loop as run ``name`` of ``kind``; see the module docstring."""
     check_identity(store, name, kind, cfg)

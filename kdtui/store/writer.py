@@ -21,6 +21,7 @@ from typing import Any
 
 from kdtui.errors import KdtuiError, first_line
 from kdtui.jsonl import Repairs, jsonl_objects
+from kdtui.store.access import StoreAccess
 from kdtui.store.runs import STATUSES
 from kdtui.store.store import Store
 
@@ -48,7 +49,7 @@ def append_spill(path: Path, records: list[dict[str, Any]]) -> None:
 class PredictionWriter:
     """Accumulates prediction rows for one run and writes them when the store allows."""
 
-    def __init__(self, store: Store, run_id: int, run_name: str, logs: Path) -> None:
+    def __init__(self, store: StoreAccess, run_id: int, run_name: str, logs: Path) -> None:
         self.store = store
         self.run_id = run_id
         self.run_name = run_name
