@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -34,6 +35,7 @@ from kdtui.errors import KdtuiError
 from kdtui.models.teachers import load_teacher
 from kdtui.recipes.capture import run_capture
 from kdtui.store import Store
+from kdtui.store.reads import captures
 
 KDTUI = [sys.executable, "-m", "kdtui.cli"]
 
@@ -134,6 +136,7 @@ def test_resume_after_sigkill_gives_identical_shards(tiny_model: Path, tmp_path:
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    assert [c.state for c in captures(Store(killed))] == ["lost"]  # its process is gone: not "running"
     partial = len(json.loads(manifest.read_text())["shards"])
     assert 2 <= partial < 8, "the capture should have been killed part-way"
     again = subprocess.run([*KDTUI, *_capture_args(tiny_model, killed)], env=env, capture_output=True, text=True)
@@ -144,6 +147,25 @@ def test_resume_after_sigkill_gives_identical_shards(tiny_model: Path, tmp_path:
     for a, b in zip(ref_files, new_files, strict=True):
         assert a.read_bytes() == b.read_bytes(), a.name
     assert not list((killed / "captures" / "resume").glob("*.tmp"))
+    assert [c.state for c in captures(Store(killed))] == ["done"]
+
+
+def test_a_capture_has_one_state_from_its_manifest_and_its_process(tiny_model: Path, store_dir: Path) -> None:
+    """The manifest alone says "running" for a capture that stopped or died; the store's state says what
+    happened, the same in the screens (reads.captures) and in SQL (captures_live)."""
+    store = Store(store_dir)
+    stopped = run_capture(_config(tiny_model), store, should_stop=lambda: True)
+    assert stopped["status"] == "running"  # the folder cannot tell a stopped capture from a live one
+    assert [c.state for c in captures(store)] == ["interrupted"]
+    assert store.query("SELECT state FROM captures_live").rows == [("interrupted",)]
+    # a capture whose process is gone (SIGKILL: it never recorded an end) reads lost, not running
+    with store.write() as con:
+        con.execute("UPDATE runs SET status = 'running', pid = 2147483646, host = ?, heartbeat = epoch(now())",
+                    [socket.gethostname()])
+    assert [c.state for c in captures(store)] == ["lost"]
+    run_capture(_config(tiny_model), store)
+    assert [c.state for c in captures(store)] == ["done"]
+    assert store.query("SELECT state FROM captures_live").rows == [("done",)]
 
 
 def test_truncated_shard_is_named_in_a_clear_error(tiny_model: Path, store_dir: Path) -> None:

@@ -73,12 +73,18 @@ def _merge(args: argparse.Namespace, name: str) -> int:
 def _inspect(args: argparse.Namespace, name: str) -> int:
     from kdtui.captures.inspect import fidelity, summary
     from kdtui.cli.console import print_table
+    from kdtui.store.reads import captures
 
-    root = open_store(args).root
+    store = open_store(args)
+    root = store.root
     info = summary(root, name, verify=args.verify)
     manifest = info["manifest"]
+    # the store's state (the manifest and the capture's process together: a killed capture is "lost"); a folder
+    # the store never registered has only its manifest's word
+    state = next((c.state for c in captures(store) if c.name == name), f"{manifest['status']} (not in the store)")
     rows = [(key, manifest[key]) for key in ("teacher", "backend", "mode", "format", "k", "temperatures",
-                                             "value_dtype", "n_examples", "n_tokens", "status")]
+                                             "value_dtype", "n_examples", "n_tokens")]
+    rows.append(("state", state))
     rows += [("strategy", manifest["strategy"]["name"]), ("tokenizer", manifest["tokenizer"]),
              ("shards", len(manifest["shards"])), ("bytes", info["bytes"]),
              ("bytes/token", f"{info['bytes_per_token']:.2f}"),

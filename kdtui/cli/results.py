@@ -77,7 +77,7 @@ def register(sub: Any, parents: Parents) -> None:
                        "and an exact McNemar p over the items both settled")
     sql = add_command(sub, "sql", cmd_sql, parents)
     sql.add_argument("query", help="SELECT ... (tables: runs, predictions, triage, captures; views: "
-                                   "predictions_final, leaderboard, runs_live)")
+                                   "predictions_final, leaderboard, runs_live, captures_live)")
     sql.add_argument("--format", choices=["table", "csv", "json", "parquet"], default="table",
                      help="output format (default: table)")
     sql.add_argument("--out", help="output file for csv/json/parquet (never the store's files; an existing file "

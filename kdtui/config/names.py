@@ -14,6 +14,9 @@ from kdtui.errors import KdtuiError
 
 CAPTURE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}")
 RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+:/-]{0,199}")
+# A capture's process is recorded in the runs table (beside evaluations and distillations) under this prefix:
+# the store's captures_live view joins on it, so the recipe and the view must spell it alike.
+CAPTURE_RUN_PREFIX = "capture:"
 
 
 def check_capture_name(name: str) -> str:
@@ -21,6 +24,11 @@ def check_capture_name(name: str) -> str:
         raise ValueError(f"capture name {name!r} must be 1-100 letters, digits, '.', '_', '+' or '-', starting "
                          "with a letter or digit (it names a folder)")
     return name
+
+
+def capture_run_name(capture: str) -> str:
+    """The runs-table name of a capture's process."""
+    return CAPTURE_RUN_PREFIX + capture
 
 
 def check_run_name(name: str) -> str:

@@ -23,6 +23,7 @@ from kdtui.captures.format import CapturedExample, compress_topk, encode_shard, 
 from kdtui.captures.manifest import CaptureFolder
 from kdtui.config.base import resume_changes
 from kdtui.config.capture import CaptureConfig
+from kdtui.config.names import capture_run_name
 from kdtui.data.gsm8k import Problem, load_problems
 from kdtui.data.strategies import Strategy, get_strategy, target_start
 from kdtui.errors import KdtuiError
@@ -63,11 +64,6 @@ def _resume_point(run: CaptureFolder, manifest: dict[str, Any], cfg: CaptureConf
     for stale in run.path.glob("*.tmp"):
         stale.unlink()  # a shard being written when the capture was killed
     return sum(entry["n_examples"] for entry in manifest["shards"])
-
-
-def run_name(capture: str) -> str:
-    """The runs-table name of a capture (captures share the runs table with evaluations)."""
-    return f"capture:{capture}"
 
 
 def run_capture(cfg: CaptureConfig, store: StoreAccess, progress: ProgressFn | None = None,
@@ -130,7 +126,7 @@ def run_capture(cfg: CaptureConfig, store: StoreAccess, progress: ProgressFn | N
               "temperatures": json.dumps(cfg.temperatures)}
     store.captures.register(cfg.name, manifest, folder.path)
 
-    with run_lifecycle(store, cfg, name=run_name(cfg.name), kind="capture", logs=logs or store.root / "logs",
+    with run_lifecycle(store, cfg, name=capture_run_name(cfg.name), kind="capture", logs=logs or store.root / "logs",
                        should_stop=should_stop) as run:
         # -- loop: a shard at a time, batches never straddling shards, so a resumed
         # capture computes exactly what an uninterrupted one would.

@@ -8,6 +8,7 @@ automatic value, a p-value is an exact McNemar over the items both runs settled.
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 from dataclasses import dataclass, field
@@ -16,12 +17,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kdtui import __version__
+from kdtui.config.names import capture_run_name
 from kdtui.errors import KdtuiError
 from kdtui.jobs.experiment import CONTROLS
 from kdtui.report import plots
 from kdtui.store.captures import entropy_bin_starts
 from kdtui.store.exports import export_file
-from kdtui.store.reads import LeaderRow, leaderboard
+from kdtui.store.reads import LeaderRow, captures, leaderboard
 
 if TYPE_CHECKING:
     from kdtui.store import Store
@@ -44,7 +46,8 @@ class ReportData:
 def _chosen(name: str, targets: list[str]) -> bool:
     """A run is in the report when no target is given, or it is a target or inside one (``demo`` takes
     ``demo/eval/...`` and the captures ``demo-base``)."""
-    return not targets or any(name == t or name.startswith((f"{t}/", f"{t}-", f"capture:{t}-")) for t in targets)
+    return not targets or any(name == t or name.startswith((f"{t}/", f"{t}-", capture_run_name(f"{t}-")))
+                              for t in targets)
 
 
 def gather(store: Store, targets: list[str]) -> ReportData:
@@ -87,10 +90,8 @@ def gather(store: Store, targets: list[str]) -> ReportData:
     for row in rows:
         data.extraction.append({"run": row.name, "n": row.n, "no_answer": row.no_answer_share,
                                 "pending": row.pending, "decided": decisions.get(row.run_id, 0)})
-    data.captures = [c for c in store.query(
-        "SELECT name, teacher, strategy, mode, format, k, temperatures, n_examples, n_tokens, mean_entropy, "
-        "entropy_hist, kept_mass, status FROM captures ORDER BY name").records()
-        if _chosen(f"capture:{c['name']}", targets) or _chosen(c["name"], targets)]
+    data.captures = [dataclasses.asdict(c) for c in captures(store)
+                     if _chosen(capture_run_name(c.name), targets) or _chosen(c.name, targets)]
     data.configs = {r["name"]: json.loads(r["config"] or "{}") for r in runs}
     return data
 
@@ -149,9 +150,10 @@ def render(data: ReportData, generated: datetime | None = None) -> str:
     if data.captures:
         hist = {c["name"]: list(c["entropy_hist"] or []) for c in data.captures if c["entropy_hist"]}
         parts += ["<h2>Teacher statistics</h2>", _table(
-            ["capture", "strategy", "mode", "format", "examples", "tokens", "mean entropy (nats)",
+            ["capture", "state", "strategy", "mode", "format", "examples", "tokens", "mean entropy (nats)",
              "teacher mass kept at each T"],
-            [[c["name"], c["strategy"], c["mode"], c["format"] + (f" k={c['k']}" if c["format"] == "topk" else ""),
+            [[c["name"], c["state"], c["strategy"], c["mode"],
+              c["format"] + (f" k={c['k']}" if c["format"] == "topk" else ""),
               c["n_examples"], c["n_tokens"], "" if c["mean_entropy"] is None else f"{c['mean_entropy']:.3f}",
               ", ".join(f"T={t:g}: {_pct(m)}" for t, m in zip(c["temperatures"] or [], c["kept_mass"] or [],
                                                                 strict=False)) or "all (exact)"]

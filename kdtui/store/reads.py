@@ -11,7 +11,9 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from kdtui.config.names import CAPTURE_RUN_PREFIX
 from kdtui.stats import mcnemar_exact
+from kdtui.store.liveness import live_state
 from kdtui.store.runs import RunRecord
 from kdtui.store.store import QueryResult, Store
 
@@ -251,15 +253,28 @@ class CaptureRow:
     bytes_per_token: float | None
     mean_topk_mass: float | None
     entropy_hist: list[int] | None
-    status: str
+    state: str  # done, running, interrupted, failed or lost (captures_live: the manifest and the process together)
     temperatures: list[float] | None = None
     kept_mass: list[float] | None = None  # mean tempered teacher mass kept, per stored temperature
+    n_examples: int | None = None
+    mean_entropy: float | None = None
 
 
 def captures(store: Store) -> list[CaptureRow]:
-    return _build(CaptureRow, store.query(
-        "SELECT name, teacher, strategy, mode, format, k, n_tokens, bytes, bytes_per_token, mean_topk_mass, "
-        "entropy_hist, status, temperatures, kept_mass FROM captures ORDER BY name"))
+    """Every capture with its state: captures_live's (the manifest and the heartbeat), and "lost" where the
+    capture's process on this host is gone (the pid half of the rule, which SQL cannot apply)."""
+    result = store.query(
+        "SELECT c.name, c.teacher, c.strategy, c.mode, c.format, c.k, c.n_examples, c.n_tokens, c.bytes, "
+        "c.bytes_per_token, c.mean_topk_mass, c.mean_entropy, c.entropy_hist, c.state, c.temperatures, c.kept_mass, "
+        "r.pid, r.pid_start, r.host, r.heartbeat "
+        "FROM captures_live c LEFT JOIN runs r ON r.name = ? || c.name ORDER BY c.name", [CAPTURE_RUN_PREFIX])
+    names = {f.name for f in dataclasses.fields(CaptureRow)}
+    rows = []
+    for record in result.records():
+        record["state"] = live_state(record["state"], record["pid"], record["pid_start"], record["host"],
+                                     record["heartbeat"])
+        rows.append(CaptureRow(**{k: v for k, v in record.items() if k in names}))
+    return rows
 
 
 # --------------------------------------------------------------------------- training

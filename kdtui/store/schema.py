@@ -6,6 +6,7 @@ Migration N is applied once, in one transaction, and recorded in
 
 from __future__ import annotations
 
+from kdtui.config.names import CAPTURE_RUN_PREFIX
 from kdtui.extract import sql_answers_match
 from kdtui.store.liveness import LOST_AFTER_S
 
@@ -294,6 +295,15 @@ _V11_COUNTED_FROM = [
     "UPDATE job_attempts SET outcome = replace(outcome, ' (before retry)', '') WHERE outcome LIKE '% (before retry)'",
 ]
 
+# v12: one state per capture. The manifest says whether every shard is written; the capture's process (running,
+# stopped, lost) is its runs row. Screens, the report and SQL read captures_live.state, which joins the two, so a
+# killed capture reads "lost" instead of "running" forever.
+_V12_CAPTURE_STATE = [
+    f"""CREATE VIEW captures_live AS
+    SELECT c.*, CASE WHEN c.status = 'done' THEN 'done' ELSE coalesce(r.state, c.status) END AS state
+    FROM captures c LEFT JOIN runs_live r ON r.name = '{CAPTURE_RUN_PREFIX}' || c.name""",
+]
+
 MIGRATIONS: list[list[str]] = [
     _V1_TABLES + _V1_VIEWS,
     _V2_CAPTURES,
@@ -306,4 +316,5 @@ MIGRATIONS: list[list[str]] = [
     _V9_KEPT_MASS,
     _V10_PID_START,
     _V11_COUNTED_FROM,
+    _V12_CAPTURE_STATE,
 ]

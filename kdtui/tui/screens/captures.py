@@ -17,7 +17,7 @@ from kdtui.tui.screens.grid import ListTable
 
 SPARK = " ▁▂▃▄▅▆▇█"
 COLUMNS = ["capture", "teacher", "strategy", "mode", "format", "tokens", "size", "B/token", "teacher mass kept",
-           "entropy 0→8 nats", "status"]
+           "entropy 0→8 nats", "state"]
 
 
 def kept_cell(row: CaptureRow) -> Text:
@@ -77,7 +77,7 @@ class CapturesScreen(RowFilter, StoreScreen):
         self.refilter()
 
     def refilter(self) -> None:
-        rows = self.shown(self.rows, lambda r: f"{r.name} {r.teacher} {r.strategy} {r.mode} {r.status}")
+        rows = self.shown(self.rows, lambda r: f"{r.name} {r.teacher} {r.strategy} {r.mode} {r.state}")
         table = self.query_one("#captures", DataTable)
         table.clear()
         for row in rows:
@@ -87,7 +87,7 @@ class CapturesScreen(RowFilter, StoreScreen):
                 f"{row.n_tokens or 0:,}",
                 human_bytes(row.bytes or 0), "" if row.bytes_per_token is None else f"{row.bytes_per_token:.1f}",
                 kept_cell(row),
-                Text(sparkline(list(row.entropy_hist or [])), style="cyan"), as_text(row.status),
+                Text(sparkline(list(row.entropy_hist or [])), style="cyan"), as_text(row.state),
             )
         self.query_one("#cap-status", Static).update(
             f"{len(self.rows)} captures{self.filter_note(len(rows), len(self.rows))} · kdtui capture --teacher PATH "
