@@ -54,3 +54,10 @@ def tui_store(tmp_path: Path) -> Any:
     from tests.tui_store import build_store
 
     return build_store(tmp_path / "store")
+
+
+@pytest.fixture
+def toy_plugin(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The toy job kind (tests/toy_kind.py) registered as a plugin, in this process and every kdtui it starts."""
+    monkeypatch.setenv("KDTUI_JOB_KINDS", "tests.toy_kind")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))

@@ -10,7 +10,6 @@ import io
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -120,12 +119,9 @@ device = "cpu"
 
 def stop_worker(store: Path) -> None:
     """SIGTERM the store's worker daemon, if one runs, and wait until it has let go of the store."""
-    from kdtui.jobs.daemon import holder
+    from kdtui.jobs import daemon
 
-    pid = holder(store)
-    if pid:
-        os.kill(pid, signal.SIGTERM)
-        wait_for(lambda: holder(store) is None, 90, "the worker to stop")
+    daemon.stop_worker(store, wait_s=90)
 
 
 def results(store: Any) -> dict[str, Any]:

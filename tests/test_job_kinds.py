@@ -3,36 +3,14 @@ only its own module; bad kinds and configs are one line."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 from kdtui.jobs.kinds import KINDS, job_kind
 from kdtui.store import Store
-from tests.helpers import REPO, kdtui, one_line_error, stop_worker
-
-TOY_EXPERIMENT = """
-[experiment]
-name = "toy"
-
-[[job]]
-kind = "toy"
-name = "toy/first"
-config = { name = "toy/first", message = "hello" }
-
-[[job]]
-kind = "toy"
-name = "toy/second"
-config = { name = "toy/second", message = "again", repeat = 2, after = "toy/first" }
-depends = ["toy/first"]
-"""
-
-
-@pytest.fixture
-def toy_plugin(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("KDTUI_JOB_KINDS", "tests.toy_kind")
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+from tests.helpers import kdtui, one_line_error, stop_worker
+from tests.toy_kind import TOY_EXPERIMENT
 
 
 def test_the_built_in_kinds_are_registered_with_their_needs() -> None:

@@ -17,7 +17,7 @@ import pytest
 
 from kdtui.config.layout import StoreLayout
 from kdtui.errors import KdtuiError
-from kdtui.jobs.daemon import Worker, holder
+from kdtui.jobs.daemon import Worker, holder, running_options
 from kdtui.jobs.experiment import load_experiment
 from kdtui.jobs.gpus import GpuInfo, assign, cuda_env
 from kdtui.jobs.graph import JobSpec, expand
@@ -406,6 +406,14 @@ def test_a_second_worker_start_reports_the_running_one(tmp_path: Path) -> None:
         assert "note:" not in second.stderr  # the same options: nothing to say
         third = kdtui("worker", "start", "--cpu", "--slots", "3", "--store", str(store_dir), "--logs", str(tmp_path))
         assert third.returncode == 0 and "was already running without --slots 3" in third.stderr, third.stderr
+        assert "--restart-worker" in third.stderr  # the note names the choice
+        first_pid = holder(store_dir)
+        # the person chooses the new options: the worker without them stops and one with them starts
+        fourth = kdtui("worker", "start", "--cpu", "--slots", "3", "--restart", "--store", str(store_dir),
+                       "--logs", str(tmp_path))
+        assert fourth.returncode == 0 and f"worker {first_pid} stopped and" in fourth.stderr, fourth.stderr
+        new_pid = holder(store_dir)
+        assert new_pid not in (None, first_pid) and running_options(new_pid or 0) == ["--slots", "3", "--cpu"]
         status = kdtui("worker", "status", "--store", str(store_dir))
         assert f"pid {holder(store_dir)}" in status.stdout
     finally:

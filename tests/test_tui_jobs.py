@@ -138,3 +138,40 @@ async def test_enqueue_from_the_tui_starts_the_worker_the_experiment_asks_for(ti
                         timeout=120)
     finally:
         stop_worker(store.root)
+
+
+async def test_enqueue_beside_a_worker_with_other_options_lets_the_person_choose(toy_plugin: None,
+                                                                                  tmp_path: Path) -> None:
+    """F8's enqueue never silently reuses a worker started with other options: it asks; n keeps the worker (and
+    names what it lacks), y restarts it with the experiment's options."""
+    from textual.widgets import Input
+
+    from kdtui.jobs.daemon import running_options, start_detached
+    from kdtui.tui.screens.dialogs import ConfirmScreen
+    from tests.pilot_helpers import settle
+    from tests.toy_kind import TOY_EXPERIMENT
+
+    store = Store(tmp_path / "store")
+    store.migrate()
+    spec = tmp_path / "toy.toml"
+    spec.write_text(TOY_EXPERIMENT)
+    logs = tmp_path / "logs"
+    first = start_detached(store.root, logs, ["--slots", "2"]).pid
+    app = KdtuiApp(store.root, logs=logs)
+    try:
+        async with app.run_test(size=(120, 30)) as pilot:
+            await pilot.press("f8")
+            await settle(pilot)
+            for answer in ("n", "y"):
+                await pilot.press("a")
+                app.screen.query_one("#jobs-file", Input).value = str(spec)
+                await pilot.press("enter")
+                await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the restart question")
+                await pilot.press(answer)
+                if answer == "n":
+                    await settle(pilot)
+                    assert holder(store.root) == first  # kept
+            await until(pilot, lambda: holder(store.root) not in (None, first), "the restarted worker", timeout=120)
+            assert running_options(holder(store.root) or 0) == ["--slots", "1"]
+    finally:
+        stop_worker(store.root)

@@ -10,6 +10,23 @@ from pydantic import BaseModel, ConfigDict, Field
 from kdtui.jobs.kinds import JobKind, JobResult, Report, register
 from kdtui.store import StoreAccess
 
+# An experiment of two toy jobs, the second after the first (it copies the first one's file).
+TOY_EXPERIMENT = """
+[experiment]
+name = "toy"
+
+[[job]]
+kind = "toy"
+name = "toy/first"
+config = { name = "toy/first", message = "hello" }
+
+[[job]]
+kind = "toy"
+name = "toy/second"
+config = { name = "toy/second", message = "again", repeat = 2, after = "toy/first" }
+depends = ["toy/first"]
+"""
+
 
 class ToyConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")

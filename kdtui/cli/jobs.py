@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import signal
 import sys
 import time
 from pathlib import Path
@@ -52,13 +50,14 @@ def cmd_run(args: argparse.Namespace) -> int:
                      for j in jobs])
         print(f"{len(jobs)} jobs, {sum(j.id not in known for j in jobs)} new (dry run: nothing enqueued)")
         return 0
-    submitted = submit(spec, store, logs(args), None if args.no_worker else _worker_args(args))
+    submitted = submit(spec, store, logs(args), None if args.no_worker else _worker_args(args),
+                       restart=args.restart_worker)
     print(f"experiment {spec.name!r}: {len(submitted.jobs)} jobs, {len(submitted.added)} new in the queue",
           file=sys.stderr)
     if submitted.worker is not None:
         print(f"worker pid {submitted.worker.pid} (detached; `kdtui worker status`, `kdtui jobs`, "
               "`kdtui logs JOB -f`)", file=sys.stderr)
-        _say_ignored(submitted.ignored_note())
+        _say_ignored(submitted.ignored_note() or submitted.replaced_note())
     if args.wait:
         return _wait(store, spec.name)
     return 0
@@ -159,7 +158,7 @@ def cmd_pause(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from kdtui.jobs.daemon import Worker, holder, start_detached
+    from kdtui.jobs.daemon import Worker, holder, start_detached, stop_worker
 
     if args.action == "run":
         gpus = None if args.gpus in (None, "all") else [int(g) for g in args.gpus.split(",") if g.strip()]
@@ -174,19 +173,17 @@ def cmd_worker(args: argparse.Namespace) -> int:
         return 0
     store = open_store(args, create=args.action == "start")
     if args.action == "start":
-        start = start_detached(store.root, logs(args), _worker_args(args))
+        start = start_detached(store.root, logs(args), _worker_args(args), restart=args.restart)
         how = "started" if start.started else "already running, with the options it was started with"
         print(f"worker running, pid {start.pid} ({how}; log: {logs(args) / 'worker.log'})")
-        _say_ignored(start.ignored_note())
+        _say_ignored(start.ignored_note() or start.replaced_note())
+        return 0
+    if args.action == "stop":
+        stopped = stop_worker(store.root)
+        print("no worker runs for this store" if stopped is None else
+              f"worker {stopped} asked to stop: its jobs stop at their next step and are queued again")
         return 0
     pid = holder(store.root)
-    if args.action == "stop":
-        if pid is None:
-            print("no worker runs for this store")
-            return 0
-        os.kill(pid, signal.SIGTERM)
-        print(f"worker {pid} asked to stop: its jobs stop at their next step and are queued again")
-        return 0
     running = [j for j in store.jobs.all() if j.state == "running"] if store.path.exists() else []
     print(f"worker: {'pid ' + str(pid) if pid else 'not running'}; {len(running)} jobs running"
           + "".join(f"\n  {j.id} {j.kind} {j.name} pid {j.pid} gpus {j.gpu_ids}" for j in running))
@@ -237,6 +234,9 @@ def register(sub: Any, parents: Parents) -> None:
     run.add_argument("--dry-run", action="store_true", help="print the job plan, enqueue nothing")
     run.add_argument("--no-worker", action="store_true", help="only enqueue; do not start a worker")
     run.add_argument("--wait", action="store_true", help="wait until every job of the experiment has ended")
+    run.add_argument("--restart-worker", action="store_true", help="if a worker runs without these options, "
+                     "restart it with them (its running jobs stop at their next step and resume); without this "
+                     "flag it is kept and the options it lacks are named")
     _worker_flags(run)
     jobs = add_command(sub, "jobs", cmd_jobs, parents)
     jobs.add_argument("--json", action="store_true", help="JSON instead of a table")
@@ -254,6 +254,8 @@ def register(sub: Any, parents: Parents) -> None:
         command.add_argument("group", help="experiment name")
     worker = add_command(sub, "worker", cmd_worker, parents)
     worker.add_argument("action", choices=["start", "stop", "status", "run"])
+    worker.add_argument("--restart", action="store_true", help="start: if a worker runs without these options, "
+                        "restart it with them (its running jobs stop at their next step and resume)")
     _worker_flags(worker)
     job = add_command(sub, "job", cmd_job, parents)
     job.add_argument("action", choices=["exec"])

@@ -332,13 +332,42 @@ class WorkerStart(NamedTuple):
     pid: int
     started: bool  # False: a worker was already running (possibly started by someone else at the same moment)
     ignored: list[str] = []  # options asked for that the running worker lacks (a NamedTuple default: never mutated)
+    replaced: int | None = None  # the worker stopped to start this one with the options asked for
 
     def ignored_note(self) -> str | None:
-        """One line naming the options the running worker lacks and how to apply them; None when it has them."""
+        """One line naming the options the running worker lacks and the choice the person has; None when it has
+        them."""
         if not self.ignored:
             return None
-        return (f"worker {self.pid} was already running without {', '.join(self.ignored)}; they apply to a new "
-                "worker: `kdtui worker stop`, then run this again")
+        return (f"worker {self.pid} was already running without {', '.join(self.ignored)}; to apply them, restart "
+                f"it ({RESTART_NOTE}): add --restart-worker, or `kdtui worker start --restart` with them")
+
+    def replaced_note(self) -> str | None:
+        if self.replaced is None:
+            return None
+        return f"worker {self.replaced} stopped and {self.pid} started with the options asked for ({RESTART_NOTE})"
+
+
+# What a restart does to work in flight, said wherever one is offered.
+RESTART_NOTE = "its running jobs stop at their next step and resume under the new worker"
+
+
+def stop_worker(root: Path, wait_s: float | None = None) -> int | None:
+    """SIGTERM the store's worker (its jobs stop at their next step and are queued again); the pid asked, None
+    when none ran. With ``wait_s``, wait until it has let go of the store's worker lock."""
+    pid = holder(root)
+    if pid is None or pid < 0:
+        return None
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    if wait_s is not None:
+        deadline = time.monotonic() + wait_s
+        while holder(root) == pid:
+            if time.monotonic() > deadline:
+                raise KdtuiError(f"worker {pid} did not stop within {wait_s:.0f} s (its jobs are still stopping); "
+                                 "`kdtui worker status` shows them, and `kdtui worker start` starts a new one later")
+            time.sleep(0.1)
+    return pid
 
 
 def running_options(pid: int) -> list[str] | None:
@@ -375,15 +404,21 @@ def ignored_options(wanted: list[str], running: list[str] | None) -> list[str]:
     return [" ".join(pair) for pair in pairs if " ".join(pair) not in text]
 
 
-def start_detached(root: Path, logs: Path, args: list[str]) -> WorkerStart:
+def start_detached(root: Path, logs: Path, args: list[str], restart: bool = False) -> WorkerStart:
     """Launch ``kdtui worker run`` in its own session, detached from this terminal, unless one runs.
 
+    A running worker is kept and the options it lacks are reported, unless ``restart``: then a worker without
+    them is stopped (its jobs stop at their next step and are queued again) and one with them is started.
     Several starts at once launch several processes, but only one gets the worker lock (the others
     exit at once): every caller reports the pid of the one that holds it.
     """
     running = holder(root)
     if running is not None:
-        return WorkerStart(running, False, ignored_options(args, running_options(running)))
+        ignored = ignored_options(args, running_options(running))
+        if not (restart and ignored):
+            return WorkerStart(running, False, ignored)
+        stop_worker(root, wait_s=GRACE_S + 30)  # its own grace for its jobs, and time to leave
+        return start_detached(root, logs, args)._replace(replaced=running)
     logs.mkdir(parents=True, exist_ok=True)
     log = (logs / "worker.log").open("ab")
     process = subprocess.Popen([sys.executable, "-m", "kdtui.cli", "worker", "run", "--store", str(root),

@@ -30,15 +30,20 @@ class Submitted:
     def ignored_note(self) -> str | None:
         return None if self.worker is None else self.worker.ignored_note()
 
+    def replaced_note(self) -> str | None:
+        return None if self.worker is None else self.worker.replaced_note()
+
 
 def plan(spec: ExperimentSpec, store: Store) -> list[JobSpec]:
     """The experiment's jobs, dependencies first (nothing enqueued)."""
     return expand(spec, store.root)
 
 
-def submit(spec: ExperimentSpec, store: Store, logs: Path, worker: list[str] | None) -> Submitted:
-    """Enqueue the experiment's new jobs; start the store's worker with ``worker`` options (None: start none)."""
+def submit(spec: ExperimentSpec, store: Store, logs: Path, worker: list[str] | None,
+           restart: bool = False) -> Submitted:
+    """Enqueue the experiment's new jobs; start the store's worker with ``worker`` options (None: start none).
+    A worker already running without them is kept and reported, or with ``restart`` replaced by one with them."""
     jobs = plan(spec, store)
     added = store.jobs.enqueue(jobs)
-    started = None if worker is None else start_detached(store.root, logs, worker)
+    started = None if worker is None else start_detached(store.root, logs, worker, restart)
     return Submitted(jobs, added, started)

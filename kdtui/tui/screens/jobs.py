@@ -226,18 +226,40 @@ class JobsScreen(RowFilter, StoreScreen):
         self.query_one("#jobs", DataTable).focus()
         store, path, logs = self.kdtui.store, event.value.strip(), self.kdtui.logs
 
-        def enqueue() -> str:
+        def enqueue() -> tuple[str, Any, list[str]]:
             from kdtui.jobs.daemon import worker_options
             from kdtui.jobs.experiment import load_experiment
             from kdtui.jobs.submit import submit
 
             spec = load_experiment(path)
             # the experiment's [executor] table, as `kdtui run` reads it; the app's --logs
-            submitted = submit(spec, store, logs, worker_options(spec.executor))
-            note = submitted.ignored_note()
-            return submitted.summary(spec.name) + (f". {note}" if note else "")
+            options = worker_options(spec.executor)
+            submitted = submit(spec, store, logs, options)
+            return submitted.summary(spec.name), submitted.worker, options
 
-        self._act("enqueue", enqueue)
+        def enqueued(result: tuple[str, Any, list[str]]) -> None:
+            summary, worker, options = result
+            self.notify(visible(summary), markup=False)
+            if worker is not None and worker.ignored:
+                self._offer_restart(worker, options)
+
+        self.fetch(enqueue, enqueued, group="jobs-enqueue", exclusive=False)
+
+    def _offer_restart(self, worker: Any, options: list[str]) -> None:
+        """A worker running without the experiment's options is never silently reused: the person chooses."""
+        from kdtui.jobs.daemon import RESTART_NOTE, start_detached
+
+        store, logs = self.kdtui.store, self.kdtui.logs
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._act("restart", lambda: start_detached(store.root, logs, options, restart=True).replaced_note()
+                          or "the worker already has these options")
+            else:
+                self.notify(visible(worker.ignored_note()), markup=False)
+
+        self.app.push_screen(ConfirmScreen(f"worker {worker.pid} runs without {' '.join(worker.ignored)}. "
+                                           f"Restart it with them? ({RESTART_NOTE})"), answered)
 
     def action_log(self) -> None:
         job = self._selected()
