@@ -26,11 +26,15 @@ demo: $(VENV)/.installed
 TEST_WORKERS ?= 3
 PYTEST := $(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
+# kdtui's bytecode first: hundreds of test subprocesses each import it, and where PYTHONDONTWRITEBYTECODE is set
+# (CI images) every one would compile it again.
 test: $(VENV)/.installed
+	$(PY) -m compileall -q kdtui tests > /dev/null
 	$(PYTEST) $(PYTEST_ARGS)
 
 # The inner loop: everything but the long end-to-end paths (marked slow).
 test-fast: $(VENV)/.installed
+	$(PY) -m compileall -q kdtui tests > /dev/null
 	$(PYTEST) -m "not slow" $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed

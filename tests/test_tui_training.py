@@ -30,7 +30,13 @@ async def open_training(pilot: Any) -> TrainingScreen:
     screen = pilot.app.screen
     assert isinstance(screen, TrainingScreen)
     await until(pilot, lambda: screen.drawn is not None and bool(screen.runs), "the training screen to load")
+    await current(pilot, screen)
     return screen
+
+
+async def current(pilot: Any, screen: TrainingScreen) -> None:
+    """Wait for the chart of the newest redraw (charts are computed in a thread and applied when they land)."""
+    await until(pilot, lambda: screen.applied == screen.requested, "the newest chart")
 
 
 def smooth_line(screen: TrainingScreen, run: str, metric: str = "loss") -> Any:
@@ -48,21 +54,27 @@ async def test_keys_change_what_is_drawn(tmp_path: Path) -> None:
         assert {s.run for s in screen.drawn.series} == {"study/ai", "study/teacher"}  # type: ignore[union-attr]
         before = smooth_line(screen, "study/ai").y.copy()
         assert any(s.kind == "raw" for s in screen.drawn.series)  # type: ignore[union-attr]  # faint, behind
-        await pilot.press("m")  # 0.6 -> 0.9: smoother
+        await pilot.press("m")
+        await current(pilot, screen)  # 0.6 -> 0.9: smoother
         after = smooth_line(screen, "study/ai").y
         assert screen.view.smoothing == 0.9 and np.std(np.diff(after)) < np.std(np.diff(before))
         await pilot.press("l")
+        await current(pilot, screen)
         logged = smooth_line(screen, "study/ai").y
         assert screen.view.log_y and logged.max() < 1  # log10 of losses below 10
         await pilot.press("x")
+        await current(pilot, screen)
         assert screen.view.x_axis == "tokens" and smooth_line(screen, "study/ai").x.max() == 60_000
         await pilot.press("x")
+        await current(pilot, screen)
         assert screen.view.x_axis == "time" and smooth_line(screen, "study/ai").x.max() == pytest.approx(60.0)
         await pilot.press("minus", "plus", "plus")  # zoom in twice from everything: the newest quarter
+        await current(pilot, screen)
         lo, hi = screen.drawn.x_range  # type: ignore[union-attr]
         assert hi == pytest.approx(60.0) and hi - lo == pytest.approx((60.0 - 0.1) / 2)
         await pilot.press("slash")
         await pilot.press(*"ce", "enter")
+        await current(pilot, screen)
         assert {s.metric for s in screen.drawn.series} == {"ce", "divergence"}  # type: ignore[union-attr]
         assert "/ce/" in str(screen.query_one("#train-status").render())
 
