@@ -141,7 +141,7 @@ async def measure_training(root: Path, shots: Path | None, repeats: int = 5) -> 
             start = time.perf_counter()
             screen.redraw()
             while screen.applied != screen.requested:
-                await pilot.pause(0.002)
+                await asyncio.sleep(0.002)  # not pilot.pause: its wait for idle is UI-thread work the chart waits on
             await pilot.pause()  # the frame that paints it
             redraws.append(time.perf_counter() - start)
             runs = [screen.series[i] for i in screen.selected]
