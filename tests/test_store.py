@@ -218,3 +218,18 @@ def test_the_predictions_browser_lists_ids_in_natural_order(store_dir: Path) -> 
     store.predictions.add(run, prediction_rows(12))
     rows, _ = predictions(store, PredictionFilter())
     assert [r.item for r in rows] == [f"q{i}" for i in range(12)]
+
+
+def test_training_metrics_upsert_replaces_steps_and_keeps_the_later_of_a_batch(store_dir: Path) -> None:
+    """A resumed run writes its steps again: a step already stored is replaced, and of two rows of one step in a
+    batch the later wins; whole-number columns arrive as floats from JSON and NaN is stored as unknown."""
+    store = Store(store_dir)
+    run = store.runs.start("r", "distill", {})
+    store.train_metrics.upsert(run, [{"split": "train", "step": s, "loss": float(s), "tokens": 10 * s}
+                                     for s in (1, 2, 3)])
+    store.train_metrics.upsert(run, [{"split": "train", "step": 2.0, "loss": 20.0, "tokens": 21.0},
+                                     {"split": "train", "step": 2, "loss": 22.0, "tokens": 22},
+                                     {"split": "eval", "step": 2, "loss": float("nan")}])
+    assert [(r["step"], r["loss"], r["tokens"]) for r in store.train_metrics.curve(run)] == \
+        [(1, 1.0, 10), (2, 22.0, 22), (3, 3.0, 30)]
+    assert [(r["step"], r["loss"]) for r in store.train_metrics.curve(run, "eval")] == [(2, None)]

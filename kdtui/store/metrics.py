@@ -11,6 +11,20 @@ if TYPE_CHECKING:
 COLUMNS = ("split", "step", "total_steps", "epoch", "loss", "ce", "divergence", "kl_bucketed", "kl_full", "lr",
            "grad_norm", "tokens", "tokens_per_s", "elapsed_s", "logged_at")
 
+def _arrow_types() -> dict[str, Any]:
+    """The Arrow type of each column as the table declares it (an all-NULL column still needs one)."""
+    import pyarrow as pa
+
+    ints = {"step": pa.int32(), "total_steps": pa.int32(), "tokens": pa.int64()}
+    return {c: pa.string() if c == "split" else ints.get(c, pa.float64()) for c in COLUMNS}
+
+
+def _cast(arrow_type: Any, value: Any) -> Any:
+    """A whole-number column's value as an int (a step read back from JSON may be 3.0)."""
+    import pyarrow as pa
+
+    return int(value) if value is not None and pa.types.is_integer(arrow_type) else value
+
 
 def _clean(value: Any) -> Any:
     """NaN and inf are "unknown" in the table (SQL aggregates would otherwise turn NaN)."""
@@ -24,16 +38,24 @@ class TrainMetricsRepo:
         self.store = store
 
     def upsert(self, run_id: int, rows: list[dict[str, Any]], timeout: float | None = None) -> None:
-        """Insert rows; a (split, step) already there is replaced (a resumed run recomputes steps)."""
+        """Insert rows; a (split, step) already there is replaced (a resumed run recomputes steps), and of two
+        rows of one (split, step) in ``rows`` the later wins.
+
+        One INSERT from an Arrow table (``executemany`` ran a statement per row: 3 s for 600 steps)."""
         if not rows:
             return
-        columns = ", ".join(("run_id", *COLUMNS))
-        marks = ", ".join("?" * (len(COLUMNS) + 1))
+        import pyarrow as pa
+
+        latest = list({(row["split"], int(row["step"])): row for row in rows}.values())
+        types = _arrow_types()
+        batch = pa.table({c: pa.array([_cast(types[c], _clean(row.get(c))) for row in latest], type=types[c])
+                          for c in COLUMNS})
+        names = ", ".join(COLUMNS)
         updates = ", ".join(f"{c} = excluded.{c}" for c in COLUMNS if c not in ("split", "step"))
-        values = [[run_id, *(_clean(row.get(c)) for c in COLUMNS)] for row in rows]
         with self.store.write(timeout=timeout) as con:
-            con.executemany(f"INSERT INTO train_metrics ({columns}) VALUES ({marks}) "
-                            f"ON CONFLICT (run_id, split, step) DO UPDATE SET {updates}", values)
+            con.register("incoming", batch)
+            con.execute(f"INSERT INTO train_metrics (run_id, {names}) SELECT ?, {names} FROM incoming "
+                        f"ON CONFLICT (run_id, split, step) DO UPDATE SET {updates}", [run_id])
 
     def arrays(self, run_id: int, split: str = "train", after_step: int = 0) -> dict[str, Any]:
         """Columns of one split after ``after_step``, as numpy arrays (NULL -> NaN): fast for 10^5+ rows."""
