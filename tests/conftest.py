@@ -48,12 +48,20 @@ def store_dir(tmp_path: Path) -> Path:
     return tmp_path / "store"
 
 
-@pytest.fixture
-def tui_store(tmp_path: Path) -> Any:
-    """The deterministic three-run store the TUI tests and snapshots share (tests/tui_store.py)."""
+@pytest.fixture(scope="session")
+def tui_store_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The deterministic three-run store (tests/tui_store.py), built once per test process."""
     from tests.tui_store import build_store
 
-    return build_store(tmp_path / "store")
+    return build_store(tmp_path_factory.mktemp("tui-store") / "store").root
+
+
+@pytest.fixture
+def tui_store(tmp_path: Path, tui_store_template: Path) -> Any:
+    """A fresh copy of the three-run store the TUI tests share: each test may change its own."""
+    from tests.tui_store import copy_store
+
+    return copy_store(tui_store_template, tmp_path / "store")
 
 
 @pytest.fixture

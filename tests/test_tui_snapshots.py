@@ -15,15 +15,15 @@ from textual.widgets import Static
 from kdtui.jobs.graph import JobSpec
 from kdtui.tui.app import KdtuiApp
 from tests.pilot_helpers import settle, until
-from tests.tui_store import build_store, seed_run
+from tests.tui_store import build_store, copy_store, seed_run
 
 SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((120, 40), id="120x40")]
 
 
-@pytest.fixture
-def app(tmp_path: Path) -> KdtuiApp:
-    """The three-run store, two distill runs with curves, a capture and a queue of three jobs."""
-    store = build_store(tmp_path / "store")
+@pytest.fixture(scope="module")
+def snapshot_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The three-run store, two distill runs with curves, a capture and a queue of three jobs (built once)."""
+    store = build_store(tmp_path_factory.mktemp("snapshots") / "store")
     seed_run(store, "study/ai-to-ai", 600)
     seed_run(store, "study/teacher", 450)
     store.captures.register("study-base", {
@@ -36,6 +36,13 @@ def app(tmp_path: Path) -> KdtuiApp:
     store.jobs.enqueue([JobSpec(f"job-{name}", f"study/{name}", kind, {}, gpus, "study", max_attempts=3)
                         for name, kind, gpus in (("base", "capture", 4), ("tiny/base", "distill", 1),
                                                  ("eval/tiny/base", "eval", 1))])
+    return store.root
+
+
+@pytest.fixture
+def app(tmp_path: Path, snapshot_store: Path) -> KdtuiApp:
+    """The snapshot store, copied for this test, in an app."""
+    store = copy_store(snapshot_store, tmp_path / "store")
     app = KdtuiApp(store.root)
     app.sub_title = "store/kdtui.duckdb"  # the real title holds the temporary folder's absolute path
     return app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,12 @@ def build_store(root: Path) -> Store:
         store.predictions.add(run_id, rows)
         store.runs.finish(run_id, "done")
     return store
+
+
+def copy_store(template: Path, root: Path) -> Store:
+    """A copy of a store built once (no process holds it), as a new store at ``root``."""
+    shutil.copytree(template, root)
+    return Store(root)
 
 
 def seed_run(store: Store, name: str, steps: int, nan_at: int | None = None) -> int:
