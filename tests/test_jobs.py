@@ -509,3 +509,33 @@ def test_cpu_jobs_share_the_cores_among_the_slots() -> None:
     assert cpu_threads(1, {}) == {"OMP_NUM_THREADS": str(cores), "MKL_NUM_THREADS": str(cores)}
     assert cpu_threads(2 * cores, {})["OMP_NUM_THREADS"] == "1"
     assert cpu_threads(2, {"OMP_NUM_THREADS": "3"}) == {}
+
+
+def test_the_zygote_forks_jobs_in_their_own_session_with_their_log_env_and_exit_code(tmp_path: Path) -> None:
+    """A CPU job forked from the warm interpreter is what a fresh `kdtui` process would be: its output in its log,
+    its environment, its own process group (the worker stops a job by group), and its exit code reported."""
+    import signal
+
+    from kdtui.jobs.zygote import JOB_COMM, Zygote
+
+    store = tmp_path / "store"
+    Store(store).migrate()
+    zygote = Zygote(dict(os.environ), tmp_path / "zygote.log")
+    try:
+        quick = zygote.spawn(["sql", "SELECT 41 + 1 AS answer", "--store", str(store)],
+                             dict(os.environ, COLUMNS="100"), tmp_path / "quick.log")
+        wait_for(lambda: quick in zygote.exits, 120, "the quick job's exit")
+        assert zygote.exits[quick] == 0 and "42" in (tmp_path / "quick.log").read_text()
+        bad = zygote.spawn(["sql", "SELEC 1", "--store", str(store)], dict(os.environ), tmp_path / "bad.log")
+        wait_for(lambda: bad in zygote.exits, 60, "the bad job's exit")
+        assert zygote.exits[bad] == 2 and "SQL does not parse" in (tmp_path / "bad.log").read_text()
+        slow = zygote.spawn(["sql", "SELECT count(*) FROM range(100000000000::BIGINT)", "--timeout", "300",
+                             "--store", str(store)], dict(os.environ), tmp_path / "slow.log")
+        assert os.getpgid(slow) == slow  # its own process group from the moment its pid is known
+        wait_for(lambda: Path(f"/proc/{slow}/comm").read_bytes().strip() == JOB_COMM, 30, "the job's name")
+        os.killpg(slow, signal.SIGKILL)
+        wait_for(lambda: slow in zygote.exits, 60, "the killed job's exit")
+        assert zygote.exits[slow] == -signal.SIGKILL
+    finally:
+        zygote.close()
+    assert not zygote.running()

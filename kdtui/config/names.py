@@ -14,6 +14,9 @@ from kdtui.errors import KdtuiError
 
 CAPTURE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}")
 RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+:/-]{0,199}")
+# The short process name (/proc/PID/comm) of a job forked by the worker's zygote, whose command line is the
+# zygote's: what says "a kdtui job" where a process is described (who holds the store).
+FORKED_JOB_NAME = "kdtui-job"
 # A capture's process is recorded in the runs table (beside evaluations and distillations) under this prefix:
 # the store's captures_live view joins on it, so the recipe and the view must spell it alike.
 CAPTURE_RUN_PREFIX = "capture:"

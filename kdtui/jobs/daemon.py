@@ -130,6 +130,8 @@ class Worker:
         signal.signal(signal.SIGTERM, self._on_term)
         signal.signal(signal.SIGINT, self._on_term)
         (self.logs / "jobs").mkdir(parents=True, exist_ok=True)
+        if self.cpu:  # every job will be forked from the zygote: its imports start now, beside the first pass
+            self.local.warm()
         self._say(f"worker {self.id} started: {self.slots} GPU-job slots, {self.cpu_slots} CPU-job slots, "
                   f"{'CPU only' if self.cpu else 'GPUs ' + str(self.allowed or 'all')}")
         while not self.stopping:  # a busy store delays the start; it does not end the worker
@@ -306,6 +308,7 @@ class Worker:
             time.sleep(0.2)
         for run in self.running.values():
             self._executor(run).stop(run, hard=True)
+        self.local.close()
         self._beat("stopped")
         self._say("worker stopped")
 

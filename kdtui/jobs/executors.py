@@ -14,14 +14,18 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Protocol
 
 from kdtui.jobs.gpus import GpuInfo, cuda_env
+from kdtui.jobs.zygote import Zygote
 from kdtui.store.jobs import JobRow, Outcome
 from kdtui.store.liveness import alive, process_start
 
+# How long a forked job that is gone may wait for the zygote's word of its exit code before it counts as lost.
+EXIT_NOTICE_S = 5.0
 # The process exit codes of `kdtui job exec` (kdtui.jobs.runner) a worker reads an outcome from.
 EXIT_OUTCOMES: dict[int, Outcome] = {0: "done", 3: "interrupted"}
 
@@ -95,8 +99,10 @@ class LocalAttempt(Attempt):
 
     pid: int
     start: float | None  # the process's start time: with the pid, it names one process
-    process: subprocess.Popen[bytes] | None = None  # None: adopted from an earlier worker
+    process: subprocess.Popen[bytes] | None = None  # None: forked by the zygote, or adopted from an earlier worker
     log: IO[bytes] | None = field(default=None, repr=False)
+    forked: bool = False  # a child of this worker's zygote, which reports its exit code
+    gone_since: float | None = None  # when its process was first seen gone without an exit code
 
     def placement(self) -> tuple[int | None, float | None, str | None]:
         return self.pid, self.start, None
@@ -110,20 +116,39 @@ class LocalExecutor:
 
     places_gpus = False
 
-    def __init__(self, store_root: Path, logs: Path, cpu_threads: dict[str, str]) -> None:
+    def __init__(self, store_root: Path, logs: Path, cpu_threads: dict[str, str], fork: bool = True) -> None:
         self.store_root, self.logs = store_root, logs
         self.cpu_threads = cpu_threads  # math threads for a job without cards (the cores shared among the slots)
+        # jobs without cards are forked from a warm interpreter (kdtui.jobs.zygote): ~3 s of imports saved each
+        self.zygote = Zygote(dict(os.environ) | cpu_threads | {"PYTHONUNBUFFERED": "1"},
+                             logs / "zygote.log") if fork else None
+
+    def warm(self) -> None:
+        """Start the zygote's imports now, before the first job without cards asks for it."""
+        if self.zygote is not None:
+            self.zygote.start()
+
+    def close(self) -> None:
+        if self.zygote is not None:
+            self.zygote.close()
 
     def launch(self, job: JobRow, attempt: int, cards: list[GpuInfo], log_path: Path) -> LocalAttempt:
-        log = log_path.open("ab")
         env = dict(os.environ) | cuda_env(cards) | {"PYTHONUNBUFFERED": "1"}
         if not cards:
             env |= self.cpu_threads
+        argv = ["job", "exec", job.id, "--attempt", str(attempt), "--store", str(self.store_root), "--logs",
+                str(self.logs)]
+        if not cards and self.zygote is not None:
+            try:
+                pid = self.zygote.spawn(argv, env, log_path)
+                return LocalAttempt(job.id, attempt, [], pid=pid, start=process_start(pid), forked=True)
+            except OSError as exc:  # no zygote: a fresh interpreter, as for a job on cards
+                with log_path.open("a", encoding="utf-8") as note:
+                    note.write(f"(started as a fresh process: {exc})\n")
+        log = log_path.open("ab")
         try:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "kdtui.cli", "job", "exec", job.id, "--attempt", str(attempt),
-                 "--store", str(self.store_root), "--logs", str(self.logs)],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+            process = subprocess.Popen([sys.executable, "-m", "kdtui.cli", *argv], stdin=subprocess.DEVNULL,
+                                       stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         except OSError:
             log.close()
             raise
@@ -142,8 +167,14 @@ class LocalExecutor:
             code = run.process.poll()
             if code is None:
                 return None
+        elif run.forked and self.zygote is not None and run.pid in self.zygote.exits:
+            code = self.zygote.exits.pop(run.pid)
         elif alive(run.pid, run.start):
             return None
+        elif run.forked and self.zygote is not None and self.zygote.running() and \
+                (run.gone_since is None or time.monotonic() - run.gone_since < EXIT_NOTICE_S):
+            run.gone_since = run.gone_since or time.monotonic()
+            return None  # reaped a moment ago: the zygote's notice of its exit code is on its way
         else:
             code = None  # an adopted process: its exit code went to the worker that started it
         # The job records its own end; this only covers a process that died without a word.

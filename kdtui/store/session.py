@@ -37,6 +37,7 @@ import duckdb
 
 from kdtui.config.layout import DB_NAME, StoreLayout
 from kdtui.config.limits import SQL_TEMP_LIMIT, sql_memory_limit
+from kdtui.config.names import FORKED_JOB_NAME
 from kdtui.errors import KdtuiError, first_line
 
 # A new store is written in DuckDB's 1.0 storage format, so every DuckDB client people have (the duckdb CLI
@@ -110,6 +111,8 @@ def describe_pid(pid: int) -> str:
     try:
         command = " ".join(Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
                            .split())
+        if Path(f"/proc/{pid}/comm").read_text().strip() == FORKED_JOB_NAME:
+            command = "a kdtui job, forked by the worker"  # its command line is the zygote's
         if command:
             text += f" ({command[:80]})"
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
