@@ -85,6 +85,10 @@ def _child(request: dict[str, Any]) -> None:
     except BaseException:
         traceback.print_exc()
     finally:
+        with contextlib.suppress(BaseException):
+            import atexit
+
+            atexit._run_exitfuncs()  # as a fresh process ends: its libraries' exit hooks (loader workers, logs)
         with contextlib.suppress(Exception):
             sys.stdout.flush()
             sys.stderr.flush()
