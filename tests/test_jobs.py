@@ -511,7 +511,7 @@ def test_cpu_jobs_share_the_cores_among_the_slots() -> None:
     assert cpu_threads(2, {"OMP_NUM_THREADS": "3"}) == {}
 
 
-def test_the_zygote_forks_jobs_in_their_own_session_with_their_log_env_and_exit_code(tmp_path: Path) -> None:
+def test_the_zygote_forks_jobs_in_their_own_group_with_their_log_env_and_exit_code(tmp_path: Path) -> None:
     """A CPU job forked from the warm interpreter is what a fresh `kdtui` process would be: its output in its log,
     its environment, its own process group (the worker stops a job by group), and its exit code reported."""
     import signal
