@@ -6,11 +6,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from kdtui.jobs.daemon import WorkerStart, start_detached
 from kdtui.jobs.experiment import ExperimentSpec
 from kdtui.jobs.graph import JobSpec, expand
-from kdtui.store import Store
+
+if TYPE_CHECKING:  # the worker's module loads where one is started, not for a --dry-run plan
+    from kdtui.jobs.daemon import WorkerStart
+    from kdtui.store import Store
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,8 @@ def submit(spec: ExperimentSpec, store: Store, logs: Path, worker: list[str] | N
            restart: bool = False) -> Submitted:
     """Enqueue the experiment's new jobs; start the store's worker with ``worker`` options (None: start none).
     A worker already running without them is kept and reported, or with ``restart`` replaced by one with them."""
+    from kdtui.jobs.daemon import start_detached
+
     jobs = plan(spec, store)
     added = store.jobs.enqueue(jobs)
     started = None if worker is None else start_detached(store.root, logs, worker, restart)
