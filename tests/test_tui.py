@@ -71,7 +71,7 @@ async def test_triage_decisions_persist_and_move_the_leaderboard(tui_store: Stor
         first = screen.current
         assert first is not None and first.run_name == "base" and first.item_id == "q02"
         assert "gold: hidden" in str(screen.query_one("#candidates", Static).render())
-        await pilot.press("g")
+        await pilot.press("i")
         assert "gold: 7" in str(screen.query_one("#candidates", Static).render())
         await pilot.press("1")  # accept candidate 1 (7: right)
         await settle(pilot)
@@ -266,14 +266,14 @@ async def test_a_screenshot_goes_to_the_stores_screenshots_folder_and_says_where
 
 
 async def test_each_triage_item_opens_at_its_top_with_the_gold_hidden(tui_store: Store) -> None:
-    """`g` reveals one item's gold, not the next one's (blind triage); a scrolled response does not leave the
-    next item opened half-way down."""
+    """`i` reveals one item's gold, not the next one's (blind triage); a scrolled response does not leave the
+    next item opened half-way down; g and G go to the first and last item, as in every list."""
     app = KdtuiApp(tui_store.root)
     async with app.run_test(size=(80, 16)) as pilot:
         screen = await open_triage(pilot)
         first = screen.current
         assert first is not None and len(screen.items) > 1
-        await pilot.press("g")
+        await pilot.press("i")
         await settle(pilot)
         assert screen.show_gold and "gold: hidden" not in str(screen.query_one("#candidates").render())
         scroll = screen.query_one("#response-scroll")
@@ -281,11 +281,17 @@ async def test_each_triage_item_opens_at_its_top_with_the_gold_hidden(tui_store:
         await pilot.press("j")  # the next item
         await settle(pilot)
         assert screen.current is not None and screen.current.item_id != first.item_id
-        assert not screen.show_gold and "gold: hidden (g)" in str(screen.query_one("#candidates").render())
+        assert not screen.show_gold and "gold: hidden (i)" in str(screen.query_one("#candidates").render())
         assert scroll.scroll_y == 0
+        await pilot.press("i")
+        await settle(pilot)
+        assert screen.show_gold  # i still works on the new item
+        await pilot.press("G")
+        await settle(pilot)
+        assert screen.index == len(screen.items) - 1 and not screen.show_gold
         await pilot.press("g")
         await settle(pilot)
-        assert screen.show_gold  # g still works on the new item
+        assert screen.current is not None and screen.current.item_id == first.item_id
 
 
 async def test_the_triage_run_filter_takes_the_shown_completion_and_names_an_unknown_run(tui_store: Store) -> None:

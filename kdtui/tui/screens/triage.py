@@ -35,10 +35,13 @@ class TriageScreen(StoreScreen):
         Binding("n", "no_answer", "No answer"),
         Binding("backspace,u", "undo", "Undo"),
         Binding("j", "next", "Next"),
-        # k and g are named where they act (`?` lists every key; the answer panel says "gold: hidden (g)"),
-        # so the footer keeps the rest, and `?`, at 80 columns
+        # k, g/G and i are named where they act (`?` lists every key; the answer panel says "gold: hidden (i)"),
+        # so the footer keeps the rest, and `?`, at 80 columns. j/k/g/G move through the queue as through any
+        # list; the gold is `i` (inspect), so that no letter means one thing in lists and another here.
         Binding("k", "previous", "Prev", show=False),
-        Binding("g", "gold", "Gold", show=False),
+        Binding("g", "first", "First", show=False),
+        Binding("G", "last", "Last", show=False),
+        Binding("i", "gold", "Gold", show=False),
         Binding("slash", "filter", "Filter"),
         Binding("h", "history", "History"),
         Binding("e", "edit", "Type"),
@@ -197,7 +200,7 @@ class TriageScreen(StoreScreen):
         text.append(f" {state}   ")
         if item.kind:  # why extraction could not settle it: "conflicting: leading 24, stated 8"
             text.append(f"{visible(item.kind.replace('_', ' '))}: {visible(item.reason)}   ", style="magenta")
-        text.append(f"gold: {format_value(item.gold)}" if self.show_gold else "gold: hidden (g)",
+        text.append(f"gold: {format_value(item.gold)}" if self.show_gold else "gold: hidden (i)",
                     style="green" if self.show_gold else "dim")
         if self.typing:
             text.append(f"   typing: {self.typing}▏ (enter to set, esc to clear)", style="bold magenta")
@@ -307,6 +310,16 @@ class TriageScreen(StoreScreen):
     def action_previous(self) -> None:
         if self.items:
             self.index = (self.index - 1) % len(self.items)
+            self.show_item()
+
+    def action_first(self) -> None:
+        if self.items:
+            self.index = 0
+            self.show_item()
+
+    def action_last(self) -> None:
+        if self.items:
+            self.index = len(self.items) - 1
             self.show_item()
 
     def action_gold(self) -> None:
