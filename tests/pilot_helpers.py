@@ -10,11 +10,14 @@ from typing import Any
 def _busy(app: Any) -> bool:
     if any(worker.is_running for worker in app.workers):
         return True
-    return any(getattr(screen, "pending_writes", 0) for screen in app.screen_stack)
+    # triage writes in flight; a Training chart computed but not yet drawn
+    return any(getattr(screen, "pending_writes", 0) or getattr(screen, "requested", 0) != getattr(screen, "applied", 0)
+               for screen in app.screen_stack)
 
 
 async def settle(pilot: Any, seconds: float = 0.3, timeout: float = 30.0) -> None:
-    """Wait until no worker runs and no triage write is pending, then let messages land."""
+    """Wait until no worker runs, no triage write is pending and no chart waits to be drawn, then let messages
+    land."""
     deadline = time.monotonic() + timeout
     for _ in range(3):
         while _busy(pilot.app) and time.monotonic() < deadline:

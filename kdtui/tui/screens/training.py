@@ -186,7 +186,7 @@ class TrainingScreen(StoreScreen):
 
     @on(CurvePlot.Resized)
     def _resized(self) -> None:
-        if self.drawn is not None and self.drawn_sizes != self._plot_sizes():
+        if self.requested and self.drawn_sizes != self._plot_sizes():
             self.redraw()
 
     class Computed(Message):
@@ -262,6 +262,8 @@ class TrainingScreen(StoreScreen):
             if points is not None and points[0].size:
                 plot.plot(points[0], points[1], line_style=message.colour, hires_mode=HiResMode.BRAILLE)
         self._status(drawn)
+        if self.drawn_sizes != self._plot_sizes():  # laid out again while it was computed: draw at the new size
+            self.redraw()
 
     @staticmethod
     def _legend(drawn: Chart, lines: list[str]) -> Text:
