@@ -171,10 +171,10 @@ async def measure_training(root: Path, shots: Path | None, repeats: int = 5) -> 
         for i in range(repeats):
             for run_id in screen.selected:
                 add_training_steps(store, run_id, 200_000 + i * 100, 100, 200_000 + repeats * 100)
-            count = screen.redraws
+            count = screen.applied
             start = time.perf_counter()
             screen.reload()
-            while screen.redraws == count:
+            while screen.applied == count:
                 await pilot.pause(0.002)
             await pilot.pause()
             refreshes.append(time.perf_counter() - start)

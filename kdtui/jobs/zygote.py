@@ -178,7 +178,7 @@ class Zygote:
 
     def start(self) -> None:
         """Start importing now (it takes seconds); :meth:`spawn` waits for it to be ready."""
-        if self.process is not None and self.process.poll() is None:
+        if self.running():
             return
         self._ready.clear()
         with self.log.open("ab") as log:

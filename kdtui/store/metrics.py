@@ -10,20 +10,26 @@ if TYPE_CHECKING:
 
 COLUMNS = ("split", "step", "total_steps", "epoch", "loss", "ce", "divergence", "kl_bucketed", "kl_full", "lr",
            "grad_norm", "tokens", "tokens_per_s", "elapsed_s", "logged_at")
+# The whole-number columns (a step read back from JSON may be 3.0); the rest are text (split) or doubles.
+INT_COLUMNS = ("step", "total_steps", "tokens")
+
 
 def _arrow_types() -> dict[str, Any]:
     """The Arrow type of each column as the table declares it (an all-NULL column still needs one)."""
     import pyarrow as pa
 
-    ints = {"step": pa.int32(), "total_steps": pa.int32(), "tokens": pa.int64()}
-    return {c: pa.string() if c == "split" else ints.get(c, pa.float64()) for c in COLUMNS}
+    def arrow_type(column: str) -> Any:
+        if column in INT_COLUMNS:
+            return pa.int64() if column == "tokens" else pa.int32()  # BIGINT tokens, INTEGER steps
+        return pa.string() if column == "split" else pa.float64()
+
+    return {c: arrow_type(c) for c in COLUMNS}
 
 
-def _cast(arrow_type: Any, value: Any) -> Any:
-    """A whole-number column's value as an int (a step read back from JSON may be 3.0)."""
-    import pyarrow as pa
-
-    return int(value) if value is not None and pa.types.is_integer(arrow_type) else value
+def _value(column: str, value: Any) -> Any:
+    """A cell as the table takes it: NaN and inf as unknown, whole-number columns as ints."""
+    value = _clean(value)
+    return int(value) if value is not None and column in INT_COLUMNS else value
 
 
 def _clean(value: Any) -> Any:
@@ -48,8 +54,7 @@ class TrainMetricsRepo:
 
         latest = list({(row["split"], int(row["step"])): row for row in rows}.values())
         types = _arrow_types()
-        batch = pa.table({c: pa.array([_cast(types[c], _clean(row.get(c))) for row in latest], type=types[c])
-                          for c in COLUMNS})
+        batch = pa.table({c: pa.array([_value(c, row.get(c)) for row in latest], type=types[c]) for c in COLUMNS})
         names = ", ".join(COLUMNS)
         updates = ", ".join(f"{c} = excluded.{c}" for c in COLUMNS if c not in ("split", "step"))
         with self.store.write(timeout=timeout) as con:

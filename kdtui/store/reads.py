@@ -20,10 +20,11 @@ from kdtui.store.store import QueryResult, Store
 T = TypeVar("T")
 
 
-def _build(cls: type[T], result: QueryResult) -> list[T]:
-    """Dataclass rows from a result whose column names are the dataclass's field names."""
+def _build(cls: type[T], result: QueryResult | list[dict[str, Any]]) -> list[T]:
+    """Dataclass rows from a result (or its records) whose column names are the dataclass's field names."""
     names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    return [cls(**{k: v for k, v in record.items() if k in names}) for record in result.records()]
+    records = result.records() if isinstance(result, QueryResult) else result
+    return [cls(**{k: v for k, v in record.items() if k in names}) for record in records]
 
 
 # ---------------------------------------------------------------------- leaderboard
@@ -268,13 +269,11 @@ def captures(store: Store) -> list[CaptureRow]:
         "c.bytes_per_token, c.mean_topk_mass, c.mean_entropy, c.entropy_hist, c.state, c.temperatures, c.kept_mass, "
         "r.pid, r.pid_start, r.host, r.heartbeat "
         "FROM captures_live c LEFT JOIN runs r ON r.name = ? || c.name ORDER BY c.name", [CAPTURE_RUN_PREFIX])
-    names = {f.name for f in dataclasses.fields(CaptureRow)}
-    rows = []
-    for record in result.records():
+    records = result.records()
+    for record in records:
         record["state"] = live_state(record["state"], record["pid"], record["pid_start"], record["host"],
                                      record["heartbeat"])
-        rows.append(CaptureRow(**{k: v for k, v in record.items() if k in names}))
-    return rows
+    return _build(CaptureRow, records)
 
 
 # --------------------------------------------------------------------------- training

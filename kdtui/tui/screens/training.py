@@ -91,7 +91,6 @@ class TrainingScreen(StoreScreen):
         self.selected: list[int] = []  # run ids overlaid, in selection order
         self.pinned: int | None = None
         self.drawn: Chart | None = None  # what the last redraw plotted (tests read it)
-        self.redraws = 0  # charts applied (each a redraw's newest request)
         self.requested = 0  # charts asked for: one computing while another is asked is dropped when it lands
         self.applied = 0  # the request the plots show (== requested: the chart is current)
         self.label_cells = 0  # the widest y label drawn so far (see redraw)
@@ -226,7 +225,6 @@ class TrainingScreen(StoreScreen):
         if message.generation != self.requested:
             return  # a newer request is on its way
         self.drawn = drawn = message.drawn
-        self.redraws += 1
         self.applied = message.generation
         main = self.query_one("#train-chart", PlotWidget)
         main.clear()

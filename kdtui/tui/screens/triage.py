@@ -301,26 +301,24 @@ class TriageScreen(StoreScreen):
     def action_no_answer(self) -> None:
         self.decide(None)
 
+    def _go(self, index: int) -> None:
+        """Show item ``index`` of the queue (wrapping around its ends)."""
+        if self.items:
+            self.index = index % len(self.items)
+            self.show_item()
+
     def action_next(self) -> None:
         """The next item, decided or not (skipping this one)."""
-        if self.items:
-            self.index = (self.index + 1) % len(self.items)
-            self.show_item()
+        self._go(self.index + 1)
 
     def action_previous(self) -> None:
-        if self.items:
-            self.index = (self.index - 1) % len(self.items)
-            self.show_item()
+        self._go(self.index - 1)
 
     def action_first(self) -> None:
-        if self.items:
-            self.index = 0
-            self.show_item()
+        self._go(0)
 
     def action_last(self) -> None:
-        if self.items:
-            self.index = len(self.items) - 1
-            self.show_item()
+        self._go(-1)
 
     def action_gold(self) -> None:
         self.show_gold = not self.show_gold
