@@ -67,6 +67,8 @@ def test_every_mode_round_trips(tiny_model: Path, store_dir: Path, mode: str, fm
         # the targets are the context from target_start: a student can align on them
         assert example.context[example.target_start:] == example.targets
         logits = teacher.forward([example.context], [(example.target_start - 1, len(example.context) - 1)])[0]
+        if mode == "answer":  # the reference solution ends with the teacher's EOS, as the fine-tune control's does
+            assert example.targets[-1] == teacher.eos_id is not None
         if mode == "generate":
             greedy = logits.argmax(-1).tolist()
             assert greedy == example.targets  # teacher-forced replay of its own greedy output
@@ -292,3 +294,20 @@ def test_a_capture_resumes_by_the_rule_runs_resume_by(tiny_model: Path, store_di
     del older["config"][added_later]
     path.write_text(json.dumps(older))
     assert run_capture(cfg, store)["n_examples"] == manifest["n_examples"]
+
+
+def test_the_teacher_computes_logits_only_where_asked_and_they_are_the_full_forwards(tiny_model: Path) -> None:
+    """Sequences of different lengths, spans starting at different places: the logits and head inputs the teacher
+    returns for each span are the full forward's at those positions (the head skips only what no span needs)."""
+    teacher = load_teacher("hf", str(tiny_model))
+    sequences = [[5, 9, 13, 2, 7, 11, 4], [8, 3, 6, 12], [1, 2, 3, 4, 5, 6, 7, 8, 9]]
+    spans = [(3, 6), (1, 3), (5, 8)]
+    pairs = teacher.forward_hidden(sequences, spans)
+    logits = teacher.forward(sequences, spans)
+    for sequence, (a, b), (hidden, hidden_logits), alone in zip(sequences, spans, pairs, logits, strict=True):
+        with torch.no_grad():
+            out = teacher.model(input_ids=torch.tensor([sequence]), output_hidden_states=True)
+        full, last = out.logits[0, a:b], out.hidden_states[-1][0, a:b]
+        torch.testing.assert_close(alone, full, atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(hidden_logits, full, atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(hidden, last, atol=1e-4, rtol=1e-4)

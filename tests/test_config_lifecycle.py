@@ -140,3 +140,18 @@ def test_a_field_added_later_at_its_default_does_not_block_resume(tmp_path: Path
     check_identity(store, "old", "eval", cfg)  # default value: the same measurement
     with pytest.raises(KdtuiError, match="overlong: None -> 'refuse'"):
         check_identity(store, "old", "eval", cfg.model_copy(update={"overlong": "refuse"}))
+
+
+def test_a_field_whose_new_default_changes_the_work_blocks_resume_of_older_runs() -> None:
+    """``eos`` came with a default that computes something else (answer-mode targets end with EOS): a capture
+    recorded before it existed made none, so resuming it under the default would mix two kinds of examples."""
+    from kdtui.config.base import resume_changes
+
+    answer = CaptureConfig(name="c", teacher="t", mode="answer")
+    recorded = answer.identity()
+    del recorded["eos"]  # as a kdtui from before the field recorded it
+    assert resume_changes(recorded, answer) == ["eos: False -> True"]
+    assert resume_changes(recorded, answer.model_copy(update={"eos": False})) == []
+    prompt = CaptureConfig(name="c", teacher="t", mode="prompt")
+    assert "eos" not in prompt.identity()  # only an answer-mode capture ends with EOS: prompt-mode ids are as before
+    assert resume_changes(prompt.identity(), prompt) == []

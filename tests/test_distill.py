@@ -363,9 +363,13 @@ def test_fine_tune_control_and_eval_of_the_adapter(tiny_model: Path, teacher: Pa
     from kdtui.store.reads import leaderboard
 
     store = Store(tmp_path / "store")
-    ft = run_distill(distill_cfg(tiny_model, "ft", preset="fine-tune", data="synthetic", limit=4, max_steps=2),
-                     store, tmp_path / "logs")
+    ft = run_distill(distill_cfg(tiny_model, "ft", preset="fine-tune", data="synthetic", limit=6, max_steps=2,
+                                 eval_size=2, eval_every=2, batch_size=2), store, tmp_path / "logs")
     assert ft.adapter is not None and (ft.adapter / "adapter_config.json").is_file()
+    # the schedule's eval at the last step is the final eval: computed and logged once
+    lines = [json.loads(line) for line in (ft.folder / "metrics.jsonl").read_text().splitlines()]
+    evals = [line for line in lines if line["split"] == "eval"]
+    assert [line["step"] for line in evals] == [2] and evals[0]["loss"] == ft.eval_loss is not None
     assert all(math.isnan(r["kl_full"] or math.nan) and r["divergence"] == 0 for r in train_rows(store, "ft"))
     capture(store, teacher, "c")
     kd = run_distill(distill_cfg(tiny_model, "kd", capture="c", max_steps=2), store, tmp_path / "logs")

@@ -299,6 +299,28 @@ def test_gpu_and_cpu_jobs_have_their_own_slots(tmp_path: Path) -> None:
     assert worker.placed == [("cpu1", []), ("gpu1", ["GPU-0"])]  # cpu2 waits for the CPU slot, not for the GPU
 
 
+def test_a_chains_head_starts_before_a_leaf_queued_earlier(tmp_path: Path) -> None:
+    """Fewer slots than ready jobs: the job more unfinished work waits on goes first (a capture before an eval
+    that nothing needs), then queue order; the leaf still runs once a slot frees."""
+    store = Store(tmp_path / "store")
+    store.jobs.enqueue([JobSpec("leaf", "leaf", "eval", {}, 0, "g"),
+                        JobSpec("ft", "ft", "distill", {}, 0, "g"),
+                        JobSpec("ft-eval", "ft-eval", "eval", {}, 0, "g", ["ft"]),
+                        JobSpec("cap", "cap", "capture", {}, 0, "g"),
+                        JobSpec("kd", "kd", "distill", {}, 0, "g", ["cap"]),
+                        JobSpec("kd-eval", "kd-eval", "eval", {}, 0, "g", ["kd"])])
+    worker = Recording(store, tmp_path / "logs", None, True, slots=1, cpu_slots=1)
+    worker.placed = []
+    order = []
+    for _ in range(6):
+        worker.step()
+        (job_id, _), = worker.placed[len(order):]
+        order.append(job_id)
+        store.jobs.finish(job_id, worker.running.pop(job_id).attempt, "done", 0)
+    assert order[:3] == ["cap", "ft", "kd"]  # ft and kd (one job waits on each) in queue order
+    assert sorted(order[3:]) == ["ft-eval", "kd-eval", "leaf"]
+
+
 def test_the_scheduler_places_jobs_on_free_cards(tmp_path: Path) -> None:
     """The worker's own scheduling with an injected device table: 4-GPU jobs wait for four free cards."""
     store = Store(tmp_path / "store")

@@ -122,8 +122,9 @@ def register(sub: Any, parents: Parents) -> None:
     demo.add_argument("--data", default=TEST_DATA, help="test problems: FILE.jsonl, hub id or "
                       f"synthetic[:SEED[:STEPS]] (default: {TEST_DATA}, one-step problems a 135M model can solve)")
     demo.add_argument("--limit", type=int, default=32, help="test questions per run (default: 32)")
-    demo.add_argument("--train", type=int, default=128, help="training problems per capture (default: 128)")
-    demo.add_argument("--steps", type=int, default=32, help="optimiser steps per distillation (default: 32)")
+    demo.add_argument("--train", type=int, default=64, help="training problems per capture (default: 64, one "
+                      "pass at the demo's 16 steps of 4)")
+    demo.add_argument("--steps", type=int, default=16, help="optimiser steps per distillation (default: 16)")
     demo.add_argument("--no-tui", dest="no_tui", action="store_true", help="wait for the jobs, print the "
                       "leaderboard and timings, stop the worker; do not open the TUI")
 

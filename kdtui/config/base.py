@@ -154,10 +154,15 @@ def identity_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
 
 def resume_changes(recorded: dict[str, Any], cfg: RecipeConfig) -> list[str]:
     """What would make resuming a run (or capture) recorded with identity ``recorded`` measure something else
-    under ``cfg``: the one rule for every resume. A field a later kdtui added, left at its default, measures
-    what the run measured before the field existed, so it is no change."""
+    under ``cfg``: the one rule for every resume. A field a later kdtui added measured, before it existed, its
+    ``before`` value where it declares one (a new default that changes what is computed), else its default;
+    left at that value, it is no change."""
     new = cfg.identity()
     fields = type(cfg).model_fields
+    recorded = dict(recorded)
+    for name, info in fields.items():
+        if "before" in _extra(info) and name in new and name not in recorded:
+            recorded[name] = _extra(info)["before"]
     new = {k: v for k, v in new.items() if k in recorded or k not in fields or v != fields[k].default}
     return identity_changes(recorded, new)
 

@@ -38,6 +38,9 @@ class CaptureConfig(RecipeConfig):
     span: Literal["targets", "all"] = Field(
         "targets", description="targets: positions that predict the targets; all: every context position from 0 "
         "(the study's alignment, for --preset study-literal).", json_schema_extra=ID)
+    eos: bool = Field(True, description="Answer mode: end the reference solution with the teacher's EOS token, so "
+                      "a student learns where an answer stops, as the fine-tune control does.",
+                      json_schema_extra={"identity": True, "before": False})
     bos: bool = Field(True, description="Begin the teacher's context with its BOS token (the study's teacher pass "
                       "had none).", json_schema_extra=ID)
     k: int = Field(64, ge=1, le=4096, description="Token ids kept per position (topk).", json_schema_extra=ID)
@@ -67,6 +70,12 @@ class CaptureConfig(RecipeConfig):
     @classmethod
     def _plain_name(cls, value: str) -> str:
         return check_capture_name(value)
+
+    def identity(self) -> dict[str, Any]:
+        out = super().identity()
+        if self.mode != "answer" or self.span != "targets":
+            out.pop("eos")  # only an answer-mode capture of the targets ends with EOS
+        return out
 
     @model_validator(mode="after")
     def _int8_hidden_only(self) -> CaptureConfig:

@@ -238,7 +238,7 @@ class Worker:
             return
         paused = self.store.jobs.paused_groups() if any(j.state == "queued" for j in jobs) else set()
         devices: list[GpuInfo] | None = None
-        for job in jobs:
+        for job in _critical_first(jobs):
             if job.state != "queued" or job.grp in paused or job.cancel_requested:
                 continue
             on_cards = sum(bool(r.cards) for r in self.running.values())
@@ -442,3 +442,27 @@ def start_detached(root: Path, logs: Path, args: list[str], restart: bool = Fals
         process.wait(timeout=30)
     return WorkerStart(pid, pid == process.pid,
                        [] if pid == process.pid else ignored_options(args, running_options(pid)))
+
+
+def _critical_first(jobs: list[JobRow]) -> list[JobRow]:
+    """Jobs that more unfinished work waits on first (then in queue order): on a machine with fewer slots than
+    ready jobs, a chain's head (a capture its distillation and evaluation need) does not wait behind a leaf."""
+    waiting: dict[str, set[str]] = {j.id: set() for j in jobs}
+    open_jobs = [j for j in jobs if j.state not in FINAL]
+    for job in open_jobs:
+        for dep in job.depends:
+            if dep in waiting:
+                waiting[dep].add(job.id)
+    memo: dict[str, set[str]] = {}
+
+    def below(job_id: str) -> set[str]:
+        if job_id not in memo:
+            memo[job_id] = set()  # a cycle (refused at submission) cannot recurse forever
+            found = set(waiting[job_id])
+            for child in waiting[job_id]:
+                found |= below(child)
+            memo[job_id] = found
+        return memo[job_id]
+
+    order = {j.id: i for i, j in enumerate(jobs)}
+    return sorted(jobs, key=lambda j: (-len(below(j.id)), order[j.id]))

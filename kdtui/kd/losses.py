@@ -171,7 +171,9 @@ def _chunk_terms(logits: torch.Tensor, labels: torch.Tensor, teacher: Teacher | 
         teacher_logp = teacher.log_probs(start, stop, cfg.temperature)[keep]
         full = _kl(teacher_logp, student_logp).detach().clamp(min=0).sum()  # rounding can dip below 0
     div = divergence(teacher_logp, student_logp, cfg.divergence, cfg.beta, cfg.skew).sum()
-    bucketed = _kl(teacher_logp, student_logp).detach().clamp(min=0).sum()
+    # a full teacher's buckets are the vocabulary itself: its bucketed KL is the full one, not computed twice
+    bucketed = full if not isinstance(teacher, TopKTeacher) else _kl(teacher_logp, student_logp).detach().clamp(
+        min=0).sum()
     return ce, div, bucketed, full
 
 

@@ -37,7 +37,7 @@ ProgressFn = Callable[[dict[str, Any]], None]
 
 
 def build_example(teacher: Teacher, strategy: Strategy, problem: Problem, mode: str, index: int,
-                  span: str = "targets", bos: bool = True) -> CapturedExample:
+                  span: str = "targets", bos: bool = True, eos: bool = False) -> CapturedExample:
     """Token the teacher's context and mark where the targets begin (before any forward pass).
 
     ``span="all"`` keeps every position, as the study's capture did (``model.forward`` over the whole prompt):
@@ -50,6 +50,8 @@ def build_example(teacher: Teacher, strategy: Strategy, problem: Problem, mode: 
         before = context_text[: len(context_text) - len(problem.solution)]
     ids = teacher.encode(context_text, bos=bos)
     start = target_start(teacher.encode(before, bos=bos) if before else None, ids)
+    if mode == "answer" and eos and span == "targets" and teacher.eos_id is not None:
+        ids.append(teacher.eos_id)  # the teacher's distribution where the answer ends: a student learns to stop
     if mode == "generate":
         return CapturedExample(index, ids, len(ids), [])
     if span == "all":
@@ -137,7 +139,8 @@ def run_capture(cfg: CaptureConfig, store: StoreAccess, progress: ProgressFn | N
             shard_end = min(shard_start + cfg.examples_per_shard, len(problems))
             chunk: list[CapturedExample] = []
             for position in range(shard_start, shard_end, cfg.batch_size):
-                batch = [build_example(teacher, strategy, problems[i], cfg.mode, i + cfg.offset, cfg.span, cfg.bos)
+                batch = [build_example(teacher, strategy, problems[i], cfg.mode, i + cfg.offset, cfg.span, cfg.bos,
+                                       cfg.eos)
                          for i in range(position, min(position + cfg.batch_size, shard_end))]
                 _fill(teacher, batch, cfg)
                 chunk.extend(batch)

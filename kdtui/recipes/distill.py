@@ -268,6 +268,8 @@ def run_distill(cfg: DistillConfig, store: StoreAccess, logs: Path, progress: Pr
         model.train()
         clock = _Clock(position.step)
         last_loss = math.nan
+        evaluated: tuple[int, float | None] | None = None  # (step, held-out loss) of the latest evaluation
+        saved_at: int | None = None  # the step of the latest checkpoint this process saved
         try:
             for epoch in range(position.epoch, cfg.epochs):
                 order = _order(cfg, len(train), epoch, rank, world)
@@ -309,11 +311,13 @@ def run_distill(cfg: DistillConfig, store: StoreAccess, logs: Path, progress: Pr
                     if log is not None:
                         log.append(row)
                         if cfg.eval_every and position.step % cfg.eval_every == 0:
-                            log.append({"split": "eval", "step": position.step, "loss": evaluate(),
+                            evaluated = (position.step, evaluate())
+                            log.append({"split": "eval", "step": position.step, "loss": evaluated[1],
                                         "logged_at": time.time()})
                         if position.step % cfg.checkpoint_every == 0:
                             save_checkpoint(folder / "checkpoints", model, optimizer, scheduler, position,
                                             cfg.keep_checkpoints)
+                            saved_at = position.step
                         if progress is not None:
                             progress(row | {"eta_s": clock.eta(position.step, total_steps)})
                 if run.stopped or position.step >= total_steps:
@@ -321,13 +325,15 @@ def run_distill(cfg: DistillConfig, store: StoreAccess, logs: Path, progress: Pr
                 position.epoch, position.batch = epoch + 1, 0
             # -- cleanup: the checkpoint to resume from, the final eval, the adapter
             adapter = None
-            if main:
+            if main and saved_at != position.step:  # the last step's checkpoint is the one to resume from
                 save_checkpoint(folder / "checkpoints", model, optimizer, scheduler, position, cfg.keep_checkpoints)
             eval_loss = None
             if not run.stopped:
-                eval_loss = evaluate()
+                # the model of the last step was evaluated already where the schedule ended on an eval
+                fresh = evaluated is None or evaluated[0] != position.step
+                eval_loss = evaluate() if evaluated is None or fresh else evaluated[1]
                 if log is not None:
-                    if eval_loss is not None:
+                    if eval_loss is not None and fresh:
                         log.append({"split": "eval", "step": position.step, "loss": eval_loss,
                                     "logged_at": time.time()})
                     adapter = _save_outputs(folder, cfg, model, tokenizer, manifest)

@@ -24,6 +24,7 @@ class Teacher(Protocol):
     vocab_size: int
     device: str
     eos_ids: set[int]
+    eos_id: int | None  # the tokenizer's end-of-sequence token: what ends a reference answer (answer mode)
     chat_tokenizer: Any  # an object with apply_chat_template, or None
 
     def encode(self, text: str, bos: bool = True) -> list[int]:

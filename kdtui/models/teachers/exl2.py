@@ -58,6 +58,7 @@ class ExLlamaV2Teacher:
         self.vocab_size = int(config.vocab_size)
         self.device = "cuda"
         self.eos_ids = {int(self.tokenizer.eos_token_id)}
+        self.eos_id: int | None = int(self.tokenizer.eos_token_id)
         if isinstance(getattr(config, "eos_token_id", None), int):
             self.eos_ids.add(int(config.eos_token_id))
         self.chat_tokenizer: Any = self._chat_tokenizer(path)
