@@ -71,10 +71,15 @@ class CaptureConfig(RecipeConfig):
     def _plain_name(cls, value: str) -> str:
         return check_capture_name(value)
 
+    @property
+    def eos_applies(self) -> bool:
+        """Whether ``eos`` means anything here: only an answer-mode capture of the targets ends with EOS."""
+        return self.mode == "answer" and self.span == "targets"
+
     def identity(self) -> dict[str, Any]:
         out = super().identity()
-        if self.mode != "answer" or self.span != "targets":
-            out.pop("eos")  # only an answer-mode capture of the targets ends with EOS
+        if not self.eos_applies:
+            out.pop("eos")  # prompt- and generate-mode identities (and job ids) stay as they were
         return out
 
     @model_validator(mode="after")

@@ -42,7 +42,8 @@ def build_example(teacher: Teacher, strategy: Strategy, problem: Problem, mode: 
 
     ``span="all"`` keeps every position, as the study's capture did (``model.forward`` over the whole prompt):
     row i predicts token i + 1, and the last row, which predicts past the prompt, has the teacher's EOS id
-    as its recorded target (nothing reads it: ``study-literal`` takes its labels from the solution).
+    as its recorded target (nothing reads it: ``study-literal`` takes its labels from the solution). ``eos``
+    ends the context with the teacher's EOS token, the last target (for an answer-mode capture of the targets).
     """
     before, context_text = strategy.context(problem.question, teacher.chat_tokenizer)
     if mode == "answer":
@@ -50,7 +51,7 @@ def build_example(teacher: Teacher, strategy: Strategy, problem: Problem, mode: 
         before = context_text[: len(context_text) - len(problem.solution)]
     ids = teacher.encode(context_text, bos=bos)
     start = target_start(teacher.encode(before, bos=bos) if before else None, ids)
-    if mode == "answer" and eos and span == "targets" and teacher.eos_id is not None:
+    if eos and teacher.eos_id is not None:
         ids.append(teacher.eos_id)  # the teacher's distribution where the answer ends: a student learns to stop
     if mode == "generate":
         return CapturedExample(index, ids, len(ids), [])
@@ -140,7 +141,7 @@ def run_capture(cfg: CaptureConfig, store: StoreAccess, progress: ProgressFn | N
             chunk: list[CapturedExample] = []
             for position in range(shard_start, shard_end, cfg.batch_size):
                 batch = [build_example(teacher, strategy, problems[i], cfg.mode, i + cfg.offset, cfg.span, cfg.bos,
-                                       cfg.eos)
+                                       cfg.eos and cfg.eos_applies)
                          for i in range(position, min(position + cfg.batch_size, shard_end))]
                 _fill(teacher, batch, cfg)
                 chunk.extend(batch)

@@ -329,9 +329,10 @@ def run_distill(cfg: DistillConfig, store: StoreAccess, logs: Path, progress: Pr
                 save_checkpoint(folder / "checkpoints", model, optimizer, scheduler, position, cfg.keep_checkpoints)
             eval_loss = None
             if not run.stopped:
-                # the model of the last step was evaluated already where the schedule ended on an eval
-                fresh = evaluated is None or evaluated[0] != position.step
-                eval_loss = evaluate() if evaluated is None or fresh else evaluated[1]
+                if evaluated is not None and evaluated[0] == position.step:
+                    eval_loss, fresh = evaluated[1], False  # the schedule ended on an eval of this very model
+                else:
+                    eval_loss, fresh = evaluate(), True
                 if log is not None:
                     if eval_loss is not None and fresh:
                         log.append({"split": "eval", "step": position.step, "loss": eval_loss,
