@@ -395,7 +395,8 @@ def test_killing_the_tmux_session_leaves_the_daemon_running(tiny_model: Path, tm
     command = f"cd {REPO} && {sys.executable} -m kdtui.cli worker start --cpu --store {store_dir} --logs {tmp_path}"
     subprocess.run(["tmux", "new-session", "-d", "-s", session, command + "; sleep 600"], check=True, env=ENV)
     try:
-        wait_for(lambda: holder(store_dir) is not None, 60, "the worker to start")
+        # holder() is -1 for a moment: the lock is taken, the pid not yet written
+        wait_for(lambda: (holder(store_dir) or -1) > 0, 60, "the worker to start and write its pid")
         pid = holder(store_dir)
         pane = int(subprocess.run(["tmux", "display-message", "-p", "-t", session, "#{pane_pid}"], check=True,
                                   capture_output=True, text=True).stdout)

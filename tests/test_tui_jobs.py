@@ -171,7 +171,9 @@ async def test_enqueue_beside_a_worker_with_other_options_lets_the_person_choose
                 if answer == "n":
                     await settle(pilot)
                     assert holder(store.root) == first  # kept
-            await until(pilot, lambda: holder(store.root) not in (None, first), "the restarted worker", timeout=120)
+            # holder() is -1 while the new worker holds the lock but has not written its pid yet
+            await until(pilot, lambda: (holder(store.root) or -1) > 0 and holder(store.root) != first,
+                        "the restarted worker's pid", timeout=120)
             assert running_options(holder(store.root) or 0) == ["--slots", "1"]
     finally:
         stop_worker(store.root)
